@@ -1,0 +1,39 @@
+# llmft: the two commands a newcomer needs are `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The CPU wheel of this release is what these machines resolve to. Installed only when torch is absent,
+# so a GPU user's existing CUDA build is left alone.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: venv install install-test quickstart test lint bench bench-smoke clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(PY)
+
+torch: $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_PIN)"
+
+install: torch
+	$(PIP) install -q -e .
+
+install-test: torch
+	$(PIP) install -q -e ".[test]"
+
+quickstart: install
+	$(VENV)/bin/llmft quickstart --out outputs/quickstart
+
+test: install-test
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests
+
+bench-smoke: install-test
+	$(PY) -m pytest -q tests/integration/test_bench_smoke.py
+
+clean:
+	rm -rf outputs .pytest_cache build *.egg-info

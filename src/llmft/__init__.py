@@ -1,0 +1,31 @@
+"""llmft: config-driven fine-tuning of language models.
+
+The public API mirrors the CLI: ``load_config(path, overrides)`` then ``run(config)``. Heavy libraries
+(torch, transformers) are imported only when ``run`` is called, so importing llmft stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llmft.config.schema import RunConfig
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML/JSON config (legacy layouts included), apply dotted overrides, validate it."""
+    from llmft.config.load import load_config as _load
+
+    return _load(path, overrides or [])
+
+
+def run(config: RunConfig) -> dict[str, float]:
+    """Train and evaluate as the config says; returns the final metrics."""
+    from llmft.pipeline import run as _run
+
+    return _run(config).metrics
+
+
+__all__ = ["__version__", "load_config", "run"]

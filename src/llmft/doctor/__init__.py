@@ -1,0 +1,1 @@
+"""llmft.doctor."""
