@@ -1,4 +1,8 @@
-"""The list of subcommands. Each module is thin: it parses arguments and calls a library function."""
+"""The list of subcommands. Each module is thin: it parses arguments and calls a library function.
+
+Modules are imported here, but none of them imports torch/transformers at module level: `llmft --help`
+and `llmft validate` stay fast.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from llmft.cli import synth, train
+    from llmft.cli import schema_cmd, synth, train, validate
 
     app.command("train", help=train.train.__doc__)(train.train)
+    app.command("validate", help=validate.validate.__doc__)(validate.validate)
+    app.command("schema", help=schema_cmd.schema.__doc__)(schema_cmd.schema)
     app.add_typer(synth.app, name="synth", help="Make synthetic data and tiny models for tests and demos.")

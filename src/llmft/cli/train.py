@@ -1,0 +1,34 @@
+"""`llmft train CONFIG [key.path=value ...]`: thin; the work is in llmft.pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llmft.cli.output import print_notices
+
+
+def train(
+    config: Path = typer.Argument(..., help="Run config (YAML or JSON; legacy layouts accepted)."),
+    overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, e.g. training.learning_rate=1e-4"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in output_dir."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notices."),
+) -> None:
+    """Train and evaluate a model as CONFIG says; writes the run directory (model, metrics, config)."""
+    from llmft.config.load import inspect_config
+    from llmft.errors import ConfigError
+
+    loaded = inspect_config(config, overrides or [])
+    if not quiet:
+        print_notices(loaded.notices)
+    if loaded.config is None:
+        raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
+    from llmft.pipeline import run
+
+    result = run(loaded.config, overwrite=overwrite, progress=not quiet, say=(lambda _: None) if quiet else _say)
+    typer.echo(f"run directory: {result.output_dir}")
+
+
+def _say(text: str) -> None:
+    typer.echo(text, err=True)

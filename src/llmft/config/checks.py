@@ -1,0 +1,127 @@
+"""Rules across config sections, as plain functions returning problems (errors or warnings).
+
+Rules about one field live in the schema; rules needing the machine's packages or files live in the
+doctor and ``validate --deep``. The CUDA check here is a cheap file probe (no torch import).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+
+from pydantic import ValidationError
+
+from llmft.config.schema import RunConfig
+from llmft.errors import Problem
+from llmft.hpo.space import SpaceError, parse_space
+
+CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
+LM_METRICS = {"perplexity"}
+
+
+def cuda_probably_available() -> bool:
+    """A torch-free guess used only for warnings: an NVIDIA driver or CUDA_VISIBLE_DEVICES."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return False
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
+def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
+    metrics = set(config.evaluation.metrics or [])
+    task = config.model.task
+    if task in ("causal_lm", "seq2seq_lm") and metrics & CLASSIFICATION_METRICS:
+        bad = ", ".join(sorted(metrics & CLASSIFICATION_METRICS))
+        return [Problem("evaluation.metrics", f"{bad} need a classification task, but model.task is {task}",
+                        fix="use loss/perplexity, or set model.task: sequence_classification")]
+    if task == "sequence_classification" and metrics & LM_METRICS:
+        return [Problem("evaluation.metrics", "perplexity needs a language-model task, but the task is "
+                        "sequence_classification", fix="use accuracy/precision/recall/f1")]
+    return []
+
+
+def check_qlora(config: RunConfig) -> list[Problem]:
+    if config.model.adapter.type == "qlora" and not cuda_probably_available():
+        return [Problem("model.adapter.type", "qlora needs a CUDA GPU (bitsandbytes 4-bit) and this machine has "
+                        "none; training will stop before loading the model",
+                        fix="use `type: lora` on this machine", severity="warning")]
+    return []
+
+
+def check_evaluation_needed(config: RunConfig) -> list[Problem]:
+    tr = config.training
+    if tr.early_stopping_patience is not None and tr.eval_strategy == "no":
+        return [Problem("training.early_stopping_patience", "early stopping needs evaluations, but "
+                        "eval_strategy is `no`", fix="set training.eval_strategy: epoch or steps")]
+    return []
+
+
+def check_packing(config: RunConfig) -> list[Problem]:
+    if config.data.packing and config.model.task in ("sequence_classification", "seq2seq_lm"):
+        return [Problem("data.packing", f"packing applies to causal-LM training, not {config.model.task}",
+                        fix="set data.packing: false")]
+    return []
+
+
+def _field_exists(path: str) -> bool:
+    from llmft.config.render import walk_loc
+
+    model, key, _ = walk_loc(tuple(path.split(".")))
+    return model is not None and key in model.model_fields
+
+
+def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
+    """Validate the config with one value substituted; returns the message for that path, if any."""
+    from llmft.config.render import problems_from
+
+    trial = copy.deepcopy(raw)
+    node = trial
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})  # type: ignore[assignment]
+        if not isinstance(node, dict):
+            return None
+    node[parts[-1]] = value
+    try:
+        RunConfig.model_validate(trial)
+    except ValidationError as err:
+        for problem in problems_from(err):
+            if problem.path == path or problem.path.startswith(path):
+                return problem.message
+    return None
+
+
+def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
+    hpo = config.hpo
+    problems: list[Problem] = []
+    if hpo.enabled and not hpo.parameters:
+        problems.append(Problem("hpo.parameters", "hpo is enabled but no parameters are given to search",
+                                fix="add e.g. `training.learning_rate: [1e-4, 3e-4]`, or set hpo.enabled: false"))
+    for name, spec in hpo.parameters.items():
+        where = f"hpo.parameters.{name}"
+        try:
+            space = parse_space(name, spec)
+        except SpaceError as err:
+            problems.append(Problem(where, str(err)))
+            continue
+        if not _field_exists(space.path):
+            problems.append(Problem(where, f"`{space.path}` is not a config field",
+                                    fix="use a dotted path such as training.learning_rate or model.adapter.r"))
+            continue
+        for value in space.probe_values():
+            message = _probe(raw, space.path, value)
+            if message:
+                problems.append(Problem(where, f"value {value!r} is rejected by `{space.path}`: {message}"))
+                break
+    return problems
+
+
+def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
+    """Every cross-section rule; ``raw`` is the normalised dict the config was built from."""
+    return [
+        *check_metrics_fit_task(config),
+        *check_qlora(config),
+        *check_evaluation_needed(config),
+        *check_packing(config),
+        *check_hpo(config, raw),
+    ]

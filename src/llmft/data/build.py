@@ -1,0 +1,109 @@
+"""The data builder: source → columns → format → canonical rows, then → tokens per split.
+
+Two steps, because the task (and so the tokenizer and model) is only known once the format is:
+``prepare_rows`` needs no tokenizer; ``encode_splits`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from llmft.config.schema import DataConfig
+from llmft.data.formats import CONVERSATIONAL, FormatReport, check_columns, detect_format, format_rows, prepare_columns
+from llmft.data.sources import load_splits
+from llmft.data.templates import choose_template
+from llmft.data.tokenize import Encoder, TokenStats, encode_rows
+from llmft.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class PreparedData:
+    """Canonical rows per split, the detected format, and what formatting dropped or changed."""
+
+    format: str
+    rows: dict[str, list[dict[str, object]]]
+    reports: dict[str, FormatReport]
+    origin: str
+    validation_carved: bool = False
+    fingerprint: str = ""
+
+    @property
+    def has_labels(self) -> bool:
+        return self.format == "classification"
+
+    def label_names(self, declared: list[str] | None) -> list[str] | None:
+        """Class names in id order: declared ones, or the sorted set of training labels (stable across runs)."""
+        if not self.has_labels:
+            return None
+        found = {str(r["label"]) for r in self.rows["train"]}
+        if declared:
+            unknown = sorted(found - set(declared))
+            if unknown:
+                raise DataError(f"labels {unknown} are not in data.preprocessing.label_names {declared}",
+                                fix="add them to label_names or fix the rows")
+            return list(declared)
+        ints = all(str(r["label"]).lstrip("-").isdigit() for r in self.rows["train"])
+        return sorted(found, key=int) if ints else sorted(found)
+
+
+@dataclass
+class EncodedData:
+    """Token ids/labels per split, with token statistics and the label map."""
+
+    examples: dict[str, list[dict[str, object]]]
+    stats: dict[str, TokenStats] = field(default_factory=dict)
+    label_names: list[str] | None = None
+    template: str | None = None
+
+
+def _rows_of(split: object | None) -> list[dict[str, object]] | None:
+    return None if split is None else split.to_list()  # type: ignore[attr-defined]
+
+
+def prepare_rows(cfg: DataConfig, seed: int, token: str | None = None) -> PreparedData:
+    """Load and canonicalise every split. Raises DataError with the file and row for bad input."""
+    raw = load_splits(cfg.dataset, seed, token)
+    pre = cfg.preprocessing
+    rows: dict[str, list[dict[str, object]]] = {}
+    reports: dict[str, FormatReport] = {}
+    fmt = ""
+    for name, split in zip(SPLITS, (raw.train, raw.validation, raw.test)):
+        data = _rows_of(split)
+        if data is None:
+            continue
+        where = f"{raw.origin} ({name} split)"
+        data = prepare_columns(data, pre, where)
+        columns = list(dict.fromkeys(k for r in data[:1000] for k in r))
+        fmt = fmt or detect_format(columns, pre)
+        check_columns(columns, fmt, pre, where)
+        rows[name], reports[name] = format_rows(data, fmt, pre, where)
+    if not rows.get("train"):
+        dropped = reports["train"].summary() if "train" in reports else "no rows"
+        raise DataError(f"no training rows left after preprocessing ({dropped})",
+                        fix="loosen data.preprocessing filters (min_length/max_length) or check the data file")
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return PreparedData(fmt, rows, reports, raw.origin, raw.validation_carved, digest)
+
+
+def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, task: str) -> EncodedData:
+    """Tokenize every split for the task."""
+    labels = prepared.label_names(cfg.preprocessing.label_names) if task == "sequence_classification" else None
+    if task == "sequence_classification" and labels is None:
+        raise DataError("the task is sequence_classification but the data has no labels",
+                        fix=f"add a `{cfg.preprocessing.label_column}` column or set data.preprocessing.label_column")
+    template = None
+    if task == "causal_lm" and prepared.format in CONVERSATIONAL:
+        template = choose_template(cfg.preprocessing.template, tokenizer, prepared.format)
+    encoder = Encoder(task, tokenizer, cfg.tokenization, cfg.preprocessing, template,
+                      {name: i for i, name in enumerate(labels)} if labels else None)
+    out = EncodedData(examples={}, label_names=labels, template=template.name if template else None)
+    for name, split_rows in prepared.rows.items():
+        out.examples[name], out.stats[name] = encode_rows(split_rows, encoder)
+    if not out.examples["train"]:
+        raise DataError("no training examples left after tokenization (all too long or nothing to learn)",
+                        fix="raise data.tokenization.max_length or enable truncation")
+    return out

@@ -1,0 +1,75 @@
+"""Batches: dynamic padding, and an order that groups similar lengths while staying seeded-random.
+
+The order of batches is a pure function of (seed, epoch), so a resumed run can skip exactly the batches
+it has already trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+IGNORE = -100
+
+
+@dataclass
+class PadCollator:
+    """Pad a list of examples to the longest (rounded up to a multiple) or to a fixed length."""
+
+    pad_id: int
+    pad_to_multiple_of: int | None = 8
+    fixed_length: int | None = None
+    label_is_sequence: bool = True
+
+    def _target_length(self, longest: int) -> int:
+        if self.fixed_length is not None:
+            return self.fixed_length
+        m = self.pad_to_multiple_of
+        return longest if not m else ((longest + m - 1) // m) * m
+
+    def __call__(self, examples: list[dict[str, object]]) -> dict[str, torch.Tensor]:
+        size = self._target_length(max(len(e["input_ids"]) for e in examples))  # type: ignore[arg-type]
+        ids = torch.full((len(examples), size), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(examples), size), dtype=torch.long)
+        for i, example in enumerate(examples):
+            row = torch.as_tensor(example["input_ids"], dtype=torch.long)
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if self.label_is_sequence:
+            longest_label = max(len(e["labels"]) for e in examples)  # type: ignore[arg-type]
+            label_size = size if self.fixed_length or longest_label <= size else self._target_length(longest_label)
+            labels = torch.full((len(examples), label_size), IGNORE, dtype=torch.long)
+            for i, example in enumerate(examples):
+                row = torch.as_tensor(example["labels"], dtype=torch.long)
+                labels[i, : len(row)] = row
+            batch["labels"] = labels
+        else:
+            batch["labels"] = torch.as_tensor([e["labels"] for e in examples], dtype=torch.long)
+        return batch
+
+
+def batch_order(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool, shuffle: bool = True
+) -> list[list[int]]:
+    """Indices of each batch for one epoch.
+
+    Length grouping: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches,
+    then shuffle the batches. Similar lengths share a batch (little padding), the order stays random.
+    """
+    index = list(range(len(lengths)))
+    rng = random.Random(seed * 1_000_003 + epoch)
+    if shuffle:
+        rng.shuffle(index)
+    if group_by_length and shuffle:
+        mega = batch_size * 50
+        grouped: list[int] = []
+        for start in range(0, len(index), mega):
+            grouped.extend(sorted(index[start : start + mega], key=lambda i: -lengths[i]))
+        index = grouped
+    batches = [index[i : i + batch_size] for i in range(0, len(index), batch_size)]
+    if group_by_length and shuffle:
+        rng.shuffle(batches)
+    return batches

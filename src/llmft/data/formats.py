@@ -1,0 +1,302 @@
+"""Row formats: detect them from the columns and bring every row to one canonical shape.
+
+Canonical rows (what templates and tokenization see):
+- ``{"text": str}``                              plain text (causal LM)
+- ``{"text": str, "label": str|int}``            classification
+- ``{"messages": [{"role", "content"}, ...]}``   alpaca, sharegpt, chat messages and preference (chosen)
+- ``{"input": str, "target": str}``              seq2seq
+Bad rows are collected with their row number and reason; ``on_bad_rows`` decides whether they stop the
+run or are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from llmft.config.schema import PreprocessingConfig
+from llmft.errors import DataError
+
+Row = dict[str, object]
+ROLES_SHAREGPT = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
+ROLES = {"system", "user", "assistant"}
+CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference"}
+
+
+@dataclass
+class FormatReport:
+    """What formatting did to one split: rows kept, dropped (by reason) and changed (by cleaning step)."""
+
+    format: str
+    rows_in: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    changed: Counter[str] = field(default_factory=Counter)
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.kept}/{self.rows_in} rows kept"]
+        if self.dropped:
+            parts.append("dropped: " + ", ".join(f"{n} {reason}" for reason, n in self.dropped.most_common()))
+        if self.changed:
+            parts.append("changed: " + ", ".join(f"{n} by {step}" for step, n in self.changed.most_common()))
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"format": self.format, "rows_in": self.rows_in, "kept": self.kept,
+                "dropped": dict(self.dropped), "changed": dict(self.changed)}
+
+
+class BadRow(ValueError):
+    """A row that cannot be used; the message is the reason shown to the user."""
+
+
+def detect_format(columns: list[str], cfg: PreprocessingConfig) -> str:
+    """Pick the format from the column names; explicit ``format`` wins."""
+    if cfg.format != "auto":
+        return cfg.format
+    cols = set(columns)
+    if {"prompt", "chosen", "rejected"} <= cols:
+        return "preference"
+    if "conversations" in cols:
+        return "sharegpt"
+    if "messages" in cols:
+        return "messages"
+    if {"instruction", "output"} <= cols:
+        return "alpaca"
+    if cfg.text_column in cols and cfg.label_column in cols:
+        return "classification"
+    if cfg.input_column in cols and cfg.target_column in cols:
+        return "seq2seq"
+    if cfg.text_column in cols:
+        return "text"
+    raise DataError(
+        f"cannot tell the data format from the columns: {', '.join(columns) or '(none)'}",
+        fix="name the columns as one format expects (text; text+label; instruction/input/output; messages; "
+        "conversations; prompt/chosen/rejected; input+target), map them with data.preprocessing.column_mapping, "
+        "or set data.preprocessing.text_column / label_column",
+    )
+
+
+def required_columns(fmt: str, cfg: PreprocessingConfig) -> list[str]:
+    return {
+        "text": [cfg.text_column],
+        "classification": [cfg.text_column, cfg.label_column],
+        "alpaca": ["instruction", "output"],
+        "sharegpt": ["conversations"],
+        "messages": ["messages"],
+        "preference": ["prompt", "chosen"],
+        "seq2seq": [cfg.input_column, cfg.target_column],
+    }[fmt]
+
+
+def check_columns(columns: list[str], fmt: str, cfg: PreprocessingConfig, where: str) -> None:
+    missing = [c for c in required_columns(fmt, cfg) if c not in columns]
+    if missing:
+        raise DataError(
+            f"column{'s' if len(missing) > 1 else ''} {', '.join(f'`{c}`' for c in missing)} not found for "
+            f"format {fmt}; the columns there are: {', '.join(columns)}",
+            where=where,
+            fix="rename with data.preprocessing.column_mapping ({old: new}) or set text_column/label_column",
+        )
+
+
+# ------------------------------------------------------------------------------------------- cleaning
+TAG = re.compile(r"<[^>]+>")
+SPACES = re.compile(r"\s+")
+
+
+def clean_text(text: str, cfg: PreprocessingConfig, changed: Counter[str]) -> str:
+    """Apply the configured cleaning steps, counting which ones changed the text."""
+    steps = (
+        ("remove_html", cfg.remove_html, lambda t: html.unescape(TAG.sub(" ", t))),
+        ("fix_unicode", cfg.fix_unicode, _fix_unicode),
+        ("normalize_whitespace", cfg.normalize_whitespace, lambda t: SPACES.sub(" ", t).strip()),
+    )
+    for name, enabled, step in steps:
+        if enabled:
+            new = step(text)
+            if new != text:
+                changed[name] += 1
+                text = new
+    return text
+
+
+def _fix_unicode(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+
+
+# ------------------------------------------------------------------------------------ per-format rows
+def _string(value: object, what: str) -> str:
+    if value is None:
+        raise BadRow(f"missing {what}")
+    if not isinstance(value, str):
+        raise BadRow(f"{what} is not a string ({type(value).__name__})")
+    if not value.strip():
+        raise BadRow(f"empty {what}")
+    return value
+
+
+def _alpaca(row: Row, cfg: PreprocessingConfig) -> Row:
+    instruction = _string(row.get("instruction"), "instruction")
+    extra = row.get("input")
+    prompt = instruction if not (isinstance(extra, str) and extra.strip()) else f"{instruction}\n\n{extra}"
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _string(row.get("output"), "output")}]
+    system = row.get("system") or cfg.system_prompt
+    if isinstance(system, str) and system.strip():
+        messages.insert(0, {"role": "system", "content": system})
+    return {"messages": messages}
+
+
+def _turns(turns: object, role_key: str, text_key: str, roles: dict[str, str]) -> list[dict[str, str]]:
+    if not isinstance(turns, list) or not turns:
+        raise BadRow("conversation is empty or not a list")
+    out = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            raise BadRow("a turn is not an object")
+        role = str(turn.get(role_key, ""))
+        if role.lower() not in roles:
+            raise BadRow(f"unknown role `{role}` (expected one of {', '.join(sorted(set(roles)))})")
+        out.append({"role": roles[role.lower()], "content": _string(turn.get(text_key), "turn content")})
+    return out
+
+
+def check_turn_order(messages: list[dict[str, str]]) -> None:
+    """system? then user/assistant alternating, starting with user, with at least one assistant turn."""
+    body = messages[1:] if messages[0]["role"] == "system" else messages
+    if any(m["role"] == "system" for m in body):
+        raise BadRow("wrong turn order: a system turn after the start")
+    if not body or body[0]["role"] != "user":
+        raise BadRow("wrong turn order: the conversation must start with a user turn")
+    for prev, cur in zip(body, body[1:]):
+        if prev["role"] == cur["role"]:
+            raise BadRow(f"wrong turn order: two {cur['role']} turns in a row")
+    if not any(m["role"] == "assistant" for m in body):
+        raise BadRow("no assistant turn to learn from")
+
+
+def _conversation(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
+    if fmt == "sharegpt":
+        messages = _turns(row.get("conversations"), "from", "value", ROLES_SHAREGPT)
+    else:
+        messages = _turns(row.get("messages"), "role", "content", {r: r for r in ROLES})
+    if cfg.system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
+    check_turn_order(messages)
+    return {"messages": messages}
+
+
+def _preference(row: Row, cfg: PreprocessingConfig) -> Row:
+    """Supervised fine-tuning on a preference row learns the chosen answer."""
+    messages = [{"role": "user", "content": _string(row.get("prompt"), "prompt")},
+                {"role": "assistant", "content": _string(row.get("chosen"), "chosen")}]
+    if cfg.system_prompt:
+        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
+    return {"messages": messages}
+
+
+def _classification(row: Row, cfg: PreprocessingConfig) -> Row:
+    label = row.get(cfg.label_column)
+    if label is None or (isinstance(label, str) and not label.strip()):
+        raise BadRow("missing label")
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    if not isinstance(label, (str, int)) or isinstance(label, bool):
+        raise BadRow(f"label is not a string or integer ({type(label).__name__})")
+    return {"text": _string(row.get(cfg.text_column), "text"), "label": label}
+
+
+def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
+    if fmt == "text":
+        return {"text": _string(row.get(cfg.text_column), "text")}
+    if fmt == "classification":
+        return _classification(row, cfg)
+    if fmt == "alpaca":
+        return _alpaca(row, cfg)
+    if fmt in ("sharegpt", "messages"):
+        return _conversation(row, fmt, cfg)
+    if fmt == "preference":
+        return _preference(row, cfg)
+    return {"input": _string(row.get(cfg.input_column), "input"), "target": _string(row.get(cfg.target_column), "target")}
+
+
+def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row:
+    if "messages" in row:
+        for message in row["messages"]:  # type: ignore[union-attr]
+            message["content"] = clean_text(message["content"], cfg, changed)
+        return row
+    for key in ("text", "input", "target"):
+        if key in row:
+            row[key] = clean_text(str(row[key]), cfg, changed)
+    return row
+
+
+def row_length(row: Row) -> int:
+    """Characters of a canonical row, for min_length/max_length filtering."""
+    if "messages" in row:
+        return sum(len(m["content"]) for m in row["messages"])  # type: ignore[union-attr]
+    return sum(len(str(row[k])) for k in ("text", "input", "target") if k in row)
+
+
+def _length_reason(row: Row, cfg: PreprocessingConfig) -> str | None:
+    n = row_length(row)
+    if not n:
+        return "empty after cleaning"
+    if cfg.min_length is not None and n < cfg.min_length:
+        return f"shorter than min_length ({cfg.min_length} chars)"
+    if cfg.max_length is not None and n > cfg.max_length:
+        return f"longer than max_length ({cfg.max_length} chars)"
+    return None
+
+
+def format_rows(rows: list[Row], fmt: str, cfg: PreprocessingConfig, where: str) -> tuple[list[Row], FormatReport]:
+    """Canonicalise, clean and filter rows. Bad rows raise (listing the first few) unless skipped."""
+    report = FormatReport(format=fmt, rows_in=len(rows))
+    out: list[Row] = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            item = canonical_row(row, fmt, cfg)
+        except BadRow as bad:
+            report.bad_rows.append((number, str(bad)))
+            report.dropped[_reason_key(str(bad))] += 1
+            continue
+        item = _clean_row(item, cfg, report.changed)
+        reason = _length_reason(item, cfg)
+        if reason:
+            report.dropped[reason] += 1
+            continue
+        out.append(item)
+    report.kept = len(out)
+    if report.bad_rows and cfg.on_bad_rows == "error":
+        first = "; ".join(f"row {n}: {why}" for n, why in report.bad_rows[:5])
+        more = f" (and {len(report.bad_rows) - 5} more)" if len(report.bad_rows) > 5 else ""
+        raise DataError(f"{len(report.bad_rows)} bad row(s) in {fmt} data: {first}{more}", where=where,
+                        fix="fix those rows, or set data.preprocessing.on_bad_rows: skip to drop and count them")
+    return out, report
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons for counting: `unknown role `x`` and `unknown role `y`` count together."""
+    return reason.split(" (")[0].split("`")[0].strip()
+
+
+def prepare_columns(rows: list[Row], cfg: PreprocessingConfig, where: str) -> list[Row]:
+    """Apply column_mapping (rename) then filter_columns (keep) to raw rows."""
+    if cfg.column_mapping:
+        columns = set().union(*(r.keys() for r in rows[:100])) if rows else set()
+        unknown = [old for old in cfg.column_mapping if old not in columns]
+        if unknown:
+            raise DataError(f"column_mapping renames {', '.join(map(repr, unknown))}, not in the data; the columns "
+                            f"there are: {', '.join(sorted(columns))}", where=where,
+                            fix="fix data.preprocessing.column_mapping")
+        rows = [{cfg.column_mapping.get(k, k): v for k, v in r.items()} for r in rows]
+    if cfg.filter_columns:
+        keep = set(cfg.filter_columns)
+        rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
+    return rows

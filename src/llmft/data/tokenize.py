@@ -1,0 +1,168 @@
+"""Canonical rows → token ids and labels (the loss mask), per task.
+
+Causal LM: conversation segments are tokenized one by one and concatenated, so labels are -100 exactly on
+the untrained segments; plain text is split into ``max_length`` chunks (nothing is thrown away).
+Classification: ids + integer label. Seq2seq: source ids + target ids as labels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from llmft.config.schema import PreprocessingConfig, TokenizationConfig
+from llmft.data.templates import Template, train_all
+
+IGNORE = -100
+
+
+@dataclass
+class TokenStats:
+    """Token counts of one split, for the run's report and `llmft preview`."""
+
+    rows: int = 0
+    truncated: int = 0
+    dropped_too_long: int = 0
+    lengths: list[int] = field(default_factory=list)
+    trained_tokens: int = 0
+
+    def percentiles(self) -> dict[str, int]:
+        if not self.lengths:
+            return {}
+        ordered = sorted(self.lengths)
+        pick = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
+        return {k: ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] for k, q in pick.items()}
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rows": self.rows, "truncated": self.truncated, "dropped_too_long": self.dropped_too_long,
+                "trained_tokens": self.trained_tokens, "length_percentiles": self.percentiles()}
+
+
+def leading_special_ids(tokenizer: object) -> list[int]:
+    """Ids the tokenizer puts before text on its own (e.g. Llama's BOS), which segment-wise encoding skips."""
+    with_special = tokenizer("a")["input_ids"]  # type: ignore[operator]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    for start in range(len(with_special)):
+        if with_special[start : start + len(plain)] == plain:
+            return list(with_special[:start])
+    return []
+
+
+def encode_conversation(
+    messages: list[dict[str, str]], tokenizer: object, template: Template, train_on_inputs: bool
+) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one conversation; labels are IGNORE outside trained segments."""
+    segments = template.segments(messages)
+    if train_on_inputs:
+        segments = train_all(segments)
+    ids: list[int] = []
+    labels: list[int] = []
+    prefix = leading_special_ids(tokenizer)
+    first_text = segments[0].text if segments else ""
+    bos = getattr(tokenizer, "bos_token", None)
+    if prefix and not (bos and first_text.startswith(str(bos))):
+        ids.extend(prefix)
+        labels.extend([IGNORE] * len(prefix))
+    for segment in segments:
+        piece = tokenizer(segment.text, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+        ids.extend(piece)
+        labels.extend(piece if segment.trainable else [IGNORE] * len(piece))
+    return ids, labels
+
+
+def encode_text(text: str, tokenizer: object, cfg: TokenizationConfig) -> list[list[int]]:
+    """A plain-text row as one or more chunks of at most max_length tokens (with EOS at the end)."""
+    ids = list(tokenizer(text)["input_ids"])  # type: ignore[operator]
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if cfg.add_eos and eos is not None and (not ids or ids[-1] != eos):
+        ids.append(int(eos))
+    size = cfg.max_length
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
+
+
+@dataclass
+class Encoder:
+    """Everything needed to turn canonical rows of one task into model inputs."""
+
+    task: str
+    tokenizer: object
+    tokenization: TokenizationConfig
+    preprocessing: PreprocessingConfig
+    template: Template | None = None
+    label_to_id: dict[str, int] | None = None
+
+    def encode(self, row: dict[str, object]) -> list[dict[str, object]]:
+        """One canonical row → zero or more examples ({input_ids, labels})."""
+        if self.task == "sequence_classification":
+            ids = self.tokenizer(row["text"], truncation=True, max_length=self.tokenization.max_length)  # type: ignore[operator]
+            return [{"input_ids": list(ids["input_ids"]), "labels": self._label(row["label"])}]
+        if self.task == "seq2seq_lm":
+            source = self._source_text(row)
+            limit = self.tokenization.max_length
+            ids = self.tokenizer(source, truncation=True, max_length=limit)["input_ids"]  # type: ignore[operator]
+            target = self.tokenizer(text_target=self._target_text(row), truncation=True, max_length=limit)  # type: ignore[operator]
+            return [{"input_ids": list(ids), "labels": list(target["input_ids"])}]
+        if "messages" in row:
+            assert self.template is not None
+            ids, labels = encode_conversation(
+                row["messages"], self.tokenizer, self.template, self.preprocessing.train_on_inputs  # type: ignore[arg-type]
+            )
+            return [{"input_ids": ids, "labels": labels}]
+        return [{"input_ids": c, "labels": list(c)} for c in encode_text(str(row["text"]), self.tokenizer, self.tokenization)]
+
+    def _label(self, label: object) -> int:
+        assert self.label_to_id is not None
+        return self.label_to_id[str(label)]
+
+    @staticmethod
+    def _source_text(row: dict[str, object]) -> str:
+        if "messages" in row:
+            return "\n".join(m["content"] for m in row["messages"] if m["role"] != "assistant")  # type: ignore[union-attr]
+        return str(row.get("input", row.get("text", "")))
+
+    @staticmethod
+    def _target_text(row: dict[str, object]) -> str:
+        if "messages" in row:
+            return next(m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant")  # type: ignore[union-attr]
+        return str(row.get("target", row.get("text", "")))
+
+
+def fit_length(example: dict[str, object], cfg: TokenizationConfig, stats: Counter[str]) -> dict[str, object] | None:
+    """Truncate (or drop, when truncation is off) an example longer than max_length."""
+    ids = example["input_ids"]
+    if len(ids) <= cfg.max_length:  # type: ignore[arg-type]
+        return example
+    if not cfg.truncation:
+        stats["dropped_too_long"] += 1
+        return None
+    stats["truncated"] += 1
+    out = dict(example)
+    out["input_ids"] = ids[: cfg.max_length]  # type: ignore[index]
+    if isinstance(example["labels"], list):
+        out["labels"] = example["labels"][: cfg.max_length]
+    return out
+
+
+def encode_rows(rows: list[dict[str, object]], encoder: Encoder) -> tuple[list[dict[str, object]], TokenStats]:
+    """Encode rows; drop examples with nothing to learn (every label masked after truncation)."""
+    counts: Counter[str] = Counter()
+    stats = TokenStats()
+    out: list[dict[str, object]] = []
+    for row in rows:
+        for example in encoder.encode(row):
+            fitted = fit_length(example, encoder.tokenization, counts)
+            if fitted is None or not fitted["input_ids"]:
+                continue
+            labels = fitted["labels"]
+            if isinstance(labels, list):
+                trained = sum(1 for t in labels if t != IGNORE)
+                if not trained:
+                    counts["no_trained_tokens"] += 1
+                    continue
+                stats.trained_tokens += trained
+            stats.lengths.append(len(fitted["input_ids"]))  # type: ignore[arg-type]
+            out.append(fitted)
+    stats.rows = len(out)
+    stats.truncated = counts["truncated"]
+    stats.dropped_too_long = counts["dropped_too_long"] + counts["no_trained_tokens"]
+    return out, stats

@@ -1,0 +1,101 @@
+"""The run directory: everything a person (or plain transformers/peft) needs after training.
+
+```
+OUTPUT/
+  config.yaml         the resolved config, secrets redacted
+  run.json            versions, seed, times, data fingerprint, task, adapter, outcome
+  metrics.jsonl       one line per log step and evaluation
+  eval_results.json   final validation and test metrics
+  data_report.json    rows kept/dropped per split and why, token statistics
+  labels.json         label ↔ id map (classification)
+  model/              adapter (peft, safetensors) or full model, plus the tokenizer
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from llmft.config.redact import redact
+from llmft.errors import ConfigError
+
+RUN_MARKERS = ("run.json", "metrics.jsonl", "checkpoints", "model")
+
+
+def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create the run dir; refuse to overwrite an earlier run silently."""
+    out = Path(path)
+    existing = [m for m in RUN_MARKERS if (out / m).exists()]
+    if existing and not (overwrite or resume):
+        raise ConfigError(
+            f"output_dir {out} already holds a run ({', '.join(existing)})",
+            fix="resume it with `llmft train CONFIG --resume`, start over with --overwrite, or set another output_dir",
+        )
+    if existing and overwrite:
+        import shutil
+
+        for marker in existing + ["eval_results.json", "config.yaml", "data_report.json", "labels.json"]:
+            target = out / marker
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write atomically: a crash mid-write never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(redact(data), indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_config(path: Path, config_dict: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class MetricsLog:
+    """Append-only metrics.jsonl, flushed per line so a killed run keeps its curve."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, object]] = []
+
+    def __call__(self, record: dict[str, object]) -> None:
+        self.records.append(record)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(redact(record), default=float) + "\n")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in ("llmft", "torch", "transformers", "peft", "datasets", "accelerate", "tokenizers"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_model(model: object, tokenizer: object, out: Path) -> Path:
+    """Adapter (peft) or full model in safetensors, with the tokenizer beside it."""
+    target = out / "model"
+    model.save_pretrained(str(target), safe_serialization=True)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]
+    return target

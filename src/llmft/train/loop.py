@@ -1,0 +1,225 @@
+"""The training loop: short enough to read in one screen, with the varying parts as small functions.
+
+Every token counts the same: the loss of an optimizer step is the sum over its micro-batches divided by
+the loss tokens of the whole accumulation window (not a mean of per-batch means). The batch order is a
+function of (seed, epoch), so a resumed run continues with exactly the batches it had not trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from llmft.config.schema import TrainingConfig
+from llmft.data.collate import batch_order
+from llmft.errors import TrainingError
+from llmft.train.progress import Progress
+
+IGNORE = -100
+
+
+@dataclass
+class LoopState:
+    """Counters that fully describe where training is; saved in checkpoints."""
+
+    step: int = 0
+    epoch: int = 0
+    window_in_epoch: int = 0
+    tokens_seen: int = 0
+    loss_tokens_seen: int = 0
+    best_metric: float | None = None
+    evals_without_improvement: int = 0
+    skipped_nonfinite: int = 0
+    stop_reason: str = ""
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainSetup:
+    """What the loop needs; built by the pipeline from the config sections."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: object
+    examples: list[dict[str, object]]
+    collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
+    loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, int]]
+    task: str
+    cfg: TrainingConfig
+    seed: int
+    group_by_length: bool
+    evaluate: Callable[[], dict[str, float]] | None = None
+    log: Callable[[dict[str, object]], None] = lambda record: None
+    on_checkpoint: Callable[[LoopState], None] | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    progress: Progress | None = None
+    lengths: list[int] = field(default_factory=list)
+
+    def windows(self, epoch: int) -> list[list[list[int]]]:
+        """This epoch's batches, grouped into accumulation windows (one optimizer step each)."""
+        if not self.lengths:
+            self.lengths = [len(e["input_ids"]) for e in self.examples]  # type: ignore[arg-type]
+        batches = batch_order(self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length)
+        k = self.cfg.gradient_accumulation_steps
+        return [batches[i : i + k] for i in range(0, len(batches), k)]
+
+
+def steps_per_epoch(num_examples: int, cfg: TrainingConfig) -> int:
+    batches = math.ceil(num_examples / cfg.batch_size)
+    return max(1, math.ceil(batches / cfg.gradient_accumulation_steps))
+
+
+def total_steps(num_examples: int, cfg: TrainingConfig) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg)))
+
+
+def loss_tokens(task: str, batch: dict[str, torch.Tensor]) -> int:
+    labels = batch["labels"]
+    if task == "sequence_classification":
+        return int(labels.numel())
+    if task == "seq2seq_lm":
+        return int((labels != IGNORE).sum())
+    return int((labels[:, 1:] != IGNORE).sum())
+
+
+def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch.Tensor:
+    """One optimizer step over an accumulation window; returns the step's mean loss (a device tensor)."""
+    acc = setup.accelerator
+    batches = [setup.collate([setup.examples[i] for i in idx]) for idx in window]
+    window_tokens = max(1, sum(loss_tokens(setup.task, b) for b in batches))
+    step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
+    for i, batch in enumerate(batches):
+        state.tokens_seen += int(batch["attention_mask"].sum())
+        batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
+        sync = nullcontext() if i == len(batches) - 1 else acc.no_sync(setup.model)  # type: ignore[attr-defined]
+        with sync, acc.autocast():  # type: ignore[attr-defined]
+            loss_sum, _ = setup.loss_fn(setup.model, batch)
+            loss = loss_sum / window_tokens
+        acc.backward(loss)  # type: ignore[attr-defined]
+        step_loss += loss.detach()
+    state.loss_tokens_seen += window_tokens
+    return step_loss
+
+
+def _finite_or_handle(setup: TrainSetup, state: LoopState, step_loss: torch.Tensor) -> bool:
+    """False when the step must be skipped; raises under nan_policy `error`."""
+    if torch.isfinite(step_loss):
+        return True
+    if setup.cfg.nan_policy == "skip":
+        state.skipped_nonfinite += 1
+        setup.optimizer.zero_grad(set_to_none=True)
+        if state.skipped_nonfinite > max(10, state.step // 10):
+            raise TrainingError(f"{state.skipped_nonfinite} non-finite losses skipped by step {state.step + 1}: "
+                                "training has diverged", fix="lower training.learning_rate")
+        return False
+    raise TrainingError(
+        f"the loss became non-finite ({float(step_loss)}) at step {state.step + 1}",
+        fix="lower training.learning_rate, enable gradient clipping (training.max_grad_norm), avoid fp16 "
+        "(overflow) or set training.nan_policy: skip to skip such batches",
+    )
+
+
+def _apply_update(setup: TrainSetup) -> torch.Tensor | None:
+    acc = setup.accelerator
+    norm = None
+    if setup.cfg.max_grad_norm is not None:
+        norm = acc.clip_grad_norm_(setup.model.parameters(), setup.cfg.max_grad_norm)  # type: ignore[attr-defined]
+    setup.optimizer.step()
+    setup.scheduler.step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
+    cfg = setup.cfg
+    due = (cfg.eval_strategy == "steps" and cfg.eval_steps and state.step % cfg.eval_steps == 0) or (
+        cfg.eval_strategy == "epoch" and end_of_epoch
+    )
+    if not due or setup.evaluate is None:
+        return
+    metrics = setup.evaluate()
+    setup.log({"step": state.step, "epoch": state.epoch, **metrics})
+    if setup.progress:
+        setup.progress.note(", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith("_tokens")))
+    _early_stopping(setup, state, metrics)
+
+
+def _early_stopping(setup: TrainSetup, state: LoopState, metrics: dict[str, float]) -> None:
+    cfg = setup.cfg
+    value = metrics.get(cfg.early_stopping_metric)
+    if value is None:
+        return
+    lower_is_better = cfg.early_stopping_metric.endswith(("loss", "perplexity"))
+    better = state.best_metric is None or (value < state.best_metric if lower_is_better else value > state.best_metric)
+    if better:
+        state.best_metric, state.evals_without_improvement = value, 0
+    else:
+        state.evals_without_improvement += 1
+    patience = cfg.early_stopping_patience
+    if patience is not None and state.evals_without_improvement >= patience:
+        state.stop_reason = f"early stopping: {cfg.early_stopping_metric} did not improve in {patience} evaluations"
+
+
+def _maybe_checkpoint(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
+    cfg = setup.cfg
+    due = (cfg.save_strategy == "steps" and cfg.save_steps and state.step % cfg.save_steps == 0) or (
+        cfg.save_strategy == "epoch" and end_of_epoch
+    )
+    if due and setup.on_checkpoint is not None:
+        setup.on_checkpoint(state)
+
+
+def _log_step(setup: TrainSetup, state: LoopState, running: torch.Tensor, steps: int, since: tuple[float, int]) -> None:
+    mean = float(running) / max(steps, 1)  # the only host sync of the loop, once per logging step
+    state.train_losses.append((state.step, mean))
+    lr = setup.scheduler.get_last_lr()[0]
+    started, tokens_at_start = since
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    record = {"step": state.step, "epoch": state.epoch, "loss": mean, "learning_rate": lr,
+              "tokens_seen": state.tokens_seen,
+              "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed}
+    setup.log(record)
+    if setup.progress:
+        setup.progress.update(state.step, loss=mean, lr=lr, tokens_per_second=record["tokens_per_second"])
+
+
+def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
+    """Run optimizer steps until max steps/epochs, early stopping or a stop request."""
+    state = state or LoopState()
+    setup.model.train()
+    goal = total_steps(len(setup.examples), setup.cfg)
+    started, tokens_at_start = time.perf_counter(), state.tokens_seen
+    running, steps_since_log = torch.zeros(()), 0
+    check_each_step = setup.cfg.nan_policy == "skip" or setup.accelerator.device.type == "cpu"  # type: ignore[attr-defined]
+    while state.step < goal and not state.stop_reason:
+        windows = setup.windows(state.epoch)
+        for w in range(state.window_in_epoch, len(windows)):
+            step_loss = _step(setup, windows[w], state)
+            state.window_in_epoch = w + 1
+            if check_each_step and not _finite_or_handle(setup, state, step_loss):
+                continue
+            _apply_update(setup)
+            state.step += 1
+            running, steps_since_log = running + step_loss.to(running.device), steps_since_log + 1
+            if state.step % setup.cfg.logging_steps == 0 or state.step == goal:
+                if not check_each_step:
+                    _finite_or_handle(setup, state, running)
+                _log_step(setup, state, running, steps_since_log, (started, tokens_at_start))
+                running, steps_since_log = torch.zeros(()), 0
+            end_of_epoch = state.window_in_epoch == len(windows)
+            _maybe_evaluate(setup, state, end_of_epoch)
+            _maybe_checkpoint(setup, state, end_of_epoch)
+            if state.step >= goal or state.stop_reason or setup.should_stop():
+                state.stop_reason = state.stop_reason or ("stop requested" if setup.should_stop() else "")
+                break
+        if state.window_in_epoch >= len(windows):
+            state.epoch, state.window_in_epoch = state.epoch + 1, 0
+    return state

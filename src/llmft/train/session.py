@@ -1,0 +1,113 @@
+"""Assemble the training parts (accelerator, optimizer, schedule, batches, evaluation) for one run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llmft.config.schema import RunConfig, TrainingConfig
+from llmft.data.build import EncodedData
+from llmft.data.collate import PadCollator, batch_order
+from llmft.errors import EnvironmentProblem
+from llmft.evaluate.run import evaluate
+from llmft.train.artifacts import MetricsLog
+from llmft.train.loop import LoopState, TrainSetup, total_steps, train
+from llmft.train.loss import loss_function
+from llmft.train.optim import build_optimizer, build_scheduler
+from llmft.train.progress import Progress
+
+
+@dataclass
+class Session:
+    setup: TrainSetup
+    eval_collate: PadCollator
+    eval_batch_size: int
+    num_labels: int | None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.setup.model
+
+    def model_for_saving(self) -> torch.nn.Module:
+        return self.setup.accelerator.unwrap_model(self.setup.model)  # type: ignore[attr-defined]
+
+    def batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
+        """Evaluation batches in a fixed, length-sorted order (less padding, same result every time)."""
+        lengths = [len(e["input_ids"]) for e in examples]  # type: ignore[arg-type]
+        order = sorted(range(len(examples)), key=lambda i: lengths[i])
+        groups = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        return [self.eval_collate([examples[i] for i in g]) for g in groups]
+
+    def evaluate(self, examples: list[dict[str, object]], prefix: str) -> dict[str, float]:
+        return evaluate(self.model, self.batches(examples), self.setup.loss_fn, self.setup.task,
+                        self.num_labels, prefix=prefix)
+
+
+def mixed_precision(cfg: TrainingConfig) -> str:
+    """`auto`: bf16 only on a GPU that supports it; fp32 on CPU, where bf16 autocast was measured slower."""
+    cuda = torch.cuda.is_available()
+    if cfg.mixed_precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if cfg.mixed_precision == "fp16" and not cuda:
+        raise EnvironmentProblem("training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU")
+    return cfg.mixed_precision
+
+
+def _collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
+    tok = config.data.tokenization
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    pad_id = int(pad_id if pad_id is not None else getattr(tokenizer, "eos_token_id", 0) or 0)
+    fixed = tok.max_length if tok.padding == "max_length" else None
+    return PadCollator(pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification")
+
+
+def build_session(
+    config: RunConfig, model: torch.nn.Module, tokenizer: object, encoded: EncodedData, task: str, out: Path,
+    *, progress: bool = True,
+) -> Session:
+    from accelerate import Accelerator
+
+    cfg = config.training
+    accelerator = Accelerator(mixed_precision=mixed_precision(cfg), cpu=not torch.cuda.is_available())
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()  # type: ignore[operator]
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total_steps(len(encoded.examples["train"]), cfg))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if cfg.compile:
+        model = torch.compile(model)
+    collate = _collator(tokenizer, config, task)
+    session = Session(setup=TrainSetup(  # evaluate is attached below, once the session exists
+        model=model, optimizer=optimizer, scheduler=scheduler, accelerator=accelerator,
+        examples=encoded.examples["train"], collate=collate, loss_fn=loss_function(task, model), task=task,
+        cfg=cfg, seed=config.seed, group_by_length=config.data.group_by_length, log=MetricsLog(out / "metrics.jsonl"),
+    ), eval_collate=collate, eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        num_labels=len(encoded.label_names) if encoded.label_names else None)
+    validation = encoded.examples.get("validation")
+    if validation:
+        session.setup.evaluate = lambda: session.evaluate(validation, "eval")
+    session.setup.progress = Progress(total_steps(len(encoded.examples["train"]), cfg), enabled=progress)
+    return session
+
+
+def run_training(session: Session, state: LoopState | None = None) -> LoopState:
+    assert session.setup.progress is not None
+    with session.setup.progress:
+        return train(session.setup, state)
+
+
+def final_metrics(session: Session, encoded: EncodedData) -> dict[str, float]:
+    """Validation (eval_*) and test (test_*) metrics of the final model."""
+    metrics: dict[str, float] = {}
+    if encoded.examples.get("validation"):
+        metrics.update(session.evaluate(encoded.examples["validation"], "eval"))
+    if encoded.examples.get("test"):
+        metrics.update(session.evaluate(encoded.examples["test"], "test"))
+    return metrics
+
+
+__all__ = ["Session", "batch_order", "build_session", "final_metrics", "run_training"]

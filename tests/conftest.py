@@ -1,0 +1,69 @@
+"""Shared test setup: fully offline Hugging Face, and session-cached tiny models and synthetic data.
+
+The environment is set at import, before any test module imports transformers or datasets, so nothing
+can reach the network or write to the user's real cache. Torch thread settings are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="llmft-test-hf-home-")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+TinyModelFactory = Callable[[str], Path]
+SynthDataFactory = Callable[..., dict[str, Path]]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFactory:
+    """``tiny_model("llama") -> Path``: each architecture is built once per session, then reused.
+
+    Tests must treat the directory as read-only; copy it first to modify it.
+    """
+    from llmft.models.tiny import build_tiny_model
+
+    built: dict[str, Path] = {}
+
+    def make(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = build_tiny_model(arch, tmp_path_factory.mktemp(f"tiny-{arch}"))
+        return built[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The repository's sibling ``shared/data`` (real demo data sets); skips when it is not there."""
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data directory {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory: pytest.TempPathFactory) -> SynthDataFactory:
+    """``synth_data("sft", rows=200, seed=0, style=None) -> {"train": path, ...}``, cached per arguments."""
+    from llmft.data.synthetic import write_synthetic_data
+
+    made: dict[tuple[str, int, int, str | None], dict[str, Path]] = {}
+
+    def make(task: str, rows: int = 200, seed: int = 0, style: str | None = None) -> dict[str, Path]:
+        key = (task, rows, seed, style)
+        if key not in made:
+            out = tmp_path_factory.mktemp(f"synth-{task}-{rows}-{seed}-{style or 'default'}")
+            made[key] = write_synthetic_data(task, out, rows=rows, seed=seed, style=style)
+        return made[key]
+
+    return make
