@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # so a GPU user's existing CUDA build is left alone.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv install install-test quickstart test lint bench bench-smoke clean
+.PHONY: venv torch install install-test quickstart test lint bench-smoke clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,11 @@ install: torch
 install-test: torch
 	$(PIP) install -q -e ".[test]"
 
+QS := outputs/quickstart
 quickstart: install
-	$(VENV)/bin/llmft quickstart --out outputs/quickstart
+	$(VENV)/bin/llmft synth model --arch llama --out $(QS)/base
+	$(VENV)/bin/llmft synth data --task sft --rows 600 --seed 0 --out $(QS)/data
+	$(VENV)/bin/llmft train configs/quickstart.yaml --overwrite
 
 test: install-test
 	$(PY) -m pytest -q -p no:cacheprovider tests

@@ -77,6 +77,9 @@ class ConfigError(LlmftError, ValueError):
         self.notices: list[Problem] = [p for p in (problems or []) if p.severity != "error"]
         self.source = source
 
+    def __str__(self) -> str:
+        return self.render()
+
     def render(self) -> str:
         if not self.problems:
             return super().render()

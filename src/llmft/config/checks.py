@@ -12,9 +12,10 @@ import shutil
 
 from pydantic import ValidationError
 
+from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
-from llmft.hpo.space import SpaceError, parse_space
+from llmft.hpo.space import Space, SpaceError, parse_space
 
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
 LM_METRICS = {"perplexity"}
@@ -31,8 +32,9 @@ def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
     metrics = set(config.evaluation.metrics or [])
     task = config.model.task
     if task in ("causal_lm", "seq2seq_lm") and metrics & CLASSIFICATION_METRICS:
-        bad = ", ".join(sorted(metrics & CLASSIFICATION_METRICS))
-        return [Problem("evaluation.metrics", f"{bad} need a classification task, but model.task is {task}",
+        bad = sorted(metrics & CLASSIFICATION_METRICS)
+        verb = "needs" if len(bad) == 1 else "need"
+        return [Problem("evaluation.metrics", f"{', '.join(bad)} {verb} a classification task, but model.task is {task}",
                         fix="use loss/perplexity, or set model.task: sequence_classification")]
     if task == "sequence_classification" and metrics & LM_METRICS:
         return [Problem("evaluation.metrics", "perplexity needs a language-model task, but the task is "
@@ -64,16 +66,12 @@ def check_packing(config: RunConfig) -> list[Problem]:
 
 
 def _field_exists(path: str) -> bool:
-    from llmft.config.render import walk_loc
-
-    model, key, _ = walk_loc(tuple(path.split(".")))
-    return model is not None and key in model.model_fields
+    found = walk_loc(tuple(path.split(".")))
+    return found.model is not None and found.key in found.model.model_fields
 
 
 def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
     """Validate the config with one value substituted; returns the message for that path, if any."""
-    from llmft.config.render import problems_from
-
     trial = copy.deepcopy(raw)
     node = trial
     parts = path.split(".")
@@ -91,6 +89,21 @@ def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
     return None
 
 
+LEGACY_SPACE_KINDS = ("float", "loguniform", "uniform", "int", "randint", "choice", "categorical")
+
+
+def _space_shape_problem(spec: object, space: Space) -> str | None:
+    """Shapes parse_space accepts but that cannot be meant (a legacy list missing a bound, an empty range)."""
+    if isinstance(spec, list) and spec and spec[0] in LEGACY_SPACE_KINDS and space.kind == "choice" \
+            and spec[0] in space.choices:
+        return f"a legacy [\"{spec[0]}\", ...] space needs its bounds (or choices) after the kind"
+    if space.kind != "choice" and space.low > space.high:
+        return f"the range is empty: low {space.low:g} is above high {space.high:g}"
+    if space.log and space.low <= 0:
+        return "a log range needs low > 0"
+    return None
+
+
 def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
     hpo = config.hpo
     problems: list[Problem] = []
@@ -103,6 +116,14 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
             space = parse_space(name, spec)
         except SpaceError as err:
             problems.append(Problem(where, str(err)))
+            continue
+        except (TypeError, ValueError):  # e.g. ["float", "a", "b"]: bounds that are not numbers
+            problems.append(Problem(where, f"cannot read the space {show(spec)}: its bounds must be numbers",
+                                    fix='write e.g. ["float", 1e-5, 1e-3, "log"] or {low: 1e-5, high: 1e-3, log: true}'))
+            continue
+        shape = _space_shape_problem(spec, space)
+        if shape:
+            problems.append(Problem(where, shape, fix='write e.g. ["float", 1e-5, 1e-3, "log"] or [1e-4, 3e-4]'))
             continue
         if not _field_exists(space.path):
             problems.append(Problem(where, f"`{space.path}` is not a config field",

@@ -128,8 +128,12 @@ def _normalise_dataset(state: Normalised, ds: Raw, pre: Raw) -> None:
     from_hub = ds.pop("load_from_hub", None)
     if from_disk:
         target = from_disk if isinstance(from_disk, str) else ds.pop("dir", None) or ds.pop("name", None)
-        ds["path"] = target
-        state.notice(f"{p}load_from_disk", f"{p}path")
+        if target is None and "path" not in ds:
+            state.error(f"{p}load_from_disk", "legacy `load_from_disk` is set but no directory is given",
+                        f"write `{p}path:` with the directory written by `save_to_disk`")
+        elif target is not None:
+            ds["path"] = target
+            state.notice(f"{p}load_from_disk", f"{p}path")
     elif from_hub is not None:
         state.problems.append(Problem(path=f"{p}load_from_hub", message="legacy key ignored (the Hub is used when "
                                       "`name` is set)", fix="delete the line", severity="notice"))
@@ -315,15 +319,25 @@ def _normalise_hpo(state: Normalised, hpo: Raw) -> None:
                                         "async_hyperband": "asha", "hyperband": "asha"})
 
 
+def _merge_ray_tune(state: Normalised, raw: Raw) -> None:
+    """The legacy top-level `ray_tune` block is an `hpo` section with `backend: ray`; both may not disagree."""
+    block = {"enabled": True, "backend": "ray", **raw.pop("ray_tune")}  # type: ignore[dict-item]
+    hpo = raw.get("hpo", {})
+    if not isinstance(hpo, dict):
+        return
+    if any(k not in ("enabled", "backend") for k in hpo):  # popped either way: normalising runs twice
+        state.error("ray_tune", "both the legacy `ray_tune` block and an `hpo` section are set",
+                    "move the `ray_tune` keys into `hpo` (with `backend: ray`) and delete `ray_tune`")
+        return
+    raw["hpo"] = {**block, **hpo}  # an explicit `hpo.enabled: false` still switches the search off
+    state.notice("ray_tune", "hpo", "with backend: ray")
+
+
 def normalise_legacy(raw: Raw) -> Normalised:
     """Rewrite legacy spellings onto the schema; returns the data, notices/errors and key aliases."""
     state = Normalised(data=raw)
     if isinstance(raw.get("ray_tune"), dict):
-        block = raw.pop("ray_tune")
-        hpo = raw.setdefault("hpo", {})
-        if isinstance(hpo, dict):
-            hpo.update({"enabled": True, "backend": "ray", **{k: v for k, v in block.items()}})
-            state.notice("ray_tune", "hpo", "with backend: ray")
+        _merge_ray_tune(state, raw)
     data = _section(raw, "data")
     if data is not None:
         _normalise_data(state, data, raw)
@@ -341,6 +355,15 @@ def normalise_legacy(raw: Raw) -> Normalised:
         _normalise_hpo(state, hpo)
     return state
 
+
+# Legacy values accepted for enum fields, offered by did-you-mean (then shown as the modern value).
+LEGACY_VALUES: dict[str, dict[str, str]] = {
+    "model.adapter.type": ADAPTER_TYPES,
+    "model.task": TASKS,
+    "training.optimizer": OPTIMIZERS,
+    "training.lr_scheduler": SCHEDULERS,
+    "hpo.backend": HPO_BACKENDS,
+}
 
 # Legacy key names accepted in each section, offered by did-you-mean alongside the modern names.
 LEGACY_KEYS: dict[str, tuple[str, ...]] = {

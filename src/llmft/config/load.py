@@ -8,6 +8,7 @@ too) → validate the schema → cross-section checks. Nothing here imports torc
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,16 +18,16 @@ from llmft.config.checks import check_config
 from llmft.config.legacy import normalise_legacy
 from llmft.config.render import problems_from
 from llmft.config.schema import RunConfig
-from llmft.config.yaml_io import KeyPath, parse_value, read_config_text
+from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
 from llmft.errors import ConfigError, Problem
 
 # Keys whose values are file paths; relative values are taken relative to the config file.
 PATH_KEYS: tuple[KeyPath, ...] = (
     ("output_dir",),
+    ("data", "dataset", "dir"),  # before the files, which are relative to it
     ("data", "dataset", "train_file"),
     ("data", "dataset", "validation_file"),
     ("data", "dataset", "test_file"),
-    ("data", "dataset", "dir"),
     ("data", "dataset", "path"),
 )
 # Keys that may be a local path or a Hub id: resolved only when the path exists next to the config.
@@ -71,12 +72,30 @@ def _set(data: dict[str, object], path: KeyPath, value: object) -> None:
     node[path[-1]] = value
 
 
+def _absolute(base: Path, value: str) -> str:
+    """``value`` made absolute against ``base``; left as written when the OS cannot read it as a path
+    (a NUL byte, ``~user`` of no such user): the builder that opens it reports that."""
+    try:
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else str((base / path).resolve())
+    except (ValueError, RuntimeError, OSError):
+        return value
+
+
 def resolve_paths(data: dict[str, object], base: Path) -> None:
-    """Make file paths absolute relative to the config's folder (as written in the file, before overrides)."""
+    """Make file paths absolute relative to the config's folder (as written in the file, before overrides).
+
+    The data files are relative to ``data.dataset.dir`` when that is set (the legacy layout's
+    ``dir`` + ``train_file``), so ``dir`` is resolved first and the files against it.
+    """
     for path in PATH_KEYS:
         value = _get(data, path)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            _set(data, path, str((base / value).resolve()))
+        if isinstance(value, str) and value:
+            folder = _get(data, ("data", "dataset", "dir")) if path[-1].endswith("_file") else None
+            root = Path(_absolute(base, folder)) if isinstance(folder, str) and folder else base
+            resolved = _absolute(root, value)
+            if resolved != value:
+                _set(data, path, resolved)
     for path in MAYBE_PATH_KEYS:
         value = _get(data, path)
         if isinstance(value, str) and value and (base / value).exists() and not Path(value).is_absolute():
@@ -95,25 +114,108 @@ def parse_override(text: str) -> tuple[KeyPath, object]:
     return tuple(key.split(".")), parse_value(value)
 
 
-def apply_overrides(data: dict[str, object], overrides: list[str]) -> None:
+def apply_overrides(data: dict[str, object], overrides: list[str]) -> list[Problem]:
+    """Apply every well-formed override; each malformed one becomes a problem (all are reported at once)."""
+    problems = []
     for text in overrides:
-        path, value = parse_override(text)
+        try:
+            path, value = parse_override(text)
+        except ConfigError as err:
+            key = text.partition("=")[0].strip()
+            problems.append(Problem(key, err.message, err.fix, location="command line"))
+            continue
         _set(data, path, value)
+    return problems
 
 
-def _locate(problems: list[Problem], lines: dict[KeyPath, int], aliases: dict[str, str], source: str) -> list[Problem]:
-    """Attach ``file:line`` to each problem whose key (or nearest parent) has a known line."""
+def _written_as(path: str, aliases: dict[str, str]) -> str:
+    """The spelling a normalised path had in the file (``hpo.parameters.x`` → ``ray_tune.search_space.x``).
+
+    Renames chain (``ray_tune`` became ``hpo``, whose ``search_space`` became ``parameters``), so they are
+    undone until none applies.
+    """
+    ordered = sorted(aliases.items(), key=lambda item: -len(item[0]))
+    for _ in range(len(ordered)):
+        new, old = next(((n, o) for n, o in ordered if path == n or path.startswith(n + ".")), (None, None))
+        if new is None or old is None:
+            break
+        path = old + path[len(new) :]
+        ordered = [(n, o) for n, o in ordered if n != new]
+    return path
+
+
+def _line_of(path: str, lines: dict[KeyPath, int], aliases: dict[str, str]) -> int | None:
+    """The line of a key path, or of its nearest parent; legacy spellings are looked up as written."""
+    parts = tuple(path.split(".")) if path else ()
+    while parts:
+        dotted = ".".join(parts)
+        line = lines.get(tuple(_written_as(dotted, aliases).split("."))) or lines.get(parts)
+        if line is not None:
+            return line
+        parts = parts[:-1]
+    return None
+
+
+def _locate(problems: list[Problem], lines: dict[KeyPath, int], aliases: dict[str, str], source: str,
+            overridden: set[str]) -> list[Problem]:
+    """Attach ``file:line`` to each problem whose key (or nearest parent) has a known line.
+
+    A value set by an override is located on the command line, not at its parent's line in the file.
+    """
     out = []
     for problem in problems:
-        path = aliases.get(problem.path, problem.path)
-        parts = tuple(path.split(".")) if path else ()
-        line = None
-        while parts and line is None:
-            line = lines.get(parts)
-            parts = parts[:-1]
-        location = f"{source}:{line}" if line is not None else problem.location
-        out.append(Problem(problem.path, problem.message, problem.fix, problem.severity, location))
+        if not problem.location and any(problem.path == o or problem.path.startswith(o + ".") for o in overridden):
+            location: str | None = "command line"
+        else:
+            line = None if problem.location else _line_of(problem.path, lines, aliases)
+            location = f"{source}:{line}" if line is not None else problem.location
+        out.append(Problem(_one_line(problem.path), _one_line(problem.message), problem.fix, problem.severity,
+                           location))
     return out
+
+
+def _one_line(text: str) -> str:
+    """A user's key or value may hold line breaks; a problem is reported on one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _prune(raw: dict[str, object], path: str) -> None:
+    """Delete the value at a dotted path (a list item takes its whole list with it)."""
+    node: object = raw
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, dict) else None
+        if isinstance(child, list):
+            node.pop(part)  # type: ignore[union-attr]
+            return
+        node = child
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+
+
+def _second_look(raw: dict[str, object], first: list[Problem]) -> list[Problem]:
+    """Problems the first ones hid: section rules and cross-section checks.
+
+    pydantic skips a section's ``mode="after"`` rules when one of its fields is invalid, and the
+    cross-section checks need a valid config; so the invalid values are dropped (defaults take their
+    place) and the rest is checked once more. Only findings about other paths are kept.
+    """
+    trial = copy.deepcopy(raw)
+    for problem in first:
+        _prune(trial, problem.path)
+    known = {p.path for p in first}
+    try:
+        config = RunConfig.model_validate(trial)
+    except ValidationError as err:  # only section rules: field errors now would be echoes of the pruning
+        return [p for p in problems_from(err, kinds={"value_error"}) if p.path not in known]
+
+    def near(path: str) -> bool:  # a check about a pruned value (or its parent) would judge a default
+        return any(path == k or path.startswith(k + ".") or k.startswith(path + ".") for k in known)
+
+    return [p for p in check_config(config, trial) if not near(p.path)]
 
 
 def validate_dict(raw: dict[str, object]) -> tuple[RunConfig | None, list[Problem]]:
@@ -121,8 +223,31 @@ def validate_dict(raw: dict[str, object]) -> tuple[RunConfig | None, list[Proble
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
-        return None, problems_from(err)
+        problems = problems_from(err)
+        return None, problems + _second_look(raw, problems)
     return config, check_config(config, raw)
+
+
+def _unique(legacy: list[Problem], found: list[Problem]) -> list[Problem]:
+    """One message per mistake: repeats dropped (normalising runs twice), and the schema's complaints
+    about a key that legacy.py already refused (it said what to write instead)."""
+    refused = {p.path for p in legacy if p.severity == "error"}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for problem in legacy + [p for p in found if p.path not in refused]:
+        key = (problem.path, problem.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
+
+
+def _duplicate_keys(parsed: ConfigText) -> list[Problem]:
+    return [
+        Problem(".".join(path), f"key written twice (lines {first} and {again}); only the last one would count",
+                fix="keep one of them")
+        for path, first, again in parsed.duplicates
+    ]
 
 
 def inspect_config(path: str | Path | None, overrides: list[str] | None = None) -> LoadedConfig:
@@ -130,22 +255,21 @@ def inspect_config(path: str | Path | None, overrides: list[str] | None = None) 
 
     Raises ConfigError only when the file cannot be read or parsed at all (nothing else can be checked).
     """
-    overrides = overrides or []
-    lines: dict[KeyPath, int] = {}
+    parsed = ConfigText({})
     source = str(path) if path is not None else "<overrides>"
     if path is not None:
-        raw, lines = read_config_text(Path(path))
-        resolve_paths(raw, Path(path).resolve().parent)
-    else:
-        raw = {}
-    state = normalise_legacy(raw)
-    apply_overrides(state.data, overrides)
+        parsed = read_config_text(Path(path))
+    state = normalise_legacy(parsed.data)
+    if path is not None:  # after normalising: legacy keys (`load_from_disk: dir`) hold paths too
+        resolve_paths(state.data, Path(path).resolve().parent)
+    override_problems = apply_overrides(state.data, overrides or [])
     again = normalise_legacy(state.data)
-    problems = state.problems + again.problems
     aliases = {**state.aliases, **again.aliases}
     raw_copy = copy.deepcopy(again.data)
     config, found = validate_dict(again.data)
-    problems = _locate(problems + found, lines, aliases, source)
+    problems = _duplicate_keys(parsed) + override_problems + _unique(state.problems + again.problems, found)
+    overridden = {o.partition("=")[0].strip() for o in overrides or [] if "=" in o}
+    problems = _locate(problems, parsed.lines, aliases, source, overridden)
     if any(p.severity == "error" for p in problems):
         config = None
     return LoadedConfig(config=config, problems=problems, source=source, raw=raw_copy)

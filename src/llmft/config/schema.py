@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are validated on assignment too."""
+    """Base of every section: unknown keys are errors, values are validated on assignment too.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    Infinity and NaN are refused: YAML reads `.inf`/`.nan` as floats, and no setting means them.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -177,9 +180,21 @@ class NoAdapter(Section):
     type: Literal["none"] = "none"
 
 
+def _adapter_kind(value: object) -> str:
+    """The adapter's `type`, `lora` when absent: `model.adapter.r=16` alone means a LoRA adapter."""
+    if isinstance(value, dict):
+        kind = value.get("type", "lora")
+        return kind if isinstance(kind, str) else str(kind)
+    return str(getattr(value, "type", "lora"))  # not a mapping: the lora branch reports "expected a mapping"
+
+
 AdapterConfig = Annotated[
-    LoraAdapter | QLoraAdapter | PrefixTuningAdapter | PromptTuningAdapter | NoAdapter,
-    Field(discriminator="type"),
+    Annotated[LoraAdapter, Tag("lora")]
+    | Annotated[QLoraAdapter, Tag("qlora")]
+    | Annotated[PrefixTuningAdapter, Tag("prefix_tuning")]
+    | Annotated[PromptTuningAdapter, Tag("prompt_tuning")]
+    | Annotated[NoAdapter, Tag("none")],
+    Discriminator(_adapter_kind),
 ]
 
 

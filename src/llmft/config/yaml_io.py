@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -19,7 +20,19 @@ KeyPath = tuple[str, ...]
 
 
 class ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-5`, `5E+3` and `.5` as floats (YAML 1.2 behaviour)."""
+    """SafeLoader with YAML 1.2 scalars: `1e-5` is a float, and only true/false are booleans.
+
+    YAML 1.1 reads `no`, `off`, `yes`, `on` as booleans, which turns `eval_strategy: no` into `false`.
+    """
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 ConfigLoader.add_implicit_resolver(
@@ -44,19 +57,28 @@ def parse_value(text: str) -> object:
         return text
 
 
-def _line_index(text: str) -> dict[KeyPath, int]:
-    """Map each key path to its 1-based line. Best effort: text that YAML cannot compose gives {}."""
+def _line_index(text: str) -> tuple[dict[KeyPath, int], list[tuple[KeyPath, int, int]]]:
+    """Map each key path to its 1-based line, and list keys written twice as (path, first line, line).
+
+    Best effort: text that YAML cannot compose gives nothing.
+    """
     try:
         root = yaml.compose(text, Loader=ConfigLoader)  # noqa: S506
     except yaml.YAMLError:
-        return {}
+        return {}, []
     lines: dict[KeyPath, int] = {}
+    duplicates: list[tuple[KeyPath, int, int]] = []
 
     def walk(node: yaml.Node, path: KeyPath) -> None:
         if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
             for key_node, value_node in node.value:
                 child = (*path, str(key_node.value))
-                lines[child] = key_node.start_mark.line + 1
+                line = key_node.start_mark.line + 1
+                if child[-1] in seen and child[-1] != "<<":
+                    duplicates.append((child, lines[child], line))
+                seen.add(child[-1])
+                lines[child] = line
                 walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -66,7 +88,7 @@ def _line_index(text: str) -> dict[KeyPath, int]:
 
     if root is not None:
         walk(root, ())
-    return lines
+    return lines, duplicates
 
 
 def _parse_json(text: str, source: str) -> object:
@@ -95,29 +117,47 @@ def _parse_yaml(text: str, source: str) -> object:
         ) from None
 
 
-def read_config_text(path: Path) -> tuple[dict[str, object], dict[KeyPath, int]]:
+@dataclass
+class ConfigText:
+    """A parsed config file: its data, the line of every key, and keys written twice (path, line, line)."""
+
+    data: dict[str, object]
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    duplicates: list[tuple[KeyPath, int, int]] = field(default_factory=list)
+
+
+def read_config_text(path: Path) -> ConfigText:
     """Read a config file into a dict plus a key-path → line map. Raises ConfigError with file:line."""
     source = str(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}", fix="check the path (relative to where you run llmft)")
     if path.is_dir():
         raise ConfigError(f"{path} is a directory, not a config file", fix="pass a .yaml or .json file")
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8-sig")  # -sig: editors on Windows start files with a BOM
     except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        what = "the file is UTF-16" if utf16 else f"byte {data[err.start]:#04x} at line {line} cannot be decoded"
         raise ConfigError(
-            f"not UTF-8 text (byte {err.start})", source=source, fix="save the config as UTF-8"
+            f"not UTF-8 text: {what}",
+            source=f"{source}:{line}",
+            fix="save the config as UTF-8 (an editor's \"save with encoding\", or `iconv -t utf-8`)",
         ) from None
     if not text.strip():
         raise ConfigError("the config file is empty", source=source, fix="start from a file in configs/")
-    data = _parse_json(text, source) if path.suffix.lower() == ".json" else _parse_yaml(text, source)
-    if not isinstance(data, dict):
+    is_json = path.suffix.lower() == ".json"
+    parsed = _parse_json(text, source) if is_json else _parse_yaml(text, source)
+    if not isinstance(parsed, dict):
         raise ConfigError(
-            f"the top level must be a mapping of sections (data, model, training, ...), got {type_name(data)}",
+            f"the top level must be a mapping of sections (data, model, training, ...), got {type_name(parsed)}",
             source=source,
             fix="write `key: value` pairs at the top level",
         )
-    return data, _line_index(text)
+    # JSON allows tabs as whitespace where YAML does not; outside strings they are only whitespace.
+    lines, duplicates = _line_index(text.replace("\t", " ") if is_json else text)
+    return ConfigText(parsed, lines, duplicates)
 
 
 def type_name(value: object) -> str:

@@ -98,6 +98,7 @@ def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, ta
     template = None
     if task == "causal_lm" and prepared.format in CONVERSATIONAL:
         template = choose_template(cfg.preprocessing.template, tokenizer, prepared.format)
+    _quiet_length_warning(tokenizer)
     encoder = Encoder(task, tokenizer, cfg.tokenization, cfg.preprocessing, template,
                       {name: i for i, name in enumerate(labels)} if labels else None)
     out = EncodedData(examples={}, label_names=labels, template=template.name if template else None)
@@ -107,3 +108,10 @@ def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, ta
         raise DataError("no training examples left after tokenization (all too long or nothing to learn)",
                         fix="raise data.tokenization.max_length or enable truncation")
     return out
+
+
+def _quiet_length_warning(tokenizer: object) -> None:
+    """Long rows are expected here (they are truncated and counted); transformers' warning would mislead."""
+    flags = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(flags, dict):
+        flags["sequence-length-is-longer-than-the-specified-maximum"] = True
