@@ -125,6 +125,16 @@ class CheckpointError(LlmftError, RuntimeError):
     exit_code = 1
 
 
+class RunInterrupted(LlmftError):
+    """The run was stopped by a signal after writing a checkpoint; exit code 128 + signal number."""
+
+    code = "LLMFT700"
+
+    def __init__(self, message: str, *, exit_code: int, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.exit_code = exit_code
+
+
 ALL_ERRORS: tuple[type[LlmftError], ...] = (
     LlmftError,
     ConfigError,
@@ -133,6 +143,7 @@ ALL_ERRORS: tuple[type[LlmftError], ...] = (
     EnvironmentProblem,
     TrainingError,
     CheckpointError,
+    RunInterrupted,
 )
 
 __all__ = [
@@ -143,6 +154,7 @@ __all__ = [
     "EnvironmentProblem",
     "LlmftError",
     "ModelError",
+    "RunInterrupted",
     "Problem",
     "TrainingError",
 ]

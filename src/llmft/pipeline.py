@@ -33,18 +33,35 @@ def _stderr(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def run(config: RunConfig, *, say: Say = _stderr, overwrite: bool = False, progress: bool = True) -> RunResult:
-    """Train and evaluate as configured, writing the run directory. Returns metrics and the live model."""
+def run(
+    config: RunConfig,
+    *,
+    say: Say = _stderr,
+    overwrite: bool = False,
+    progress: bool = True,
+    resume: bool | str | None = None,
+    config_path: str | None = None,
+    on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train and evaluate as configured, writing the run directory. Returns metrics and the live model.
+
+    ``resume``: True continues from the latest complete checkpoint in output_dir, a path from that one.
+    ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
+    through it, by raising).
+    """
     from llmft.adapters.build import attach_adapter
     from llmft.data.build import encode_splits, prepare_rows
     from llmft.models.load import infer_task, load_model, load_model_config, load_tokenizer
     from llmft.train import artifacts
-    from llmft.train.session import build_session, final_metrics, run_training
+    from llmft.train.lifecycle import preflight, resume_state, train_with_signals
+    from llmft.train.session import build_session, final_metrics
 
     started = artifacts.now()
-    out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite)
+    out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
     _seed(config.seed, config.training.num_threads)
     token = config.hf_token
+    if config.model.trust_remote_code:
+        say("trust_remote_code is on: code shipped with the model will run on this machine")
 
     prepared = prepare_rows(config.data, config.seed, token)
     say(f"data: {prepared.origin}, format {prepared.format} (" +
@@ -62,8 +79,12 @@ def run(config: RunConfig, *, say: Say = _stderr, overwrite: bool = False, progr
                                     tokenizer_name_or_path=config.data.tokenization.tokenizer or config.model.name_or_path)
 
     session = build_session(config, model, tokenizer, encoded, task, out, progress=progress)
+    session.setup.on_evaluate = on_evaluate
+    session.config_path = config_path
+    preflight(session, adapter.trainable_params, adapter.total_params)
+    state = resume_state(session, resume, say) if resume else None
     t0 = time.perf_counter()
-    state = run_training(session)
+    state = train_with_signals(session, state, say)
     say(f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s" +
         (f" ({state.stop_reason})" if state.stop_reason else ""))
     metrics = final_metrics(session, encoded)
@@ -84,6 +105,7 @@ def run(config: RunConfig, *, say: Say = _stderr, overwrite: bool = False, progr
         "total_params": adapter.total_params, "steps": state.step, "epochs_completed": state.epoch,
         "tokens_seen": state.tokens_seen, "stop_reason": state.stop_reason or "completed",
         "skipped_nonfinite_steps": state.skipped_nonfinite, "model_dir": str(model_dir),
+        "resumed_from": str(resume) if resume else None,
     })
     say(f"saved to {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows"))))
     return RunResult(metrics, out, task, state.train_losses, session.model_for_saving(), tokenizer)

@@ -22,7 +22,9 @@ class Section(BaseModel):
     Infinity and NaN are refused: YAML reads `.inf`/`.nan` as floats, and no setting means them.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -243,6 +245,9 @@ class TrainingConfig(Section):
     save_strategy: Literal["no", "steps", "epoch"] = Field("no", description="When to write checkpoints.")
     save_steps: PositiveInt | None = Field(None, description="Checkpoint every N steps when save_strategy is `steps`.")
     save_total_limit: PositiveInt | None = Field(2, description="Keep at most this many checkpoints.")
+    save_best_metric: str | None = Field(
+        None, description="Also keep the checkpoint with the best value of this eval metric (e.g. `eval_loss`)."
+    )
     early_stopping_patience: PositiveInt | None = Field(
         None, description="Stop after this many evaluations without improvement of `early_stopping_metric`."
     )

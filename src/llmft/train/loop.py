@@ -57,6 +57,8 @@ class TrainSetup:
     evaluate: Callable[[], dict[str, float]] | None = None
     log: Callable[[dict[str, object]], None] = lambda record: None
     on_checkpoint: Callable[[LoopState], None] | None = None
+    # Called after each evaluation with (step, metrics); HPO uses it to report and to prune (by raising).
+    on_evaluate: Callable[[int, dict[str, float]], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
     progress: Progress | None = None
     lengths: list[int] = field(default_factory=list)
@@ -150,6 +152,8 @@ def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> 
     if setup.progress:
         setup.progress.note(", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith("_tokens")))
     _early_stopping(setup, state, metrics)
+    if setup.on_evaluate is not None:
+        setup.on_evaluate(state.step, metrics)
 
 
 def _early_stopping(setup: TrainSetup, state: LoopState, metrics: dict[str, float]) -> None:

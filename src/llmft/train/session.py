@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,11 @@ class Session:
     eval_collate: PadCollator
     eval_batch_size: int
     num_labels: int | None
+    config: RunConfig
+    out: Path
+    config_path: str | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+    best_value: float | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -41,8 +46,11 @@ class Session:
         return [self.eval_collate([examples[i] for i in g]) for g in groups]
 
     def evaluate(self, examples: list[dict[str, object]], prefix: str) -> dict[str, float]:
-        return evaluate(self.model, self.batches(examples), self.setup.loss_fn, self.setup.task,
-                        self.num_labels, prefix=prefix)
+        metrics = evaluate(self.model, self.batches(examples), self.setup.loss_fn, self.setup.task,
+                           self.num_labels, prefix=prefix)
+        if prefix == "eval":
+            self.last_eval = metrics
+        return metrics
 
 
 def mixed_precision(cfg: TrainingConfig) -> str:
@@ -86,7 +94,7 @@ def build_session(
         examples=encoded.examples["train"], collate=collate, loss_fn=loss_function(task, model), task=task,
         cfg=cfg, seed=config.seed, group_by_length=config.data.group_by_length, log=MetricsLog(out / "metrics.jsonl"),
     ), eval_collate=collate, eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
-        num_labels=len(encoded.label_names) if encoded.label_names else None)
+        num_labels=len(encoded.label_names) if encoded.label_names else None, config=config, out=out)
     validation = encoded.examples.get("validation")
     if validation:
         session.setup.evaluate = lambda: session.evaluate(validation, "eval")

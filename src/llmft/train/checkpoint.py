@@ -1,0 +1,204 @@
+"""Checkpoints that a kill at any moment cannot corrupt, and that resume a run exactly.
+
+Layout: ``OUTPUT/checkpoints/step-000120/`` holding
+- ``trainable.safetensors``  every parameter that trains (LoRA weights, saved heads, or the full model)
+- ``optimizer.pt``, ``scheduler.pt``, ``rng.pt``  tensors and plain values only, loaded with weights_only=True
+- ``state.json``             the loop counters and data position (LoopState), config hash, versions
+- ``config.yaml``            the config the run was started with (for the change check on resume)
+- ``COMPLETE``               written last
+A checkpoint is written into a temporary sibling folder, every file fsynced, then renamed into place. A
+folder without ``COMPLETE`` or with a temporary name is never taken for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmft.errors import CheckpointError
+from llmft.train.loop import LoopState
+
+CHECKPOINTS = "checkpoints"
+PREFIX = "step-"
+TMP_PREFIX = ".tmp-"
+MARKER = "COMPLETE"
+
+
+def config_hash(config_dict: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict[str, object]:
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, object] = {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, object]) -> None:
+    version, internal, gauss = state["python"]  # type: ignore[misc]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]  # type: ignore[misc]
+    np.random.set_state((name, keys.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])  # type: ignore[arg-type]
+
+
+def _write_files(folder: Path, parts: dict[str, object]) -> None:
+    """Write each part; the slow, failure-prone step (disk full, permissions)."""
+    from safetensors.torch import save_file
+
+    save_file(parts["trainable"], str(folder / "trainable.safetensors"))  # type: ignore[arg-type]
+    torch.save(parts["optimizer"], folder / "optimizer.pt")
+    torch.save(parts["scheduler"], folder / "scheduler.pt")
+    torch.save(parts["rng"], folder / "rng.pt")
+    (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
+    (folder / "config.yaml").write_text(str(parts["config_yaml"]), encoding="utf-8")
+
+
+def save_checkpoint(
+    out: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
+    state: LoopState, config_yaml: str, keep: int | None,
+) -> Path:
+    """Write a complete checkpoint atomically; on failure the previous ones are untouched."""
+    root = out / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{state.step:07d}"
+    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    parts = {
+        "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rng": rng_state(),  # type: ignore[attr-defined]
+        "state": {**dataclasses.asdict(state), "saved_at": time.time()}, "config_yaml": config_yaml,
+    }
+    try:
+        tmp.mkdir()
+        _write_files(tmp, parts)
+        _pause_for_tests()
+        (tmp / MARKER).write_text("ok\n", encoding="utf-8")
+        for path in tmp.iterdir():
+            _fsync_file(path)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = latest_checkpoint(out)
+        raise CheckpointError(
+            f"could not write the checkpoint for step {state.step}: {err.strerror or err}",
+            where=str(final),
+            fix=f"free disk space or fix permissions at {root}; the last good checkpoint is "
+            f"{last if last else 'none (nothing was saved yet)'}",
+        ) from None
+    prune_checkpoints(root, keep)
+    return final
+
+
+def _pause_for_tests() -> None:
+    """Fault-injection aid for the kill tests: hold the checkpoint half-written for a while."""
+    delay = os.environ.get("LLMFT_TEST_CHECKPOINT_DELAY")
+    if delay:
+        time.sleep(float(delay))
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / MARKER).exists()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = complete_checkpoints(out / CHECKPOINTS)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(root: Path, keep: int | None, protect: Path | None = None) -> None:
+    """Keep the newest ``keep`` checkpoints (and ``protect``, the best one); remove leftovers of kills."""
+    for stale in root.glob(f"{TMP_PREFIX}*"):
+        if not stale.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(stale, ignore_errors=True)
+    if keep is None:
+        return
+    found = complete_checkpoints(root)
+    best = _best_marker(root)
+    for path in found[:-keep]:
+        if path != protect and path.name != best:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _best_marker(root: Path) -> str | None:
+    marker = root / "best.json"
+    if not marker.exists():
+        return None
+    return str(json.loads(marker.read_text()).get("checkpoint"))
+
+
+def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
+    path = out / CHECKPOINTS / "best.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"checkpoint": checkpoint.name, "metric": metric, "value": value}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object
+) -> LoopState:
+    """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
+    from safetensors.torch import load_file
+
+    if not (folder / MARKER).exists():
+        raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
+    weights = load_file(str(folder / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise CheckpointError(f"checkpoint weights do not fit the model (e.g. {missing[0]})", where=str(folder),
+                              fix="resume with the config the run was started with")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))  # type: ignore[attr-defined]
+    restore_rng(torch.load(folder / "rng.pt", weights_only=True))
+    saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    saved.pop("saved_at", None)
+    saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
+    saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
+    return LoopState(**saved)

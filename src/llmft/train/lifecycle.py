@@ -1,0 +1,117 @@
+"""Around the loop: pre-flight checks, checkpoints, resume and graceful stops.
+
+The loop itself (loop.py) knows nothing of files or signals; this module connects it to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from llmft.config.redact import redact
+from llmft.errors import CheckpointError, RunInterrupted
+from llmft.train import checkpoint as ckpt
+from llmft.train.loop import LoopState
+from llmft.train.resume import check_resume_config
+from llmft.train.session import Session, run_training
+from llmft.train.signals import GracefulStop
+
+Say = Callable[[str], None]
+BYTES_PER_TRAINABLE = 4 * 3  # fp32 weight + AdamW's two moments
+SAFETY = 1.2
+
+
+def estimated_checkpoint_bytes(trainable: int) -> int:
+    return int(trainable * BYTES_PER_TRAINABLE * SAFETY) + 1_000_000
+
+
+def preflight(session: Session, trainable: int, total: int) -> None:
+    """Fail before the first step when the output dir is not writable or too small for what will be saved."""
+    out = session.out
+    try:
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot write to the output dir: {err.strerror}", where=str(out),
+                              fix="choose a writable output_dir or fix its permissions") from None
+    cfg = session.setup.cfg
+    keep = (cfg.save_total_limit or 1) + 1 + (1 if cfg.save_best_metric else 0) if cfg.save_strategy != "no" else 0
+    final_model = total * 4 if trainable == total else trainable * 4
+    need = keep * estimated_checkpoint_bytes(trainable) + final_model
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise CheckpointError(
+            f"not enough disk space at {out}: checkpoints ({keep} × {estimated_checkpoint_bytes(trainable) / 1e6:.1f} MB) "
+            f"and the final model ({final_model / 1e6:.1f} MB) need about {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free",
+            fix="free space, lower training.save_total_limit, or set another output_dir",
+        )
+
+
+def _config_yaml(session: Session) -> str:
+    return yaml.safe_dump(redact(session.config.model_dump(mode="json")), sort_keys=False)
+
+
+def save(session: Session, state: LoopState) -> Path:
+    """A checkpoint now, plus the best-checkpoint bookkeeping."""
+    cfg = session.setup.cfg
+    folder = ckpt.save_checkpoint(session.out, model=session.model_for_saving(), optimizer=session.setup.optimizer,
+                                  scheduler=session.setup.scheduler, state=state, config_yaml=_config_yaml(session),
+                                  keep=cfg.save_total_limit)
+    metric = cfg.save_best_metric
+    value = session.last_eval.get(metric) if metric else None
+    if metric and value is not None:
+        lower = metric.endswith(("loss", "perplexity"))
+        best = session.best_value
+        if best is None or (value < best if lower else value > best):
+            session.best_value = value
+            ckpt.mark_best(session.out, folder, metric, value)
+    return folder
+
+
+def resume_state(session: Session, resume: bool | str, say: Say) -> LoopState:
+    """Load the checkpoint to resume from; refuse if the config changed what the run learns."""
+    folder = Path(resume) if isinstance(resume, str) else ckpt.latest_checkpoint(session.out)
+    if folder is None:
+        raise CheckpointError(f"no complete checkpoint in {session.out / ckpt.CHECKPOINTS} to resume from",
+                              fix="start without --resume (add --overwrite to replace the partial run)")
+    allowed = check_resume_config(folder, yaml.safe_load(_config_yaml(session)))
+    for change in allowed:
+        say(f"resume: allowed config change {change}")
+    state = ckpt.load_checkpoint(folder, model=session.model_for_saving(), optimizer=session.setup.optimizer,
+                                 scheduler=session.setup.scheduler)
+    _truncate_metrics(session.out / "metrics.jsonl", state.step)
+    say(f"resumed from {folder} at step {state.step} (epoch {state.epoch})")
+    return state
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines the killed run wrote after the checkpoint; the resumed run writes them again."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train_with_signals(session: Session, state: LoopState | None, say: Say) -> LoopState:
+    """Train; on SIGINT/SIGTERM finish the step, checkpoint, and raise RunInterrupted (exit 130/143)."""
+    session.setup.on_checkpoint = lambda s: save(session, s)
+    with GracefulStop() as stop:
+        session.setup.should_stop = lambda: stop.requested
+        state = run_training(session, state)
+    if stop.requested:
+        folder = save(session, state)
+        raise RunInterrupted(
+            f"stopped by signal at step {state.step}; checkpoint written to {folder}",
+            exit_code=stop.exit_code,
+            fix=f"continue with `llmft train {session.config_path or 'CONFIG'} --resume`",
+        )
+    return state

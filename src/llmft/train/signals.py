@@ -1,0 +1,49 @@
+"""Graceful stop on SIGINT/SIGTERM: finish the optimizer step, checkpoint, exit 130/143.
+
+A second Ctrl-C (or SIGTERM) while stopping exits at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+STOPPABLE = (signal.SIGINT, signal.SIGTERM)
+
+
+class GracefulStop:
+    """Context manager: records the first stop signal; the loop polls ``requested`` between steps."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal or 0)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:  # second signal: stop now
+            sys.stderr.write("\nsecond stop signal: exiting without a checkpoint\n")
+            raise SystemExit(128 + signum)
+        self.signal = signum
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"\n{name} received: finishing this step and writing a checkpoint "
+                         "(send it again to exit at once)\n")
+
+    def __enter__(self) -> GracefulStop:
+        for sig in STOPPABLE:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. an HPO worker): no handlers there
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
