@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from llmft.config.schema import DataConfig
+from llmft.data import cache
 from llmft.data.formats import CONVERSATIONAL, FormatReport, check_columns, detect_format, format_rows, prepare_columns
 from llmft.data.sources import load_splits
 from llmft.data.templates import choose_template
@@ -58,6 +61,8 @@ class EncodedData:
     stats: dict[str, TokenStats] = field(default_factory=dict)
     label_names: list[str] | None = None
     template: str | None = None
+    from_cache: bool = False
+    cache_key: str = ""
 
 
 def _rows_of(split: object | None) -> list[dict[str, object]] | None:
@@ -102,8 +107,18 @@ def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, ta
     encoder = Encoder(task, tokenizer, cfg.tokenization, cfg.preprocessing, template,
                       {name: i for i, name in enumerate(labels)} if labels else None)
     out = EncodedData(examples={}, label_names=labels, template=template.name if template else None)
-    for name, split_rows in prepared.rows.items():
-        out.examples[name], out.stats[name] = encode_rows(split_rows, encoder)
+    key = cache.cache_key(prepared.fingerprint, cache.tokenizer_fingerprint(tokenizer), out.template, task, labels,
+                          cfg.tokenization.model_dump(exclude={"num_proc"}), cfg.preprocessing.model_dump())
+    hit = cache.load(key)
+    if hit is not None:
+        out.examples, out.stats, _ = hit
+        out.from_cache = True
+    else:
+        workers = cfg.tokenization.num_proc or min(4, os.cpu_count() or 1)
+        for name, split_rows in prepared.rows.items():
+            out.examples[name], out.stats[name] = encode_parallel(split_rows, encoder, workers)
+        cache.store(key, out.examples, out.stats, {})
+    out.cache_key = key
     if not out.examples["train"]:
         raise DataError("no training examples left after tokenization (all too long or nothing to learn)",
                         fix="raise data.tokenization.max_length or enable truncation")
@@ -115,3 +130,25 @@ def _quiet_length_warning(tokenizer: object) -> None:
     flags = getattr(tokenizer, "deprecation_warnings", None)
     if isinstance(flags, dict):
         flags["sequence-length-is-longer-than-the-specified-maximum"] = True
+
+
+PARALLEL_MIN_ROWS = 4000
+
+
+def encode_parallel(rows: list[dict[str, object]], encoder: Encoder, workers: int) -> tuple[list[dict[str, object]], TokenStats]:
+    """Encode in ``workers`` processes when there are enough rows to pay for starting them."""
+    if workers <= 1 or len(rows) < PARALLEL_MIN_ROWS:
+        return encode_rows(rows, encoder)
+    size = -(-len(rows) // (workers * 4))
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(encode_rows, chunks, [encoder] * len(chunks)))
+    examples = [e for part, _ in parts for e in part]
+    stats = TokenStats()
+    for _, part in parts:
+        stats.rows += part.rows
+        stats.truncated += part.truncated
+        stats.dropped_too_long += part.dropped_too_long
+        stats.lengths += part.lengths
+        stats.trained_tokens += part.trained_tokens
+    return examples, stats

@@ -73,3 +73,65 @@ def batch_order(
     if group_by_length and shuffle:
         rng.shuffle(batches)
     return batches
+
+
+# ------------------------------------------------------------------------------------------ packing
+def pack_examples(examples: list[dict[str, object]], max_length: int) -> list[dict[str, list[int]]]:
+    """Pack rows into sequences of at most ``max_length`` tokens (first-fit decreasing).
+
+    Each packed row keeps its rows' own labels, with the first token of every row masked (nothing inside
+    the row predicts it; without the mask the previous row's last token would learn to predict it), and
+    position_ids restarting at 0 for every row, from which transformers builds a block-diagonal causal
+    mask: no token attends across a row boundary (attention_mask must then be left out, and no KV cache).
+    """
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))  # type: ignore[arg-type]
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        size = len(examples[i]["input_ids"])  # type: ignore[arg-type]
+        target = next((b for b, free in enumerate(room) if free >= size), None)
+        if target is None:
+            bins.append([i])
+            room.append(max_length - size)
+        else:
+            bins[target].append(i)
+            room[target] -= size
+    return [_join([examples[i] for i in members]) for members in bins]
+
+
+def _join(rows: list[dict[str, object]]) -> dict[str, list[int]]:
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for row in rows:
+        row_ids = list(row["input_ids"])  # type: ignore[call-overload]
+        row_labels = list(row["labels"])  # type: ignore[call-overload]
+        row_labels[0] = IGNORE
+        ids += row_ids
+        labels += row_labels
+        positions += list(range(len(row_ids)))
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+@dataclass
+class PackedCollator:
+    """Batches of packed rows: padding is one more 'row' (positions from 0, labels ignored), so no
+    attention mask is needed; ``token_mask`` marks real tokens for counting and is not a model input."""
+
+    pad_id: int
+    length: int
+
+    def __call__(self, examples: list[dict[str, object]]) -> dict[str, torch.Tensor]:
+        n = len(examples)
+        ids = torch.full((n, self.length), self.pad_id, dtype=torch.long)
+        labels = torch.full((n, self.length), IGNORE, dtype=torch.long)
+        positions = torch.arange(self.length, dtype=torch.long).repeat(n, 1)
+        real = torch.zeros((n, self.length), dtype=torch.long)
+        for i, example in enumerate(examples):
+            size = len(example["input_ids"])  # type: ignore[arg-type]
+            ids[i, :size] = torch.as_tensor(example["input_ids"])
+            labels[i, :size] = torch.as_tensor(example["labels"])
+            positions[i, :size] = torch.as_tensor(example["position_ids"])
+            positions[i, size:] = torch.arange(self.length - size)
+            real[i, :size] = 1
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "token_mask": real}

@@ -36,7 +36,8 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
     if existing and not (overwrite or resume):
         raise ConfigError(
             f"output_dir {out} already holds a run ({', '.join(existing)})",
-            fix="resume it with `llmft train CONFIG --resume`, start over with --overwrite, or set another output_dir",
+            fix="resume it with `llmft train CONFIG --resume`, start over with --overwrite, "
+            "or set another output_dir",
         )
     if existing and overwrite:
         import shutil
@@ -47,7 +48,13 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # read-only parent, a file in the way, ...: the user's setting, not a bug
+        raise ConfigError(
+            f"cannot create the output dir {out}: {err.strerror or err}",
+            fix="set output_dir to a writable folder (or fix the permissions of its parent)",
+        ) from None
     return out
 
 

@@ -13,6 +13,7 @@ folder without ``COMPLETE`` or with a temporary name is never taken for a checkp
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from llmft.errors import CheckpointError
 from llmft.train.loop import LoopState
@@ -78,14 +80,21 @@ def restore_rng(state: dict[str, object]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])  # type: ignore[arg-type]
 
 
+def _torch_save(obj: object, path: Path) -> None:
+    # Through a Python file object: a failed write (disk full) then leaves its OSError in the exception
+    # chain; given a path, torch only says "unexpected pos 576 vs 534".
+    with path.open("wb") as handle:
+        torch.save(obj, handle)
+
+
 def _write_files(folder: Path, parts: dict[str, object]) -> None:
     """Write each part; the slow, failure-prone step (disk full, permissions)."""
     from safetensors.torch import save_file
 
     save_file(parts["trainable"], str(folder / "trainable.safetensors"))  # type: ignore[arg-type]
-    torch.save(parts["optimizer"], folder / "optimizer.pt")
-    torch.save(parts["scheduler"], folder / "scheduler.pt")
-    torch.save(parts["rng"], folder / "rng.pt")
+    _torch_save(parts["optimizer"], folder / "optimizer.pt")
+    _torch_save(parts["scheduler"], folder / "scheduler.pt")
+    _torch_save(parts["rng"], folder / "rng.pt")
     (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
     (folder / "config.yaml").write_text(str(parts["config_yaml"]), encoding="utf-8")
 
@@ -114,20 +123,37 @@ def save_checkpoint(
             _fsync_file(path)
         _fsync_dir(tmp)
         if final.exists():
-            shutil.rmtree(final)
+            _remove_checkpoint(final)
         os.replace(tmp, final)
         _fsync_dir(root)
-    except OSError as err:
+    except (OSError, RuntimeError, SafetensorError) as err:  # torch and safetensors wrap a failed write
         shutil.rmtree(tmp, ignore_errors=True)
         last = latest_checkpoint(out)
         raise CheckpointError(
-            f"could not write the checkpoint for step {state.step}: {err.strerror or err}",
+            f"could not write the checkpoint for step {state.step}: {_write_failure(err)}",
             where=str(final),
             fix=f"free disk space or fix permissions at {root}; the last good checkpoint is "
             f"{last if last else 'none (nothing was saved yet)'}",
-        ) from None
+        ) from err
     prune_checkpoints(root, keep)
     return final
+
+
+def _write_failure(err: BaseException) -> str:
+    """Why a write failed, in the OS's words (`No space left on device (ENOSPC)`) when it is known."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno:
+            name = errno.errorcode.get(cause.errno, str(cause.errno))
+            return f"{cause.strerror or os.strerror(cause.errno)} ({name})"
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(err).__name__}: {err}"
+
+
+def _remove_checkpoint(path: Path) -> None:
+    """Marker first: a kill halfway through must not leave a 'complete' checkpoint that lacks files."""
+    (path / MARKER).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _pause_for_tests() -> None:
@@ -160,7 +186,7 @@ def prune_checkpoints(root: Path, keep: int | None, protect: Path | None = None)
     best = _best_marker(root)
     for path in found[:-keep]:
         if path != protect and path.name != best:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_checkpoint(path)
 
 
 def _best_marker(root: Path) -> str | None:
@@ -173,7 +199,8 @@ def _best_marker(root: Path) -> str | None:
 def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
     path = out / CHECKPOINTS / "best.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"checkpoint": checkpoint.name, "metric": metric, "value": value}), encoding="utf-8")
+    record = {"checkpoint": checkpoint.name, "metric": metric, "value": value}
+    tmp.write_text(json.dumps(record), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -189,8 +216,8 @@ def load_checkpoint(
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
     if missing:
-        raise CheckpointError(f"checkpoint weights do not fit the model (e.g. {missing[0]})", where=str(folder),
-                              fix="resume with the config the run was started with")
+        raise CheckpointError(f"checkpoint weights do not fit the model (e.g. {missing[0]})",
+                              where=str(folder), fix="resume with the config the run was started with")
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))

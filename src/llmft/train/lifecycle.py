@@ -41,14 +41,17 @@ def preflight(session: Session, trainable: int, total: int) -> None:
         raise CheckpointError(f"cannot write to the output dir: {err.strerror}", where=str(out),
                               fix="choose a writable output_dir or fix its permissions") from None
     cfg = session.setup.cfg
-    keep = (cfg.save_total_limit or 1) + 1 + (1 if cfg.save_best_metric else 0) if cfg.save_strategy != "no" else 0
+    keep = 0
+    if cfg.save_strategy != "no":
+        keep = (cfg.save_total_limit or 1) + 1 + (1 if cfg.save_best_metric else 0)
     final_model = total * 4 if trainable == total else trainable * 4
-    need = keep * estimated_checkpoint_bytes(trainable) + final_model
+    each = estimated_checkpoint_bytes(trainable)
+    need = keep * each + final_model
     free = shutil.disk_usage(out).free
     if need > free:
         raise CheckpointError(
-            f"not enough disk space at {out}: checkpoints ({keep} × {estimated_checkpoint_bytes(trainable) / 1e6:.1f} MB) "
-            f"and the final model ({final_model / 1e6:.1f} MB) need about {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free",
+            f"not enough disk space at {out}: checkpoints ({keep} × {each / 1e6:.1f} MB) and the final model "
+            f"({final_model / 1e6:.1f} MB) need about {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free",
             fix="free space, lower training.save_total_limit, or set another output_dir",
         )
 
@@ -60,9 +63,11 @@ def _config_yaml(session: Session) -> str:
 def save(session: Session, state: LoopState) -> Path:
     """A checkpoint now, plus the best-checkpoint bookkeeping."""
     cfg = session.setup.cfg
-    folder = ckpt.save_checkpoint(session.out, model=session.model_for_saving(), optimizer=session.setup.optimizer,
-                                  scheduler=session.setup.scheduler, state=state, config_yaml=_config_yaml(session),
-                                  keep=cfg.save_total_limit)
+    folder = ckpt.save_checkpoint(
+        session.out, model=session.model_for_saving(), optimizer=session.setup.optimizer,
+        scheduler=session.setup.scheduler, state=state, config_yaml=_config_yaml(session),
+        keep=cfg.save_total_limit,
+    )
     metric = cfg.save_best_metric
     value = session.last_eval.get(metric) if metric else None
     if metric and value is not None:
@@ -94,11 +99,19 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines the killed run wrote after the checkpoint; the resumed run writes them again."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= step]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _step_of(line: str) -> float:
+    """The step a metrics line belongs to; a line a kill cut short (or a blank one) belongs to none."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("inf")
+    return record.get("step", 0) if isinstance(record, dict) else float("inf")
 
 
 def train_with_signals(session: Session, state: LoopState | None, say: Say) -> LoopState:

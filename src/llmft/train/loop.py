@@ -99,7 +99,7 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
     window_tokens = max(1, sum(loss_tokens(setup.task, b) for b in batches))
     step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
     for i, batch in enumerate(batches):
-        state.tokens_seen += int(batch["attention_mask"].sum())
+        state.tokens_seen += int(batch.get("token_mask", batch.get("attention_mask")).sum())  # type: ignore[union-attr]
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
         sync = nullcontext() if i == len(batches) - 1 else acc.no_sync(setup.model)  # type: ignore[attr-defined]
         with sync, acc.autocast():  # type: ignore[attr-defined]

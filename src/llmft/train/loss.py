@@ -14,7 +14,9 @@ from torch.utils.checkpoint import checkpoint
 
 IGNORE = -100
 # Architectures whose forward is "backbone → lm_head" with nothing in between (no logit soft-capping or
-# scaling), so the head can be applied to selected positions only.
+# scaling), so the head can be applied to selected positions only. They also build their attention masks
+# with transformers' masking_utils, which turns restarted position_ids into a block-diagonal mask: the
+# architectures that support packing.
 PLAIN_HEAD_TYPES = {"gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "gpt_neox"}
 CHUNK = 2048
 
@@ -68,7 +70,7 @@ def selective_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) ->
 def full_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """The model's own forward (prompt/prefix tuning, unusual heads), with our shift and sum."""
     labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "token_mask")}
     out = model(**inputs, use_cache=False)
     logits = out.logits
     if logits.shape[1] != labels.shape[1]:  # prompt tuning prepends virtual tokens

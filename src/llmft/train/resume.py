@@ -16,8 +16,9 @@ from llmft.errors import CheckpointError
 SAFE_PREFIXES = (
     "training.logging_steps", "training.eval_steps", "training.eval_strategy", "training.save_steps",
     "training.save_strategy", "training.save_total_limit", "training.save_best_metric", "training.max_steps",
-    "training.epochs", "training.early_stopping_", "training.num_threads", "training.nan_policy", "evaluation.",
-    "tracking.", "hpo.", "output_dir", "hf_token", "data.tokenization.num_proc", "training.eval_batch_size",
+    "training.epochs", "training.early_stopping_", "training.num_threads", "training.nan_policy",
+    "evaluation.", "tracking.", "hpo.", "output_dir", "hf_token", "data.tokenization.num_proc",
+    "training.eval_batch_size",
 )
 
 

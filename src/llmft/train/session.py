@@ -9,12 +9,12 @@ import torch
 
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
-from llmft.data.collate import PadCollator, batch_order
-from llmft.errors import EnvironmentProblem
+from llmft.data.collate import PackedCollator, PadCollator, batch_order, pack_examples
+from llmft.errors import EnvironmentProblem, ModelError
 from llmft.evaluate.run import evaluate
 from llmft.train.artifacts import MetricsLog
 from llmft.train.loop import LoopState, TrainSetup, total_steps, train
-from llmft.train.loss import loss_function
+from llmft.train.loss import PLAIN_HEAD_TYPES, loss_function, supports_selective_head
 from llmft.train.optim import build_optimizer, build_scheduler
 from llmft.train.progress import Progress
 
@@ -71,6 +71,18 @@ def _collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
     return PadCollator(pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification")
 
 
+def _packed(
+    model: torch.nn.Module, encoded: EncodedData, collate: PadCollator, max_length: int
+) -> tuple[list[dict[str, object]], PackedCollator]:
+    """Pack the training rows (causal LM on an architecture whose masks honour restarted positions)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if not supports_selective_head(model):
+        raise ModelError(f"data.packing is not supported for model type `{model_type}` with this adapter",
+                         fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})")
+    packed = pack_examples(encoded.examples["train"], max_length)
+    return packed, PackedCollator(collate.pad_id, max_length)
+
+
 def build_session(
     config: RunConfig, model: torch.nn.Module, tokenizer: object, encoded: EncodedData, task: str, out: Path,
     *, progress: bool = True,
@@ -83,22 +95,25 @@ def build_session(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # type: ignore[operator]
+    collate = _collator(tokenizer, config, task)
+    train_examples, train_collate = encoded.examples["train"], collate
+    if config.data.packing:
+        train_examples, train_collate = _packed(model, encoded, collate, config.data.tokenization.max_length)
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, total_steps(len(encoded.examples["train"]), cfg))
+    scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if cfg.compile:
         model = torch.compile(model)
-    collate = _collator(tokenizer, config, task)
     session = Session(setup=TrainSetup(  # evaluate is attached below, once the session exists
         model=model, optimizer=optimizer, scheduler=scheduler, accelerator=accelerator,
-        examples=encoded.examples["train"], collate=collate, loss_fn=loss_function(task, model), task=task,
+        examples=train_examples, collate=train_collate, loss_fn=loss_function(task, model), task=task,
         cfg=cfg, seed=config.seed, group_by_length=config.data.group_by_length, log=MetricsLog(out / "metrics.jsonl"),
     ), eval_collate=collate, eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
         num_labels=len(encoded.label_names) if encoded.label_names else None, config=config, out=out)
     validation = encoded.examples.get("validation")
     if validation:
         session.setup.evaluate = lambda: session.evaluate(validation, "eval")
-    session.setup.progress = Progress(total_steps(len(encoded.examples["train"]), cfg), enabled=progress)
+    session.setup.progress = Progress(total_steps(len(train_examples), cfg), enabled=progress)
     return session
 
 

@@ -5,8 +5,8 @@ A second Ctrl-C (or SIGTERM) while stopping exits at once.
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 from types import FrameType
 
 STOPPABLE = (signal.SIGINT, signal.SIGTERM)
@@ -29,12 +29,12 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None:  # second signal: stop now
-            sys.stderr.write("\nsecond stop signal: exiting without a checkpoint\n")
+            _notify("\nsecond stop signal: exiting without a checkpoint\n")
             raise SystemExit(128 + signum)
         self.signal = signum
         name = signal.Signals(signum).name
-        sys.stderr.write(f"\n{name} received: finishing this step and writing a checkpoint "
-                         "(send it again to exit at once)\n")
+        _notify(f"\n{name} received: finishing this step and writing a checkpoint "
+                "(send it again to exit at once)\n")
 
     def __enter__(self) -> GracefulStop:
         for sig in STOPPABLE:
@@ -47,3 +47,12 @@ class GracefulStop:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _notify(text: str) -> None:
+    """Straight to fd 2: the handler may run while the main code is inside a write to sys.stderr, and a
+    buffered stream entered twice raises `RuntimeError: reentrant call`."""
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
