@@ -29,7 +29,7 @@ def run_guarded(app: typer.Typer, argv: list[str]) -> int:
     except LlmftError as err:
         if debug:
             traceback.print_exc()
-        print_error(err.render())
+        print_error(f"{err.render()}\n(error {err.code}: see docs/TROUBLESHOOTING.md)")
         return err.exit_code
     except click.exceptions.Exit as done:
         return done.exit_code
