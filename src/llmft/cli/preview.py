@@ -1,0 +1,22 @@
+"""`llmft preview CONFIG [overrides] [-n 3]`: dry run — rendered examples with the loss mask, data
+statistics, trainable parameters and a peak-memory estimate. Nothing is trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def preview(
+    config: Path = typer.Argument(..., help="Run config."),
+    overrides: list[str] | None = typer.Argument(None, help="Dotted overrides."),
+    rows: int = typer.Option(3, "-n", "--rows", help="How many examples to show."),
+) -> None:
+    """Show what training would see (loss mask highlighted) and cost, without training."""
+    from rich.console import Console
+
+    from llmft.config.load import load_config
+    from llmft.preview import build_preview, print_preview
+
+    print_preview(build_preview(load_config(config, overrides or []), rows=rows), Console())
