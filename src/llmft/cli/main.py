@@ -38,11 +38,18 @@ def _root(
         os.environ["LLMFT_DEBUG"] = "1"
 
 
+_registered = False
+
+
 def _register() -> None:
-    """Attach the subcommands. Kept in one place so the command list reads like a table of contents."""
+    """Attach the subcommands once. Kept in one place so the command list reads like a table of contents."""
+    global _registered
+    if _registered:
+        return
     from llmft.cli import commands
 
     commands.register(app)
+    _registered = True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,8 @@ def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
     if task in ("causal_lm", "seq2seq_lm") and metrics & CLASSIFICATION_METRICS:
         bad = sorted(metrics & CLASSIFICATION_METRICS)
         verb = "needs" if len(bad) == 1 else "need"
-        return [Problem("evaluation.metrics", f"{', '.join(bad)} {verb} a classification task, but model.task is {task}",
+        message = f"{', '.join(bad)} {verb} a classification task, but model.task is {task}"
+        return [Problem("evaluation.metrics", message,
                         fix="use loss/perplexity, or set model.task: sequence_classification")]
     if task == "sequence_classification" and metrics & LM_METRICS:
         return [Problem("evaluation.metrics", "perplexity needs a language-model task, but the task is "
@@ -89,18 +90,21 @@ def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
     return None
 
 
+SPACE_EXAMPLE = '["float", 1e-5, 1e-3, "log"]'
 LEGACY_SPACE_KINDS = ("float", "loguniform", "uniform", "int", "randint", "choice", "categorical")
 
 
 def _space_shape_problem(spec: object, space: Space) -> str | None:
     """Shapes parse_space accepts but that cannot be meant (a legacy list missing a bound, an empty range)."""
-    if isinstance(spec, list) and spec and spec[0] in LEGACY_SPACE_KINDS and space.kind == "choice" \
-            and spec[0] in space.choices:
+    legacy_kind = isinstance(spec, list) and bool(spec) and spec[0] in LEGACY_SPACE_KINDS
+    if legacy_kind and space.kind == "choice" and spec[0] in space.choices:  # type: ignore[index]
         return f"a legacy [\"{spec[0]}\", ...] space needs its bounds (or choices) after the kind"
     if space.kind != "choice" and space.low > space.high:
         return f"the range is empty: low {space.low:g} is above high {space.high:g}"
     if space.log and space.low <= 0:
         return "a log range needs low > 0"
+    if space.step is not None and space.step <= 0:
+        return f"the step must be > 0, got {space.step:g}"
     return None
 
 
@@ -117,13 +121,14 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         except SpaceError as err:
             problems.append(Problem(where, str(err)))
             continue
-        except (TypeError, ValueError):  # e.g. ["float", "a", "b"]: bounds that are not numbers
-            problems.append(Problem(where, f"cannot read the space {show(spec)}: its bounds must be numbers",
-                                    fix='write e.g. ["float", 1e-5, 1e-3, "log"] or {low: 1e-5, high: 1e-3, log: true}'))
+        except (TypeError, ValueError, ArithmeticError):  # ["float", "a", "b"]: bounds that are not numbers
+            fix = f"write e.g. {SPACE_EXAMPLE} or {{low: 1e-5, high: 1e-3, log: true}}"
+            message = f"cannot read the space {show(spec)}: its bounds must be numbers"
+            problems.append(Problem(where, message, fix))
             continue
         shape = _space_shape_problem(spec, space)
         if shape:
-            problems.append(Problem(where, shape, fix='write e.g. ["float", 1e-5, 1e-3, "log"] or [1e-4, 3e-4]'))
+            problems.append(Problem(where, shape, fix=f"write e.g. {SPACE_EXAMPLE} or [1e-4, 3e-4]"))
             continue
         if not _field_exists(space.path):
             problems.append(Problem(where, f"`{space.path}` is not a config field",
@@ -132,7 +137,8 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         for value in space.probe_values():
             message = _probe(raw, space.path, value)
             if message:
-                problems.append(Problem(where, f"value {value!r} is rejected by `{space.path}`: {message}"))
+                rejected = f"value {show(value)} is rejected by `{space.path}`: {message}"
+                problems.append(Problem(where, rejected))
                 break
     return problems
 

@@ -279,7 +279,8 @@ def _spread(state: Normalised, tr: Raw, sub: Raw, path: str, keymap: dict[str, s
     for key, value in sub.items():
         new = keymap.get(key)
         if new is None:
-            state.error(f"{path}.{key}", f"unknown legacy key `{key}`", f"set the matching `training.` key instead")
+            state.error(f"{path}.{key}", f"unknown legacy key `{key}`",
+                        "set the matching `training.` key instead")
             continue
         if new in tr and tr[new] != value:
             state.error(f"{path}.{key}", f"`{path}.{key}` and `training.{new}` disagree", f"keep `training.{new}`")
@@ -320,7 +321,7 @@ def _normalise_hpo(state: Normalised, hpo: Raw) -> None:
 
 
 def _merge_ray_tune(state: Normalised, raw: Raw) -> None:
-    """The legacy top-level `ray_tune` block is an `hpo` section with `backend: ray`; both may not disagree."""
+    """The legacy top-level `ray_tune` block is an `hpo` section with `backend: ray`; not both at once."""
     block = {"enabled": True, "backend": "ray", **raw.pop("ray_tune")}  # type: ignore[dict-item]
     hpo = raw.get("hpo", {})
     if not isinstance(hpo, dict):

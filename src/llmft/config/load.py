@@ -164,13 +164,15 @@ def _locate(problems: list[Problem], lines: dict[KeyPath, int], aliases: dict[st
     """
     out = []
     for problem in problems:
-        if not problem.location and any(problem.path == o or problem.path.startswith(o + ".") for o in overridden):
+        by_override = any(problem.path == o or problem.path.startswith(o + ".") for o in overridden)
+        if not problem.location and by_override:
             location: str | None = "command line"
         else:
             line = None if problem.location else _line_of(problem.path, lines, aliases)
             location = f"{source}:{line}" if line is not None else problem.location
-        out.append(Problem(_one_line(problem.path), _one_line(problem.message), problem.fix, problem.severity,
-                           location))
+        fix = _one_line(problem.fix) if problem.fix else None
+        path, message = _one_line(problem.path), _one_line(problem.message)
+        out.append(Problem(path, message, fix, problem.severity, location))
     return out
 
 
@@ -243,11 +245,12 @@ def _unique(legacy: list[Problem], found: list[Problem]) -> list[Problem]:
 
 
 def _duplicate_keys(parsed: ConfigText) -> list[Problem]:
-    return [
-        Problem(".".join(path), f"key written twice (lines {first} and {again}); only the last one would count",
-                fix="keep one of them")
-        for path, first, again in parsed.duplicates
-    ]
+    """YAML and JSON parsers keep the last of two equal keys without a word; it is rarely what was meant."""
+    problems = []
+    for path, first, again in parsed.duplicates:
+        message = f"key written twice (lines {first} and {again}); only the last one would count"
+        problems.append(Problem(".".join(path), message, fix="keep one of them"))
+    return problems
 
 
 def inspect_config(path: str | Path | None, overrides: list[str] | None = None) -> LoadedConfig:

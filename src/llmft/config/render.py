@@ -40,8 +40,8 @@ def show(value: object) -> str:
     """Repeat a user's value back compactly, JSON style (dates and other YAML oddities as text)."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError):  # ValueError: an integer too long to print
+        text = f"<a {type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -189,9 +189,6 @@ def _problem(err: dict[str, object]) -> Problem:
         choices = literal_choices(model, key) or _expected_choices(err)
         hint = suggest(str(value), choices, LEGACY_VALUES.get(path))
         return Problem(path, f"expected one of {', '.join(choices)}; got {show(value)}{hint}")
-    if kind == "union_tag_not_found":
-        return Problem(f"{path}.type", f"expected a `type` naming the kind, got {show(value)}",
-                       fix=f"write `type:` with one of {', '.join(literal_choices_of_union(model, key))}")
     if kind == "union_tag_invalid":
         ctx = err.get("ctx") or {}
         tags = str(ctx.get("expected_tags", "")).replace("'", "")  # type: ignore[union-attr]
@@ -207,21 +204,14 @@ def _problem(err: dict[str, object]) -> Problem:
         return Problem(path, f"expected a number {op} {bound}, got {show(value)}")
     if kind in EXPECTED:
         fix = None
-        if EXPECTED[kind].startswith("a mapping") and isinstance(value, str) and re.match(r"^[\w.-]+:\S", value):
+        no_space = isinstance(value, str) and re.match(r"^[\w.-]+:\S", value)
+        if EXPECTED[kind].startswith("a mapping") and no_space:
             fix = f"put a space after the colon: `{value.replace(':', ': ', 1)}`"
         return Problem(path, f"expected {EXPECTED[kind]}, got {show(value)}", fix=fix)
     message = str(err["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
         return Problem(path, message)
     return Problem(path, f"{message[0].lower()}{message[1:]}, got {show(value)}")
-
-
-def literal_choices_of_union(model: type[BaseModel] | None, key: str | None) -> list[str]:
-    """The `type` values of a union of sections (the adapter kinds)."""
-    if model is None or key not in model.model_fields:
-        return []
-    return [str(t) for m in _union_members(model.model_fields[key].annotation)
-            for t in get_args(m.model_fields["type"].annotation)]
 
 
 def _merge_branches(problems: list[tuple[Problem, bool]]) -> list[Problem]:

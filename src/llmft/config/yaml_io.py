@@ -53,7 +53,7 @@ def parse_value(text: str) -> object:
     """Parse one override value the way the config file would (numbers, bools, lists, null)."""
     try:
         return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4300 digits
         return text
 
 
@@ -101,11 +101,24 @@ def _parse_json(text: str, source: str) -> object:
             source=f"{source}:{err.lineno}",
             fix=f"{hint} (JSON allows no comments or trailing commas; YAML is more forgiving)",
         ) from None
+    except ValueError as err:  # Python refuses integers of more than 4300 digits
+        raise _unreadable_value(err, source) from None
+
+
+def _unreadable_value(err: ValueError, source: str) -> ConfigError:
+    """A value the parser recognised but Python cannot build: a 5000-digit integer, a date `2024-13-45`."""
+    return ConfigError(
+        f"a value in the file cannot be read: {str(err).split(';')[0]}",
+        source=source,
+        fix="write numbers with fewer digits (or as 1e-5), and quote text that looks like a date",
+    )
 
 
 def _parse_yaml(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=ConfigLoader)  # noqa: S506
+    except ValueError as err:
+        raise _unreadable_value(err, source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -139,7 +152,8 @@ def read_config_text(path: Path) -> ConfigText:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
-        what = "the file is UTF-16" if utf16 else f"byte {data[err.start]:#04x} at line {line} cannot be decoded"
+        what = f"byte {data[err.start]:#04x} at line {line} cannot be decoded"
+        what = "the file is UTF-16" if utf16 else what
         raise ConfigError(
             f"not UTF-8 text: {what}",
             source=f"{source}:{line}",
@@ -151,7 +165,8 @@ def read_config_text(path: Path) -> ConfigText:
     parsed = _parse_json(text, source) if is_json else _parse_yaml(text, source)
     if not isinstance(parsed, dict):
         raise ConfigError(
-            f"the top level must be a mapping of sections (data, model, training, ...), got {type_name(parsed)}",
+            "the top level must be a mapping of sections (data, model, training, ...), "
+            f"got {type_name(parsed)}",
             source=source,
             fix="write `key: value` pairs at the top level",
         )

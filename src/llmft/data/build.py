@@ -80,12 +80,12 @@ def prepare_rows(cfg: DataConfig, seed: int, token: str | None = None) -> Prepar
         data = _rows_of(split)
         if data is None:
             continue
-        where = f"{raw.origin} ({name} split)"
+        where = raw.where(name)
         data = prepare_columns(data, pre, where)
         columns = list(dict.fromkeys(k for r in data[:1000] for k in r))
-        fmt = fmt or detect_format(columns, pre)
+        fmt = fmt or detect_format(columns, pre, where)
         check_columns(columns, fmt, pre, where)
-        rows[name], reports[name] = format_rows(data, fmt, pre, where)
+        rows[name], reports[name] = format_rows(data, fmt, pre, where, raw.row_numbers.get(name))
     if not rows.get("train"):
         dropped = reports["train"].summary() if "train" in reports else "no rows"
         raise DataError(f"no training rows left after preprocessing ({dropped})",

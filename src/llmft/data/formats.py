@@ -55,8 +55,8 @@ class BadRow(ValueError):
     """A row that cannot be used; the message is the reason shown to the user."""
 
 
-def detect_format(columns: list[str], cfg: PreprocessingConfig) -> str:
-    """Pick the format from the column names; explicit ``format`` wins."""
+def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | None = None) -> str:
+    """Pick the format from the column names; explicit ``format`` wins. ``where`` names the data in errors."""
     if cfg.format != "auto":
         return cfg.format
     cols = set(columns)
@@ -77,8 +77,9 @@ def detect_format(columns: list[str], cfg: PreprocessingConfig) -> str:
     raise DataError(
         f"cannot tell the data format from the columns: {', '.join(columns) or '(none)'}",
         fix="name the columns as one format expects (text; text+label; instruction/input/output; messages; "
-        "conversations; prompt/chosen/rejected; input+target), map them with data.preprocessing.column_mapping, "
-        "or set data.preprocessing.text_column / label_column",
+        "conversations; prompt/chosen/rejected; input+target), map them with "
+        "data.preprocessing.column_mapping, or set data.preprocessing.text_column / label_column",
+        where=where,
     )
 
 
@@ -146,7 +147,8 @@ def _alpaca(row: Row, cfg: PreprocessingConfig) -> Row:
     instruction = _string(row.get("instruction"), "instruction")
     extra = row.get("input")
     prompt = instruction if not (isinstance(extra, str) and extra.strip()) else f"{instruction}\n\n{extra}"
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _string(row.get("output"), "output")}]
+    answer = _string(row.get("output"), "output")
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
     system = row.get("system") or cfg.system_prompt
     if isinstance(system, str) and system.strip():
         messages.insert(0, {"role": "system", "content": system})
@@ -174,7 +176,7 @@ def check_turn_order(messages: list[dict[str, str]]) -> None:
         raise BadRow("wrong turn order: a system turn after the start")
     if not body or body[0]["role"] != "user":
         raise BadRow("wrong turn order: the conversation must start with a user turn")
-    for prev, cur in zip(body, body[1:]):
+    for prev, cur in zip(body, body[1:], strict=False):
         if prev["role"] == cur["role"]:
             raise BadRow(f"wrong turn order: two {cur['role']} turns in a row")
     if not any(m["role"] == "assistant" for m in body):
@@ -223,17 +225,20 @@ def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
         return _conversation(row, fmt, cfg)
     if fmt == "preference":
         return _preference(row, cfg)
-    return {"input": _string(row.get(cfg.input_column), "input"), "target": _string(row.get(cfg.target_column), "target")}
+    return {"input": _string(row.get(cfg.input_column), "input"),
+            "target": _string(row.get(cfg.target_column), "target")}
 
 
 def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row:
+    """Clean every text field of a row; ``changed`` counts rows (not fields) per cleaning step."""
+    fields: Counter[str] = Counter()
     if "messages" in row:
         for message in row["messages"]:  # type: ignore[union-attr]
-            message["content"] = clean_text(message["content"], cfg, changed)
-        return row
+            message["content"] = clean_text(message["content"], cfg, fields)
     for key in ("text", "input", "target"):
         if key in row:
-            row[key] = clean_text(str(row[key]), cfg, changed)
+            row[key] = clean_text(str(row[key]), cfg, fields)
+    changed.update(fields.keys())
     return row
 
 
@@ -255,11 +260,17 @@ def _length_reason(row: Row, cfg: PreprocessingConfig) -> str | None:
     return None
 
 
-def format_rows(rows: list[Row], fmt: str, cfg: PreprocessingConfig, where: str) -> tuple[list[Row], FormatReport]:
-    """Canonicalise, clean and filter rows. Bad rows raise (listing the first few) unless skipped."""
+def format_rows(
+    rows: list[Row], fmt: str, cfg: PreprocessingConfig, where: str, numbers: list[int] | None = None
+) -> tuple[list[Row], FormatReport]:
+    """Canonicalise, clean and filter rows. Bad rows raise (listing the first few) unless skipped.
+
+    ``numbers`` are the rows' 1-based numbers in their file when they are not simply 1, 2, 3, ... (rows
+    reordered when validation was carved off train); messages about bad rows use them.
+    """
     report = FormatReport(format=fmt, rows_in=len(rows))
     out: list[Row] = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in zip(numbers or range(1, len(rows) + 1), rows, strict=True):
         try:
             item = canonical_row(row, fmt, cfg)
         except BadRow as bad:
@@ -274,10 +285,11 @@ def format_rows(rows: list[Row], fmt: str, cfg: PreprocessingConfig, where: str)
         out.append(item)
     report.kept = len(out)
     if report.bad_rows and cfg.on_bad_rows == "error":
-        first = "; ".join(f"row {n}: {why}" for n, why in report.bad_rows[:5])
+        first = "; ".join(f"row {n}: {why}" for n, why in sorted(report.bad_rows)[:5])
         more = f" (and {len(report.bad_rows) - 5} more)" if len(report.bad_rows) > 5 else ""
         raise DataError(f"{len(report.bad_rows)} bad row(s) in {fmt} data: {first}{more}", where=where,
-                        fix="fix those rows, or set data.preprocessing.on_bad_rows: skip to drop and count them")
+                        fix="fix those rows, or set data.preprocessing.on_bad_rows: skip "
+                        "to drop and count them")
     return out, report
 
 
@@ -292,8 +304,8 @@ def prepare_columns(rows: list[Row], cfg: PreprocessingConfig, where: str) -> li
         columns = set().union(*(r.keys() for r in rows[:100])) if rows else set()
         unknown = [old for old in cfg.column_mapping if old not in columns]
         if unknown:
-            raise DataError(f"column_mapping renames {', '.join(map(repr, unknown))}, not in the data; the columns "
-                            f"there are: {', '.join(sorted(columns))}", where=where,
+            raise DataError(f"column_mapping renames {', '.join(map(repr, unknown))}, not in the data; "
+                            f"the columns there are: {', '.join(sorted(columns))}", where=where,
                             fix="fix data.preprocessing.column_mapping")
         rows = [{cfg.column_mapping.get(k, k): v for k, v in r.items()} for r in rows]
     if cfg.filter_columns:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmft.config.schema import DatasetConfig
@@ -22,13 +23,24 @@ EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "pa
 
 @dataclass
 class RawSplits:
-    """Rows per split as `datasets.Dataset` objects, plus a human description of where they came from."""
+    """Rows per split as `datasets.Dataset` objects, plus a human description of where they came from.
+
+    ``files`` names the file of each split where it differs from ``origin``; ``row_numbers`` gives, for a
+    split whose rows were reordered (validation carved off train), each row's 1-based number in its file, so
+    that a message about a bad row points at the right place.
+    """
 
     train: object  # datasets.Dataset (kept untyped here so this module's import stays light)
     validation: object | None
     test: object | None
     origin: str
     validation_carved: bool = False
+    files: dict[str, str] = field(default_factory=dict)
+    row_numbers: dict[str, list[int]] = field(default_factory=dict)
+
+    def where(self, split: str) -> str:
+        """``file (split split)``: where a message about one of this split's rows should point."""
+        return f"{self.files.get(split, self.origin)} ({split} split)"
 
 
 def file_format(path: Path, declared: str | None) -> str:
@@ -49,7 +61,8 @@ def _read_text(path: Path) -> str:
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
     if not raw.strip():
-        raise DataError("the file is empty", where=str(path), fix="check that the file was written completely")
+        raise DataError("the file is empty", where=str(path),
+                        fix="check that the file was written completely")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -74,12 +87,15 @@ def _parse_jsonl(text: str, path: Path) -> list[dict[str, object]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            hint = " (the file looks like one JSON array: name it .json)" if number == 1 and line.lstrip()[:1] == "[" else ""
+            array = number == 1 and line.lstrip()[:1] == "["
+            hint = " (the file looks like one JSON array: name it .json)" if array else ""
             raise DataError(f"line {number} is not valid JSON: {err.msg} at column {err.colno}{hint}",
                             where=f"{path}:{number}",
                             fix="each line of a .jsonl file must be one JSON object") from None
         if not isinstance(row, dict):
-            raise DataError(f"line {number} is a JSON {type(row).__name__}, not an object", where=f"{path}:{number}",
+            hint = " (the file looks like one JSON array: name it .json)" if isinstance(row, list) else ""
+            raise DataError(f"line {number} is a JSON {type(row).__name__}, not an object{hint}",
+                            where=f"{path}:{number}",
                             fix="each line of a .jsonl file must be one JSON object like {\"text\": ...}")
         rows.append(row)
     return rows
@@ -92,17 +108,23 @@ def _parse_json(text: str, path: Path) -> list[dict[str, object]]:
         if err.msg.startswith("Extra data"):
             return _parse_jsonl(text, path)  # JSON Lines in a .json file: accept it
         raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
-                        where=f"{path}:{err.lineno}", fix="fix the JSON syntax (no trailing commas)") from None
+                        where=f"{path}:{err.lineno}",
+                        fix="fix the JSON syntax (no trailing commas)") from None
     if isinstance(data, dict):
         for key in ("data", "rows", "train", "examples"):
             if isinstance(data.get(key), list):
                 data = data[key]
                 break
     if not isinstance(data, list):
-        raise DataError("a .json data file must hold a list of objects (or JSON Lines)", where=str(path))
-    for index, row in enumerate(data):
+        found = f"an object with keys {', '.join(data) or '(none)'}" if isinstance(data, dict) else (
+            f"a JSON {type(data).__name__}")
+        raise DataError(f"a .json data file must hold a list of objects (or JSON Lines); it holds {found}",
+                        where=str(path),
+                        fix="write a list [{...}, {...}], or put the list under a `data` key")
+    for number, row in enumerate(data, start=1):
         if not isinstance(row, dict):
-            raise DataError(f"row {index} is a JSON {type(row).__name__}, not an object", where=f"{path} (row {index})",
+            raise DataError(f"row {number} is a JSON {type(row).__name__}, not an object",
+                            where=f"{path} (row {number})",
                             fix="make every element of the list an object like {\"text\": ...}")
     return data
 
@@ -127,13 +149,34 @@ def rows_to_dataset(rows: list[dict[str, object]], path: Path) -> object:
     import pyarrow
 
     keys = list(dict.fromkeys(k for row in rows for k in row))
+    errors = (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, TypeError, ValueError)
     try:
         return datasets.Dataset.from_dict({k: [row.get(k) for row in rows] for k in keys})
-    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, TypeError, ValueError) as err:
-        column = next((k for k in keys if len({type(r.get(k)) for r in rows if r.get(k) is not None}) > 1), None)
-        detail = f" column `{column}` mixes value types" if column else f" {err}"
-        raise DataError(f"rows do not share one structure:{detail}", where=str(path),
+    except errors as err:
+        detail = str(err)
+        for key in keys:
+            try:
+                pyarrow.array([row.get(key) for row in rows])
+            except errors as column_err:
+                detail = _mixed_types(rows, key) or f"column `{key}`: {column_err}"
+                break
+        raise DataError(f"rows do not share one structure: {detail}", where=str(path),
                         fix="give each column one type in every row (e.g. all labels strings)") from None
+
+
+def _mixed_types(rows: list[dict[str, object]], key: str) -> str | None:
+    """Name the first row whose value in ``key`` has another type than the rows before it."""
+    first: tuple[int, str] | None = None
+    for number, row in enumerate(rows, start=1):
+        value = row.get(key)
+        if value is None:
+            continue
+        kind = "number" if type(value) in (int, float) else type(value).__name__
+        if first is None:
+            first = (number, kind)
+        elif kind != first[1]:
+            return f"column `{key}` mixes value types (row {first[0]}: {first[1]}, row {number}: {kind})"
+    return None
 
 
 def _load_file(path: Path, fmt: str) -> object:
@@ -142,31 +185,50 @@ def _load_file(path: Path, fmt: str) -> object:
     if not path.exists():
         near = sorted(p.name for p in path.parent.glob("*"))[:10] if path.parent.exists() else []
         listing = f" Files in {path.parent}: {', '.join(near)}." if near else ""
-        raise DataError(f"data file not found: {path}.{listing}", fix="check data.dataset.train_file and friends "
+        raise DataError(f"data file not found: {path}.{listing}",
+                        fix="check data.dataset.train_file and friends "
                         "(relative paths are relative to the config file)")
     if fmt in ("json", "jsonl", "text"):
         return rows_to_dataset(read_local_rows(path, fmt), path)
+    options: dict[str, str] = {}
+    if fmt == "csv":
+        _check_csv_text(_read_text(path), path)  # encoding, NUL bytes and emptiness, with file:line
+        options = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
     try:
-        return datasets.load_dataset(fmt, data_files=str(path), split="train")
+        return datasets.load_dataset(fmt, data_files=str(path), split="train", **options)
     except Exception as err:  # noqa: BLE001 - datasets raises many types for unreadable files
-        raise DataError(f"cannot read {fmt} file: {err}", where=str(path)) from None
+        raise DataError(f"cannot read {fmt} file: {_root_cause(err)}", where=str(path)) from None
+
+
+def _check_csv_text(text: str, path: Path) -> None:
+    if sum(1 for line in text.splitlines() if line.strip()) < 2:
+        raise DataError("the file holds no rows (a CSV file needs a header line and at least one row)",
+                        where=str(path), fix="check the file's content")
+
+
+def _root_cause(err: BaseException) -> str:
+    """The parser's own error, which `datasets` wraps in "An error occurred while generating the dataset"."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{type(err).__name__}: {str(err).strip()}"
+
+
+def local_files(cfg: DatasetConfig) -> dict[str, Path]:
+    """The file of each configured split, relative to ``dir`` when that is set."""
+    base = Path(cfg.dir).expanduser() if cfg.dir else None
+    names = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    out = {}
+    for split, name in names.items():
+        if name:
+            path = Path(name).expanduser()
+            out[split] = base / path if base is not None and not path.is_absolute() else path
+    return out
 
 
 def _local(cfg: DatasetConfig) -> tuple[object, object | None, object | None, str]:
-    base = Path(cfg.dir) if cfg.dir else None
-
-    def locate(name: str | None) -> Path | None:
-        if not name:
-            return None
-        path = Path(name).expanduser()
-        return base / path if base is not None and not path.is_absolute() else path
-
-    train_path = locate(cfg.train_file)
-    assert train_path is not None  # the schema guarantees a train_file for local sources
-    splits = [(locate(n), n) for n in (cfg.validation_file, cfg.test_file)]
-    loaded = [_load_file(p, file_format(p, cfg.file_format)) if p else None for p, _ in splits]
-    train = _load_file(train_path, file_format(train_path, cfg.file_format))
-    return train, loaded[0], loaded[1], str(train_path)
+    files = local_files(cfg)
+    loaded = {split: _load_file(path, file_format(path, cfg.file_format)) for split, path in files.items()}
+    return loaded["train"], loaded.get("validation"), loaded.get("test"), str(files["train"])
 
 
 def _disk(cfg: DatasetConfig) -> tuple[object, object | None, object | None, str]:
@@ -179,8 +241,9 @@ def _disk(cfg: DatasetConfig) -> tuple[object, object | None, object | None, str
         loaded = datasets.load_from_disk(str(path))
     except Exception as err:  # noqa: BLE001
         raise DataError(f"not a dataset saved with save_to_disk: {err}", where=str(path)) from None
-    if isinstance(loaded, datasets.Dataset):
-        return loaded, None, None, str(path)
+    if isinstance(loaded, datasets.Dataset):  # one split: `train[:100]` may still slice it
+        _, bracket, rest = cfg.split.train.partition("[")
+        return (_slice(loaded, bracket + rest, "train") if bracket else loaded), None, None, str(path)
     names = cfg.split
     pick = {k: _disk_split(loaded, getattr(names, k), k, path) for k in ("train", "validation", "test")}
     return pick["train"], pick["validation"], pick["test"], str(path)
@@ -193,13 +256,30 @@ def _disk_split(dd: object, name: str | None, role: str, path: Path) -> object |
         name = next((a for a in alias if a in available), None)
         if name is None:
             return None
-    base, _, _ = name.partition("[")
+    base, bracket, rest = name.partition("[")
     if base not in available:
-        raise DataError(f"split `{base}` not in the saved dataset; it has {', '.join(available)}", where=str(path),
-                        fix=f"set data.dataset.split.{role} to one of them")
-    import datasets
+        raise DataError(f"split `{base}` not in the saved dataset; it has {', '.join(available)}",
+                        where=str(path), fix=f"set data.dataset.split.{role} to one of them")
+    split = dd[base]  # type: ignore[index]
+    return _slice(split, bracket + rest, role) if bracket else split
 
-    return datasets.load_from_disk(str(path / base)) if "[" not in name else dd[base]  # type: ignore[index]
+
+SLICE = re.compile(r"^\[(-?\d*)(%?):(-?\d*)(%?)\]$")
+
+
+def _slice(split: object, spec: str, role: str) -> object:
+    """Apply ``[10:20]``, ``[:1000]`` or ``[:10%]``, the slice syntax `datasets` takes for Hub splits."""
+    match = SLICE.match(spec.replace(" ", ""))
+    if match is None:
+        raise DataError(f"cannot read the slice `{spec}` of data.dataset.split.{role}",
+                        fix="write it as e.g. train[:1000], train[100:200] or train[:10%]")
+    size = len(split)  # type: ignore[arg-type]
+
+    def bound(value: str, percent: str) -> int | None:
+        return None if not value else round(size * int(value) / 100) if percent else int(value)
+
+    rows = range(size)[slice(bound(*match.group(1, 2)), bound(*match.group(3, 4)))]
+    return split.select(rows)  # type: ignore[attr-defined]
 
 
 def hub_offline() -> bool:
@@ -220,7 +300,8 @@ def _hub(cfg: DatasetConfig, token: str | None) -> tuple[object, object | None, 
             if hub_offline() or "offline" in str(err).lower() or "connect" in str(err).lower():
                 raise DataError(
                     f"dataset `{cfg.name}` is not available offline (and not in the local cache)",
-                    fix="run once online to cache it, or save it with `save_to_disk` and set data.dataset.path",
+                    fix="run once online to cache it, or save it with `save_to_disk` "
+                    "and set data.dataset.path",
                 ) from None
             raise DataError(f"cannot load `{cfg.name}` split `{split}` from the Hub: {err}",
                             fix="check data.dataset.name, subset and split") from None
@@ -235,15 +316,32 @@ def load_splits(cfg: DatasetConfig, seed: int, token: str | None = None) -> RawS
     source = cfg.resolved_source()
     loader = {"files": _local, "disk": _disk}.get(source)
     train, validation, test, origin = loader(cfg) if loader else _hub(cfg, token)
+    files = {split: str(path) for split, path in local_files(cfg).items()} if source == "files" else {}
+    numbers: dict[str, list[int]] = {}
     carved = False
     if cfg.max_train_rows is not None and len(train) > cfg.max_train_rows:  # type: ignore[arg-type]
         train = train.select(range(cfg.max_train_rows))  # type: ignore[attr-defined]
     if validation is None and cfg.validation_fraction > 0 and len(train) >= 2:  # type: ignore[arg-type]
-        parts = train.train_test_split(test_size=cfg.validation_fraction, seed=seed)  # type: ignore[attr-defined]
-        train, validation, carved = parts["train"], parts["test"], True
+        train, validation, numbers = _carve(train, cfg.validation_fraction, seed)
+        files["validation"] = files.get("train", origin)
+        carved = True
     if cfg.max_eval_rows is not None:
         validation, test = (_cap(s, cfg.max_eval_rows) for s in (validation, test))
-    return RawSplits(train=train, validation=validation, test=test, origin=origin, validation_carved=carved)
+        if "validation" in numbers:
+            numbers["validation"] = numbers["validation"][: cfg.max_eval_rows]
+    return RawSplits(train=train, validation=validation, test=test, origin=origin, validation_carved=carved,
+                     files=files, row_numbers=numbers)
+
+
+def _carve(train: object, fraction: float, seed: int) -> tuple[object, object, dict[str, list[int]]]:
+    """Hold out a seeded random ``fraction`` of train, keeping each row's 1-based number in the source."""
+    import datasets
+
+    index = datasets.Dataset.from_dict({"row": list(range(len(train)))})  # type: ignore[arg-type]
+    parts = index.train_test_split(test_size=fraction, seed=seed)  # same draw as splitting train itself
+    kept, held = list(parts["train"]["row"]), list(parts["test"]["row"])
+    numbers = {"train": [i + 1 for i in kept], "validation": [i + 1 for i in held]}
+    return train.select(kept), train.select(held), numbers  # type: ignore[attr-defined]
 
 
 def _cap(split: object | None, limit: int) -> object | None:

@@ -28,7 +28,8 @@ class Template(Protocol):
 
 
 ALPACA_HEADER = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request."
 )
 
 
@@ -87,11 +88,21 @@ class TokenizerTemplate:
     name: str = "tokenizer"
 
     def _render(self, messages: list[Message], generation_prompt: bool) -> str:
-        return str(
-            self.tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-                messages, tokenize=False, add_generation_prompt=generation_prompt
+        from jinja2 import TemplateError
+
+        try:
+            return str(
+                self.tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+                    messages, tokenize=False, add_generation_prompt=generation_prompt
+                )
             )
-        )
+        except TemplateError as err:  # e.g. a template that refuses system turns (`raise_exception`)
+            roles = ", ".join(m["role"] for m in messages)
+            raise DataError(
+                f"the tokenizer's chat template cannot render a conversation ({roles}): {err}",
+                fix="set data.preprocessing.template: chatml (or alpaca), or drop the turns it refuses "
+                "(e.g. no data.preprocessing.system_prompt)",
+            ) from None
 
     def segments(self, messages: list[Message]) -> list[Segment]:
         out: list[Segment] = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from llmft.config.schema import PreprocessingConfig, TokenizationConfig
 from llmft.data.templates import Template, train_all
+from llmft.errors import DataError
 
 IGNORE = -100
 
@@ -38,14 +39,19 @@ class TokenStats:
                 "trained_tokens": self.trained_tokens, "length_percentiles": self.percentiles()}
 
 
-def leading_special_ids(tokenizer: object) -> list[int]:
-    """Ids the tokenizer puts before text on its own (e.g. Llama's BOS), which segment-wise encoding skips."""
+def special_ids(tokenizer: object) -> tuple[list[int], list[int]]:
+    """Ids the tokenizer puts before and after text on its own (Llama's BOS; BERT's [SEP], T5's </s>)."""
     with_special = tokenizer("a")["input_ids"]  # type: ignore[operator]
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
     for start in range(len(with_special)):
         if with_special[start : start + len(plain)] == plain:
-            return list(with_special[:start])
-    return []
+            return list(with_special[:start]), list(with_special[start + len(plain) :])
+    return [], []
+
+
+def leading_special_ids(tokenizer: object) -> list[int]:
+    """Ids the tokenizer puts before text on its own (e.g. Llama's BOS), which segment-wise encoding skips."""
+    return special_ids(tokenizer)[0]
 
 
 def encode_conversation(
@@ -93,25 +99,33 @@ class Encoder:
 
     def encode(self, row: dict[str, object]) -> list[dict[str, object]]:
         """One canonical row → zero or more examples ({input_ids, labels})."""
+        # Not truncated here: fit_length truncates (or drops) and counts, for every task alike.
         if self.task == "sequence_classification":
-            ids = self.tokenizer(row["text"], truncation=True, max_length=self.tokenization.max_length)  # type: ignore[operator]
-            return [{"input_ids": list(ids["input_ids"]), "labels": self._label(row["label"])}]
+            ids = self.tokenizer(row["text"])["input_ids"]  # type: ignore[operator]
+            return [{"input_ids": list(ids), "labels": self._label(row["label"])}]
         if self.task == "seq2seq_lm":
-            source = self._source_text(row)
-            limit = self.tokenization.max_length
-            ids = self.tokenizer(source, truncation=True, max_length=limit)["input_ids"]  # type: ignore[operator]
-            target = self.tokenizer(text_target=self._target_text(row), truncation=True, max_length=limit)  # type: ignore[operator]
-            return [{"input_ids": list(ids), "labels": list(target["input_ids"])}]
+            ids = self.tokenizer(self._source_text(row))["input_ids"]  # type: ignore[operator]
+            target = self.tokenizer(text_target=self._target_text(row))["input_ids"]  # type: ignore[operator]
+            return [{"input_ids": list(ids), "labels": list(target)}]
         if "messages" in row:
             assert self.template is not None
             ids, labels = encode_conversation(
                 row["messages"], self.tokenizer, self.template, self.preprocessing.train_on_inputs  # type: ignore[arg-type]
             )
             return [{"input_ids": ids, "labels": labels}]
-        return [{"input_ids": c, "labels": list(c)} for c in encode_text(str(row["text"]), self.tokenizer, self.tokenization)]
+        chunks = encode_text(str(row["text"]), self.tokenizer, self.tokenization)
+        return [{"input_ids": c, "labels": list(c)} for c in chunks]
+
+    def closing_ids(self) -> list[int]:
+        """Ids that truncation keeps at the end: the tokenizer's own ([SEP], </s>), except for causal LM,
+        where a cut-off answer must not look finished."""
+        return [] if self.task == "causal_lm" else special_ids(self.tokenizer)[1]
 
     def _label(self, label: object) -> int:
         assert self.label_to_id is not None
+        if str(label) not in self.label_to_id:
+            raise DataError(f"label {label!r} is not among the labels: {', '.join(self.label_to_id)}",
+                            fix="list every class in data.preprocessing.label_names, or fix the row")
         return self.label_to_id[str(label)]
 
     @staticmethod
@@ -127,30 +141,48 @@ class Encoder:
         return str(row.get("target", row.get("text", "")))
 
 
-def fit_length(example: dict[str, object], cfg: TokenizationConfig, stats: Counter[str]) -> dict[str, object] | None:
-    """Truncate (or drop, when truncation is off) an example longer than max_length."""
-    ids = example["input_ids"]
-    if len(ids) <= cfg.max_length:  # type: ignore[arg-type]
+def fit_length(
+    example: dict[str, object], cfg: TokenizationConfig, stats: Counter[str], closing: list[int] | None = None
+) -> dict[str, object] | None:
+    """Truncate (or drop, when truncation is off) an example whose ids or label sequence pass max_length.
+
+    ``closing`` ids (the tokenizer's [SEP] or </s>) stay at the end of a truncated sequence, as they do
+    with the tokenizer's own truncation.
+    """
+    ids, labels = example["input_ids"], example["labels"]
+    sequences = [ids, labels] if isinstance(labels, list) else [ids]
+    if all(len(s) <= cfg.max_length for s in sequences):  # type: ignore[arg-type]
         return example
     if not cfg.truncation:
         stats["dropped_too_long"] += 1
         return None
     stats["truncated"] += 1
     out = dict(example)
-    out["input_ids"] = ids[: cfg.max_length]  # type: ignore[index]
-    if isinstance(example["labels"], list):
-        out["labels"] = example["labels"][: cfg.max_length]
+    out["input_ids"] = _cut(ids, cfg.max_length, closing or [])  # type: ignore[arg-type]
+    if isinstance(labels, list):
+        out["labels"] = _cut(labels, cfg.max_length, closing or [])
     return out
 
 
-def encode_rows(rows: list[dict[str, object]], encoder: Encoder) -> tuple[list[dict[str, object]], TokenStats]:
+def _cut(seq: list[int], limit: int, closing: list[int]) -> list[int]:
+    if len(seq) <= limit:
+        return seq
+    if closing and len(closing) < limit and seq[-len(closing) :] == closing:
+        return seq[: limit - len(closing)] + closing
+    return seq[:limit]
+
+
+def encode_rows(
+    rows: list[dict[str, object]], encoder: Encoder
+) -> tuple[list[dict[str, object]], TokenStats]:
     """Encode rows; drop examples with nothing to learn (every label masked after truncation)."""
     counts: Counter[str] = Counter()
     stats = TokenStats()
     out: list[dict[str, object]] = []
+    closing = encoder.closing_ids()
     for row in rows:
         for example in encoder.encode(row):
-            fitted = fit_length(example, encoder.tokenization, counts)
+            fitted = fit_length(example, encoder.tokenization, counts, closing)
             if fitted is None or not fitted["input_ids"]:
                 continue
             labels = fitted["labels"]
