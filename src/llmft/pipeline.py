@@ -53,11 +53,12 @@ def run(
     from llmft.data.build import encode_splits, prepare_rows
     from llmft.models.load import infer_task, load_model, load_model_config, load_tokenizer
     from llmft.train import artifacts
-    from llmft.train.lifecycle import preflight, resume_state, train_with_signals
+    from llmft.train.lifecycle import checkpoint_to_resume, preflight, resume_state, train_with_signals
     from llmft.train.session import build_session, final_metrics
 
     started = artifacts.now()
     out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
+    resumed_from = checkpoint_to_resume(out, resume) if resume else None  # before the slow part: fail fast
     _seed(config.seed, config.training.num_threads)
     token = config.hf_token
     if config.model.trust_remote_code:
@@ -82,7 +83,7 @@ def run(
     session.setup.on_evaluate = on_evaluate
     session.config_path = config_path
     preflight(session, adapter.trainable_params, adapter.total_params)
-    state = resume_state(session, resume, say) if resume else None
+    state = resume_state(session, resumed_from, say) if resumed_from else None
     t0 = time.perf_counter()
     state = train_with_signals(session, state, say)
     say(f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s" +
@@ -105,7 +106,7 @@ def run(
         "total_params": adapter.total_params, "steps": state.step, "epochs_completed": state.epoch,
         "tokens_seen": state.tokens_seen, "stop_reason": state.stop_reason or "completed",
         "skipped_nonfinite_steps": state.skipped_nonfinite, "model_dir": str(model_dir),
-        "resumed_from": str(resume) if resume else None,
+        "resumed_from": str(resumed_from) if resumed_from else None,
     })
     say(f"saved to {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows"))))
     return RunResult(metrics, out, task, state.train_losses, session.model_for_saving(), tokenizer)

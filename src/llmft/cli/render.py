@@ -31,12 +31,15 @@ def run_guarded(app: typer.Typer, argv: list[str]) -> int:
             traceback.print_exc()
         print_error(f"{err.render()}\n(error {err.code}: see docs/TROUBLESHOOTING.md)")
         return err.exit_code
-    except click.exceptions.Exit as done:
+    except (click.exceptions.Exit, typer.Exit) as done:
         return done.exit_code
-    except click.ClickException as usage:
-        usage.show()
+    except (click.ClickException, typer.TyperException) as usage:  # typer 0.2x raises its vendored click's
+        if hasattr(usage, "show"):
+            usage.show()
+        else:
+            print_error(str(usage))
         return 2
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.stderr.write("aborted\n")
         return 130
     except KeyboardInterrupt:

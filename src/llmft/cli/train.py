@@ -8,16 +8,14 @@ import typer
 
 from llmft.cli.output import print_notices
 
-LATEST = "latest"
-
 
 def train(
     config: Path = typer.Argument(..., help="Run config (YAML or JSON; legacy layouts accepted)."),
     overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, e.g. training.learning_rate=1e-4"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in output_dir."),
-    resume: str | None = typer.Option(
-        None, "--resume", is_flag=False, flag_value=LATEST,
-        help="Continue from the latest complete checkpoint in output_dir, or from the checkpoint PATH given.",
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest complete checkpoint in output_dir."),
+    resume_from: Path | None = typer.Option(
+        None, "--resume-from", help="Continue from this checkpoint folder (`checkpoints/step-N` of the run)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notices."),
 ) -> None:
@@ -25,9 +23,6 @@ def train(
     from llmft.config.load import inspect_config
     from llmft.errors import ConfigError
 
-    if resume not in (None, LATEST) and "=" in resume and not Path(resume).exists():
-        # `--resume key=value`: click took the override as the option's value; it is an override.
-        overrides, resume = [resume, *(overrides or [])], LATEST
     loaded = inspect_config(config, overrides or [])
     if not quiet:
         print_notices(loaded.notices)
@@ -42,7 +37,7 @@ def train(
     from llmft.pipeline import run
 
     result = run(loaded.config, overwrite=overwrite, progress=not quiet, say=say,
-                 resume=(True if resume == LATEST else resume), config_path=str(config))
+                 resume=str(resume_from) if resume_from else resume, config_path=str(config))
     typer.echo(f"run directory: {result.output_dir}")
 
 

@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES
+from llmft.config.redact import is_secret_key
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
 
@@ -179,6 +180,8 @@ def _problem(err: dict[str, object]) -> Problem:
     value = err.get("input")
     model, key, display, _ = walk_loc(loc)
     path = ".".join(display)
+    if display and is_secret_key(str(display[-1])):  # a token is never repeated back, even a malformed one
+        value = f"<{type(value).__name__}, not shown>"
     if kind == "extra_forbidden":
         options = list(model.model_fields) if model is not None else []
         legacy = list(LEGACY_KEYS.get(".".join(display[:-1]), ()))

@@ -79,12 +79,26 @@ def save(session: Session, state: LoopState) -> Path:
     return folder
 
 
-def resume_state(session: Session, resume: bool | str, say: Say) -> LoopState:
+def checkpoint_to_resume(out: Path, resume: bool | str | Path) -> Path:
+    """The checkpoint a resume means: the folder given, or the latest complete one of the run in ``out``."""
+    root = out / ckpt.CHECKPOINTS
+    if isinstance(resume, bool):
+        folder = ckpt.latest_checkpoint(out)
+        if folder is None:
+            raise CheckpointError(f"no complete checkpoint in {root} to resume from",
+                                  fix="start without --resume (add --overwrite to replace the partial run)")
+        return folder
+    folder = Path(resume)
+    if not (folder / ckpt.MARKER).is_file():
+        found = ", ".join(p.name for p in ckpt.complete_checkpoints(root)) or "none"
+        raise CheckpointError(f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
+                              fix="resume from one of those, or with --resume from the latest")
+    return folder
+
+
+def resume_state(session: Session, resume: bool | str | Path, say: Say) -> LoopState:
     """Load the checkpoint to resume from; refuse if the config changed what the run learns."""
-    folder = Path(resume) if isinstance(resume, str) else ckpt.latest_checkpoint(session.out)
-    if folder is None:
-        raise CheckpointError(f"no complete checkpoint in {session.out / ckpt.CHECKPOINTS} to resume from",
-                              fix="start without --resume (add --overwrite to replace the partial run)")
+    folder = checkpoint_to_resume(session.out, resume)
     allowed = check_resume_config(folder, yaml.safe_load(_config_yaml(session)))
     for change in allowed:
         say(f"resume: allowed config change {change}")

@@ -1,0 +1,275 @@
+"""Runs that survive: a real `llmft train` process is SIGKILLed, SIGTERMed or SIGINTed, and `--resume`
+continues it so exactly that its losses and final weights equal those of a run that was never stopped.
+
+Every scenario is a real subprocess on a tiny model. They spend most of their time importing torch, so the
+module fixture starts them all at once (one thread each) and the tests only read what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+MAX_STEPS = 12
+SAVE_STEPS = 3
+PROCESS_TIMEOUT = 300
+# Long enough for the poll below to see it and kill, short enough to cost little (it holds every checkpoint).
+CHECKPOINT_DELAY = "3"
+
+
+@dataclass
+class Outcome:
+    """What one scenario did: how the stopped process ended, what was on disk then, and the resume."""
+
+    run_dir: Path
+    stopped_rc: int | None = None
+    stopped_output: str = ""
+    complete_at_stop: list[str] = field(default_factory=list)
+    tmp_at_stop: list[str] = field(default_factory=list)
+    logged_at_stop: int = 0
+    resumed_rc: int | None = None
+    resumed_output: str = ""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("LLMFT_DEBUG", None)
+    env.pop("LLMFT_TEST_CHECKPOINT_DELAY", None)
+    env.update(extra)
+    return env
+
+
+def _write_config(folder: Path, model: Path, train_file: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "output_dir": str(folder / "run"),
+        "seed": 0,
+        "data": {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 64}},
+        "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 4}},
+        "training": {
+            "max_steps": MAX_STEPS, "batch_size": 4, "gradient_accumulation_steps": 2, "learning_rate": 1e-3,
+            "logging_steps": 1, "eval_strategy": "no", "save_strategy": "steps", "save_steps": SAVE_STEPS,
+            "num_threads": 1,
+        },
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+class Cli:
+    """One `llmft train` process; its output goes to a file so that nothing blocks while we poll."""
+
+    def __init__(self, config: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._handle = log.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
+            stdout=self._handle, stderr=subprocess.STDOUT, env=env or _env(), cwd=REPO,
+        )
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = PROCESS_TIMEOUT) -> bool:
+        """Poll until ``condition`` holds (True) or the process ends first (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if self.proc.poll() is not None:
+                return condition()
+            time.sleep(0.005)
+        return False
+
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> tuple[int, str]:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._handle.close()
+        return rc, self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def complete_checkpoints(run_dir: Path) -> list[str]:
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    names = [p.name for p in root.iterdir() if p.name.startswith("step-") and (p / "COMPLETE").exists()]
+    return sorted(names)
+
+
+def tmp_checkpoints(run_dir: Path) -> list[str]:
+    root = run_dir / "checkpoints"
+    return sorted(p.name for p in root.glob(".tmp-*")) if root.is_dir() else []
+
+
+def step_of(name: str) -> int:
+    return int(name.split("-")[-1])
+
+
+def last_logged_step(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    steps = [0]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (ValueError, KeyError):
+            pass  # the line being written right now
+    return max(steps)
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    return [(r["step"], r["loss"]) for r in records if "loss" in r]
+
+
+def _stop_and_resume(
+    outcome: Outcome, config: Path, stop: Callable[[Cli], None], env: dict[str, str], resume: bool = True
+) -> Outcome:
+    cli = Cli(config, config.parent / "stopped.log", env=env)
+    try:
+        stop(cli)
+    finally:
+        outcome.stopped_rc, outcome.stopped_output = cli.finish()
+    outcome.complete_at_stop = complete_checkpoints(outcome.run_dir)
+    outcome.tmp_at_stop = tmp_checkpoints(outcome.run_dir)
+    outcome.logged_at_stop = last_logged_step(outcome.run_dir)
+    if resume and outcome.complete_at_stop:
+        resumed = Cli(config, config.parent / "resumed.log", "--resume")
+        outcome.resumed_rc, outcome.resumed_output = resumed.finish()
+    return outcome
+
+
+def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
+    config = _write_config(folder, model, train_file)
+    run_dir = folder / "run"
+    outcome = Outcome(run_dir)
+    if kind == "baseline":  # never stopped: its one run is recorded as the run that finished
+        outcome.resumed_rc, outcome.resumed_output = Cli(config, folder / "baseline.log").finish()
+        return outcome
+
+    def after_a_checkpoint() -> bool:  # mid-training: a step after the last checkpoint was logged
+        done = complete_checkpoints(run_dir)
+        return bool(done) and last_logged_step(run_dir) > step_of(done[-1])
+
+    def second_checkpoint_half_written() -> bool:
+        return any(name.startswith(f".tmp-step-{2 * SAVE_STEPS:07d}") for name in tmp_checkpoints(run_dir))
+
+    def training() -> bool:
+        return last_logged_step(run_dir) >= 2
+
+    plans: dict[str, tuple[Callable[[], bool], int, dict[str, str]]] = {
+        "kill_step": (after_a_checkpoint, signal.SIGKILL, _env()),
+        "kill_checkpoint": (second_checkpoint_half_written, signal.SIGKILL,
+                            _env(LLMFT_TEST_CHECKPOINT_DELAY=CHECKPOINT_DELAY)),
+        "sigterm": (training, signal.SIGTERM, _env()),
+        "sigint": (training, signal.SIGINT, _env()),
+    }
+    condition, sig, env = plans[kind]
+
+    def stop(cli: Cli) -> None:
+        if cli.wait_for(condition):
+            cli.proc.send_signal(sig)
+
+    # SIGINT goes the same way as SIGTERM from here on: one resume of the two is enough.
+    return _stop_and_resume(outcome, config, stop, env, resume=kind != "sigint")
+
+
+KINDS = ("baseline", "kill_step", "kill_checkpoint", "sigterm", "sigint")
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory, tiny_model, synth_data) -> dict[str, Outcome]:
+    model = tiny_model("gpt2")
+    train_file = synth_data("sft", rows=64)["train"]
+    root = tmp_path_factory.mktemp("resilience-kill")
+    with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
+        futures = {kind: pool.submit(scenario, kind, root / kind, model, train_file) for kind in KINDS}
+        return {kind: future.result() for kind, future in futures.items()}
+
+
+def assert_same_run(resumed: Path, baseline: Path) -> None:
+    """Every step logged once, losses as in the run never stopped, the same final adapter weights."""
+    got, want = losses(resumed), losses(baseline)
+    assert [s for s, _ in want] == list(range(1, MAX_STEPS + 1))
+    assert [s for s, _ in got] == [s for s, _ in want], got
+    for (step, a), (_, b) in zip(got, want, strict=True):
+        assert abs(a - b) <= 1e-6, f"step {step}: resumed loss {a} != uninterrupted {b}"
+    mine = load_file(str(resumed / "model" / "adapter_model.safetensors"))
+    theirs = load_file(str(baseline / "model" / "adapter_model.safetensors"))
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        torch.testing.assert_close(mine[name], theirs[name], atol=1e-6, rtol=0, msg=name)
+    assert json.loads((resumed / "run.json").read_text())["steps"] == MAX_STEPS
+
+
+def assert_resumed_from(outcome: Outcome, step: int) -> None:
+    assert outcome.resumed_rc == 0, outcome.resumed_output
+    assert "Traceback" not in outcome.resumed_output
+    assert f"step-{step:07d} at step {step}" in outcome.resumed_output, outcome.resumed_output
+    report = json.loads((outcome.run_dir / "run.json").read_text())
+    assert report["resumed_from"] == str(outcome.run_dir / "checkpoints" / f"step-{step:07d}")
+
+
+@pytest.fixture(scope="module")
+def baseline(outcomes: dict[str, Outcome]) -> Path:
+    done = outcomes["baseline"]
+    assert done.resumed_rc == 0, done.resumed_output
+    return done.run_dir
+
+
+def test_sigkill_during_a_step_resumes_exactly(outcomes: dict[str, Outcome], baseline: Path) -> None:
+    killed = outcomes["kill_step"]
+    assert killed.stopped_rc == -signal.SIGKILL, killed.stopped_output
+    assert killed.complete_at_stop, "killed before any checkpoint was written"
+    last = step_of(killed.complete_at_stop[-1])
+    assert last < killed.logged_at_stop < MAX_STEPS, "the kill should lose the steps after the checkpoint"
+    assert_resumed_from(killed, last)
+    assert_same_run(killed.run_dir, baseline)
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(
+    outcomes: dict[str, Outcome], baseline: Path
+) -> None:
+    killed = outcomes["kill_checkpoint"]
+    assert killed.stopped_rc == -signal.SIGKILL, killed.stopped_output
+    half = f".tmp-step-{2 * SAVE_STEPS:07d}"
+    assert any(name.startswith(half) for name in killed.tmp_at_stop), killed.tmp_at_stop
+    assert killed.complete_at_stop == [f"step-{SAVE_STEPS:07d}"]  # the half-written one is not taken
+    assert_resumed_from(killed, SAVE_STEPS)
+    assert_same_run(killed.run_dir, baseline)
+    assert tmp_checkpoints(killed.run_dir) == [], "the killed process's temporary folder was not cleaned up"
+
+
+@pytest.mark.parametrize(("kind", "name", "code"), [("sigterm", "SIGTERM", 143), ("sigint", "SIGINT", 130)])
+def test_stop_signal_finishes_the_step_and_checkpoints(
+    kind: str, name: str, code: int, outcomes: dict[str, Outcome], baseline: Path
+) -> None:
+    stopped = outcomes[kind]
+    assert stopped.stopped_rc == code, stopped.stopped_output
+    assert "Traceback" not in stopped.stopped_output
+    assert f"{name} received" in stopped.stopped_output
+    assert "--resume" in stopped.stopped_output
+    # The checkpoint is of the last finished step: nothing trained is lost.
+    assert stopped.complete_at_stop and step_of(stopped.complete_at_stop[-1]) == stopped.logged_at_stop
+    assert stopped.logged_at_stop < MAX_STEPS
+    if kind == "sigterm":  # SIGINT stops the same way; one resume of the two is enough
+        assert_resumed_from(stopped, stopped.logged_at_stop)
+        assert_same_run(stopped.run_dir, baseline)
