@@ -10,10 +10,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from llmft.cli import hpo, preview, schema_cmd, selftest, synth, train, validate
+    from llmft.cli import doctor, hpo, preview, schema_cmd, selftest, synth, train, validate
 
     app.command("train", help=train.train.__doc__)(train.train)
     app.command("validate", help=validate.validate.__doc__)(validate.validate)
+    app.command("doctor", help=doctor.doctor.__doc__)(doctor.doctor)
     app.command("hpo", help=hpo.hpo.__doc__)(hpo.hpo)
     app.command("preview", help=preview.preview.__doc__)(preview.preview)
     app.command("schema", help=schema_cmd.schema.__doc__)(schema_cmd.schema)

@@ -30,9 +30,9 @@ def train(
         raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
     say = (lambda _: None) if quiet else _say
     if loaded.config.hpo.enabled:
-        from llmft.hpo.search import run_search
+        from llmft.cli.hpo import search_and_report
 
-        run_search(loaded.config, say=say, progress=not quiet)
+        search_and_report(loaded.config, quiet=quiet, overwrite=overwrite, shown=loaded.notices)
         return
     from llmft.pipeline import run
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
+from llmft.hpo.plan import check_search
 from llmft.hpo.space import Space, SpaceError, parse_space
 
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
@@ -151,4 +152,5 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_evaluation_needed(config),
         *check_packing(config),
         *check_hpo(config, raw),
+        *check_search(config),
     ]

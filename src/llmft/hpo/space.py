@@ -9,6 +9,8 @@ Forms accepted for a parameter's space:
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 
 # Short names of the legacy format, resolved to their section.
@@ -66,6 +68,26 @@ class Space:
             return [self.low * ratio**i for i in range(points)]
         width = (self.high - self.low) / max(points - 1, 1)
         return [self.low + width * i for i in range(points)]
+
+    def sample(self, rng: random.Random) -> object:
+        """One random value (the random backend): uniform, log-uniform, or on the integer step grid."""
+        if self.kind == "choice":
+            return rng.choice(self.choices)
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return rng.randrange(int(self.low), int(self.high) + 1, step)
+        if self.log:
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        if self.step:
+            return self.low + self.step * rng.randint(0, int((self.high - self.low) // self.step))
+        return rng.uniform(self.low, self.high)
+
+    def describe(self) -> str:
+        """How the space reads in messages and result files."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        extra = " log" if self.log else (f" step {self.step:g}" if self.step else "")
+        return f"{self.kind} in [{self.low:g}, {self.high:g}]{extra}"
 
 
 class SpaceError(ValueError):
