@@ -152,5 +152,5 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_evaluation_needed(config),
         *check_packing(config),
         *check_hpo(config, raw),
-        *check_search(config),
+        *(check_search(config) if config.hpo.enabled else []),
     ]
