@@ -35,6 +35,11 @@ TMP_PREFIX = ".tmp-"
 MARKER = "COMPLETE"
 
 
+def config_hash_of(config_yaml: str) -> str:
+    """Hash of the run's config as saved in the checkpoint (recorded in state.json)."""
+    return hashlib.sha256(config_yaml.encode()).hexdigest()[:16]
+
+
 def config_hash(config_dict: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -95,15 +100,20 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
     _torch_save(parts["optimizer"], folder / "optimizer.pt")
     _torch_save(parts["scheduler"], folder / "scheduler.pt")
     _torch_save(parts["rng"], folder / "rng.pt")
+    if parts.get("scaler") is not None:
+        _torch_save(parts["scaler"], folder / "scaler.pt")
     (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
     (folder / "config.yaml").write_text(str(parts["config_yaml"]), encoding="utf-8")
 
 
 def save_checkpoint(
     out: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
-    state: LoopState, config_yaml: str, keep: int | None,
+    state: LoopState, config_yaml: str, keep: int | None, scaler: object | None = None,
 ) -> Path:
-    """Write a complete checkpoint atomically; on failure the previous ones are untouched."""
+    """Write a complete checkpoint atomically; on failure the previous ones are untouched.
+
+    ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
+    """
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{state.step:07d}"
@@ -112,7 +122,8 @@ def save_checkpoint(
     parts = {
         "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "rng": rng_state(),  # type: ignore[attr-defined]
-        "state": {**dataclasses.asdict(state), "saved_at": time.time()}, "config_yaml": config_yaml,
+        "state": {**dataclasses.asdict(state), "saved_at": time.time(), "config_hash": config_hash_of(config_yaml)},
+        "config_yaml": config_yaml, "scaler": scaler.state_dict() if scaler is not None else None,  # type: ignore[attr-defined]
     }
     try:
         tmp.mkdir()
@@ -205,7 +216,8 @@ def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
 
 
 def load_checkpoint(
-    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object
+    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
+    scaler: object | None = None,
 ) -> LoopState:
     """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
     from safetensors.torch import load_file
@@ -224,8 +236,11 @@ def load_checkpoint(
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))  # type: ignore[attr-defined]
     restore_rng(torch.load(folder / "rng.pt", weights_only=True))
+    if scaler is not None and (folder / "scaler.pt").exists():
+        scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))  # type: ignore[attr-defined]
     saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     saved.pop("saved_at", None)
+    saved.pop("config_hash", None)
     saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
     saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
     return LoopState(**saved)

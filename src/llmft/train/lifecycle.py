@@ -66,7 +66,7 @@ def save(session: Session, state: LoopState) -> Path:
     folder = ckpt.save_checkpoint(
         session.out, model=session.model_for_saving(), optimizer=session.setup.optimizer,
         scheduler=session.setup.scheduler, state=state, config_yaml=_config_yaml(session),
-        keep=cfg.save_total_limit,
+        keep=cfg.save_total_limit, scaler=getattr(session.setup.accelerator, "scaler", None),
     )
     metric = cfg.save_best_metric
     value = session.last_eval.get(metric) if metric else None
@@ -103,7 +103,8 @@ def resume_state(session: Session, resume: bool | str | Path, say: Say) -> LoopS
     for change in allowed:
         say(f"resume: allowed config change {change}")
     state = ckpt.load_checkpoint(folder, model=session.model_for_saving(), optimizer=session.setup.optimizer,
-                                 scheduler=session.setup.scheduler)
+                                 scheduler=session.setup.scheduler,
+                                 scaler=getattr(session.setup.accelerator, "scaler", None))
     _truncate_metrics(session.out / "metrics.jsonl", state.step)
     say(f"resumed from {folder} at step {state.step} (epoch {state.epoch})")
     return state
