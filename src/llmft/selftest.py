@@ -76,7 +76,7 @@ def _tokenize(root: Path, ctx: dict[str, object]) -> str:
         f"data.dataset.train_file={files['train']}", f"data.dataset.validation_file={files['validation']}",  # type: ignore[index]
         "data.tokenization.max_length=64", "model.adapter.target_modules=all-linear", "training.max_steps=40",
         "training.batch_size=16", "training.learning_rate=1e-2", "training.eval_strategy=no",
-        "training.logging_steps=5",
+        "training.logging_steps=5", "training.num_threads=1",
     ])
     prepared = prepare_rows(config.data, config.seed)
     tokenizer = load_tokenizer(str(ctx["base"]))
