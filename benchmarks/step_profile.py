@@ -5,7 +5,11 @@ find where llmft's step time goes. Same model, same LoRA, same examples; per var
 second of forward+backward (no optimizer), median of the repeats, and optionally a torch profiler table.
 
     PYTHONPATH=src .venv/bin/python benchmarks/step_profile.py --model bench-out/models/gpt2-124m \
-        --variants packed,grouped,hf --repeats 3 [--profile packed]
+        --variants packed,packed+proto,grouped,hf --repeats 3 [--profile packed]
+
+Variants: ``packed`` (llmft's default: packed rows, selective head), ``grouped`` (llmft with packing off),
+``hf`` (the script's step: random order, padded to the longest row, full logits), ``+proto`` (the same on a
+second model loaded with the changes of ``llmft.bench.proto``).
 """
 
 from __future__ import annotations
@@ -77,7 +81,9 @@ def batches(variant: str, ex, tok, batch: int, packed_batch: int, seed: int):
     return [collate([ex[i] for i in g]) for g in groups]
 
 
-def step(variant: str, model, batch) -> None:
+def step(variant: str, model, batch, proto_model=None) -> None:
+    if variant.endswith("+proto"):
+        model = proto_model
     from llmft.train.loss import selective_lm_loss
 
     if variant.startswith("hf"):
@@ -112,19 +118,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, tok = load(args.model, not args.dropout, args.attn)
+    proto_model = None
+    if any(v.endswith("+proto") for v in args.variants.split(",")):
+        from llmft.bench.proto import apply
+
+        apply()  # patches llmft's model loading from here on: a second model with the prototyped changes
+        proto_model, _ = load(args.model, not args.dropout, args.attn)
     ex = examples(tok, 400)
     variants = args.variants.split(",")
     per_pass = args.steps * args.batch
     subsets = [ex[i * per_pass : (i + 1) * per_pass] for i in range(args.repeats + 1)]
     for v in variants:  # warm-up
-        step(v, model, batches(v, subsets[0], tok, args.batch, args.packed_batch, 0)[0])
+        step(v, model, batches(v, subsets[0], tok, args.batch, args.packed_batch, 0)[0], proto_model)
     rates: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(args.repeats):
         for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
             chosen = batches(v, subsets[r + 1], tok, args.batch, args.packed_batch, r)
             t = time.perf_counter()
             for b in chosen:
-                step(v, model, b)
+                step(v, model, b, proto_model)
             rates[v].append(sum(real_tokens(b, tok.pad_token_id) for b in chosen) / (time.perf_counter() - t))
     print(
         json.dumps(

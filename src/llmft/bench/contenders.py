@@ -110,8 +110,9 @@ def run_hf(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     import torch
     from datasets import Dataset
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
+    set_seed(config.seed)  # first thing in the script, as the examples do
     tok, train, _ = encoded_splits(config)
     path = config.model.name_or_path
     extra = zero_dropout_kwargs(path) if name == "hf-nodrop" else {}
@@ -127,9 +128,10 @@ def run_hf(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
 
 def run_trl(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, set_seed
     from trl import SFTConfig, SFTTrainer
 
+    set_seed(config.seed)
     tok, train, _ = encoded_splits(config)
     path = config.model.name_or_path
     probe_model = AutoModelForCausalLM.from_pretrained(path)  # only to spell out the LoRA targets

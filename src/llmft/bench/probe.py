@@ -108,12 +108,14 @@ def backbone_classes() -> list[type]:
 
 
 def steady_state(steps: list[StepRecord], warmup: int, t0: float, cpu0: float, threads: int) -> dict[str, float]:
-    """Throughput over the steps after ``warmup``: real tokens / wall time of those steps.
+    """Throughput over the steps after ``warmup`` (the last step, an epoch remainder, left out too).
 
     Also per CPU time (process, all threads) divided by ``threads``: what the wall time would have been with
     the cores to itself. On a machine shared with other jobs it varies much less than wall time (a
     descheduled process accrues no CPU time), though spinning OpenMP threads and shared caches still move it.
     """
+    if len(steps) > warmup + 1:  # the epoch's last step is a remainder (a part-full batch), not steady state
+        steps = steps[:-1]
     if len(steps) <= warmup:
         raise RuntimeError(f"only {len(steps)} optimizer steps ran; need more than the {warmup} warm-up steps")
     times = [s.end for s in steps]

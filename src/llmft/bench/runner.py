@@ -34,6 +34,7 @@ MEDIAN_FIELDS = (
     "median_seconds_per_step",
     "time_to_first_step_s",
     "peak_rss_mb",
+    "train_peak_rss_mb",
     "model_flops_per_second",
     "mfu",
     "eval_loss",
@@ -178,6 +179,9 @@ def _derive(run: dict, scenario: Scenario, peak_gflops: float) -> None:
     run["mfu"] = run["model_flops_per_second"] / (peak_gflops * 1e9)
 
 
+nan = float("nan")
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
@@ -219,6 +223,8 @@ def aggregate(scenario: Scenario, runs: list[dict]) -> dict[str, object]:
                     [(a["eval_loss"] - b["eval_loss"]) / b["eval_loss"] for a, b in pairs]
                 ),
                 "peak_rss": _median([a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs]),
+                "train_peak_rss": _median([a.get("train_peak_rss_mb", nan) / b.get("train_peak_rss_mb", nan)
+                                           for a, b in pairs]),
             }
     return {
         "name": scenario.name,

@@ -7,6 +7,7 @@ the peak RSS is this process's alone. Here: install the probes, train, evaluate,
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> int:
     trained_at, cpu_at = time.perf_counter(), time.process_time()
     model = RUNNERS[name](name, config, spec["batch_size"], out)
     train_seconds = time.perf_counter() - trained_at
+    train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # before the (shared) evaluation
     probe.remove()
     steady = steady_state(probe.steps, spec["warmup"], trained_at, cpu_at, spec["threads"])
     _, _, validation = encoded_splits(config)
@@ -50,6 +52,7 @@ def main(argv: list[str]) -> int:
         "step_real_tokens": [s.tokens for s in probe.steps],
         "all_real_tokens": sum(s.tokens for s in probe.steps),
         "train_seconds": train_seconds,
+        "train_peak_rss_mb": train_rss,
         "time_to_first_step_s": first_step_wall - spec["launch_time"],
         "eval_loss": loss,
         "eval_loss_tokens": loss_tokens,
