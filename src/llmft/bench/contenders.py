@@ -55,8 +55,9 @@ def run_llmft(name: str, config: RunConfig, batch_size: int, out: Path) -> objec
     # Validation is scored by the bench's own evaluation, the same for everyone: llmft need not do it too.
     data.dataset = data.dataset.model_copy(update={"validation_file": None, "validation_fraction": 0.0})
     data.packing = is_packed(name, config)
-    training = config.training.model_copy(update={"batch_size": batch_size,
-                                                   "gradient_checkpointing": name == "llmft-gc"})
+    training = config.training.model_copy(
+        update={"batch_size": batch_size, "gradient_checkpointing": name == "llmft-gc"}
+    )
     cfg = config.model_copy(update={"output_dir": str(out / "run"), "data": data, "training": training})
     return run(RunConfig.model_validate(cfg.model_dump()), say=_say, progress=False, overwrite=True).model
 
@@ -81,20 +82,44 @@ def _lora(config: RunConfig, model: object):  # noqa: ANN202 - a peft LoraConfig
 
     adapter = config.model.adapter
     targets = resolve_target_modules(model, adapter.target_modules)  # type: ignore[union-attr]
-    conv1d = any(isinstance(m, Conv1D) for n, m in model.named_modules()  # type: ignore[attr-defined]
-                 if any(n == t or n.endswith("." + t) for t in targets))
-    return LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,  # type: ignore[union-attr]
-                      target_modules=targets, bias="none", fan_in_fan_out=conv1d, task_type="CAUSAL_LM")
+    conv1d = any(
+        isinstance(m, Conv1D)
+        for n, m in model.named_modules()  # type: ignore[attr-defined]
+        if any(n == t or n.endswith("." + t) for t in targets)
+    )
+    return LoraConfig(
+        r=adapter.r,
+        lora_alpha=adapter.alpha,
+        lora_dropout=adapter.dropout,  # type: ignore[union-attr]
+        target_modules=targets,
+        bias="none",
+        fan_in_fan_out=conv1d,
+        task_type="CAUSAL_LM",
+    )
 
 
 def _common_args(config: RunConfig, batch_size: int, out: Path) -> dict[str, object]:
     t = config.training
-    return {"output_dir": str(out / "run"), "per_device_train_batch_size": batch_size, "num_train_epochs": 1,
-            "gradient_accumulation_steps": t.gradient_accumulation_steps, "learning_rate": t.learning_rate,
-            "lr_scheduler_type": t.lr_scheduler, "warmup_steps": t.warmup_steps or 0, "weight_decay": t.weight_decay,
-            "max_grad_norm": t.max_grad_norm or 0.0, "adam_beta1": t.adam_beta1, "adam_beta2": t.adam_beta2,
-            "adam_epsilon": t.adam_epsilon, "seed": config.seed, "save_strategy": "no", "eval_strategy": "no",
-            "report_to": "none", "use_cpu": True, "disable_tqdm": True}
+    return {
+        "output_dir": str(out / "run"),
+        "per_device_train_batch_size": batch_size,
+        "num_train_epochs": 1,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_steps": t.warmup_steps or 0,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm or 0.0,
+        "adam_beta1": t.adam_beta1,
+        "adam_beta2": t.adam_beta2,
+        "adam_epsilon": t.adam_epsilon,
+        "seed": config.seed,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "disable_tqdm": True,
+    }
 
 
 def zero_dropout_kwargs(model_dir: str) -> dict[str, float]:
@@ -102,15 +127,24 @@ def zero_dropout_kwargs(model_dir: str) -> dict[str, float]:
     from transformers import AutoConfig
 
     cfg = AutoConfig.from_pretrained(model_dir)
-    return {k: 0.0 for k, v in cfg.to_dict().items()
-            if ("dropout" in k or "pdrop" in k) and isinstance(v, float) and v > 0}
+    return {
+        k: 0.0
+        for k, v in cfg.to_dict().items()
+        if ("dropout" in k or "pdrop" in k) and isinstance(v, float) and v > 0
+    }
 
 
 def run_hf(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     import torch
     from datasets import Dataset
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(config.seed)  # first thing in the script, as the examples do
     tok, train, _ = encoded_splits(config)
@@ -120,8 +154,12 @@ def run_hf(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     model = get_peft_model(model, _lora(config, model))
     dataset = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in train])
     collator = DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=-100)  # type: ignore[arg-type]
-    trainer = Trainer(model=model, args=TrainingArguments(**_common_args(config, batch_size, out)),  # type: ignore[arg-type]
-                      train_dataset=dataset, data_collator=collator)
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(**_common_args(config, batch_size, out)),  # type: ignore[arg-type]
+        train_dataset=dataset,
+        data_collator=collator,
+    )
     trainer.train()
     return trainer.model
 
@@ -138,8 +176,12 @@ def run_trl(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     lora = _lora(config, probe_model)
     del probe_model
     tuned = {"bf16": False, "gradient_checkpointing": False} if name == "trl-packed-fp32" else {}
-    args = SFTConfig(**_common_args(config, batch_size, out), max_length=config.data.tokenization.max_length,  # type: ignore[arg-type]
-                     packing=name.startswith("trl-packed"), **tuned)
+    args = SFTConfig(
+        **_common_args(config, batch_size, out),
+        max_length=config.data.tokenization.max_length,  # type: ignore[arg-type]
+        packing=name.startswith("trl-packed"),
+        **tuned,
+    )
     dataset = Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in train])
     trainer = SFTTrainer(model=path, args=args, train_dataset=dataset, processing_class=tok, peft_config=lora)
     trainer.train()
@@ -147,14 +189,22 @@ def run_trl(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
 
 
 RUNNERS: dict[str, Callable[[str, RunConfig, int, Path], object]] = {
-    "llmft": run_llmft, "llmft-gc": run_llmft, "llmft-nopack": run_llmft, "llmft-proto": run_llmft,
-    "hf": run_hf, "hf-nodrop": run_hf,
-    "trl": run_trl, "trl-packed": run_trl, "trl-packed-fp32": run_trl,
+    "llmft": run_llmft,
+    "llmft-gc": run_llmft,
+    "llmft-nopack": run_llmft,
+    "llmft-proto": run_llmft,
+    "hf": run_hf,
+    "hf-nodrop": run_hf,
+    "trl": run_trl,
+    "trl-packed": run_trl,
+    "trl-packed-fp32": run_trl,
 }
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def eval_loss(model: object, examples: list[dict[str, object]], pad_id: int, batch_size: int = 4) -> tuple[float, int]:
+def eval_loss(
+    model: object, examples: list[dict[str, object]], pad_id: int, batch_size: int = 4
+) -> tuple[float, int]:
     """Token-weighted next-token loss over the loss positions of ``examples``: one routine for everyone."""
     import torch
     import torch.nn.functional as F
@@ -176,7 +226,13 @@ def eval_loss(model: object, examples: list[dict[str, object]], pad_id: int, bat
                 mask[i, :n] = 1
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # type: ignore[operator]
             target = labels[:, 1:]
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                           ignore_index=-100, reduction="sum"))
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    target.reshape(-1),
+                    ignore_index=-100,
+                    reduction="sum",
+                )
+            )
             count += int((target != -100).sum())
     return total / max(count, 1), count

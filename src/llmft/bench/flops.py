@@ -44,15 +44,18 @@ class FlopCounts:
         return 6 * self.layers * self.attention_width
 
     def useful(self, real_tokens: float, loss_tokens: float, sum_len_sq: float) -> float:
-        return (self.per_real_token() * real_tokens + self.per_loss_token() * loss_tokens
-                + self.per_len_sq() * sum_len_sq)
+        return (
+            self.per_real_token() * real_tokens
+            + self.per_loss_token() * loss_tokens
+            + self.per_len_sq() * sum_len_sq
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def count_model(model: object) -> FlopCounts:
-    """Walk the (peft-wrapped) causal LM: every Linear/Conv1D weight, split by trained or not; the head apart."""
+    """Walk the (peft-wrapped) causal LM: each Linear/Conv1D weight, trained or not; the LM head apart."""
     from torch import nn
     from transformers.pytorch_utils import Conv1D
 
@@ -71,7 +74,9 @@ def count_model(model: object) -> FlopCounts:
     heads = getattr(config, "num_attention_heads", None) or config.n_head
     hidden = getattr(config, "hidden_size", None) or config.n_embd
     head_dim = getattr(config, "head_dim", None) or hidden // heads
-    return FlopCounts(frozen, trained, head.weight.numel(), bool(head.weight.requires_grad), layers, heads * head_dim)
+    return FlopCounts(
+        frozen, trained, head.weight.numel(), bool(head.weight.requires_grad), layers, heads * head_dim
+    )
 
 
 def matmul_peak(threads: int, size: int = 2048, seconds: float = 3.0) -> dict[str, float]:
@@ -92,5 +97,10 @@ def matmul_peak(threads: int, size: int = 2048, seconds: float = 3.0) -> dict[st
         torch.mm(a, b, out=out)
         rates.append(flops / (time.perf_counter() - t) / 1e9)
     rates.sort()
-    return {"best_gflops": rates[-1], "median_gflops": rates[len(rates) // 2], "repeats": float(len(rates)),
-            "threads": float(threads), "size": float(size)}
+    return {
+        "best_gflops": rates[-1],
+        "median_gflops": rates[len(rates) // 2],
+        "repeats": float(len(rates)),
+        "threads": float(threads),
+        "size": float(size),
+    }

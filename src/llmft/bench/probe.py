@@ -78,7 +78,9 @@ class Probe:
         self._len_sq += sum_len_sq(real, position_ids)
 
     def _on_step(self, optimizer: object, args: object, kwargs: object) -> None:
-        self.steps.append(StepRecord(time.perf_counter(), time.process_time(), self._tokens, self._len_sq, self._padded))
+        self.steps.append(
+            StepRecord(time.perf_counter(), time.process_time(), self._tokens, self._len_sq, self._padded)
+        )
         self._tokens = self._len_sq = self._padded = 0
 
 
@@ -107,7 +109,9 @@ def backbone_classes() -> list[type]:
     return [GPT2Model, LlamaModel, Qwen2Model]
 
 
-def steady_state(steps: list[StepRecord], warmup: int, t0: float, cpu0: float, threads: int) -> dict[str, float]:
+def steady_state(
+    steps: list[StepRecord], warmup: int, t0: float, cpu0: float, threads: int
+) -> dict[str, float]:
     """Throughput over the steps after ``warmup`` (the last step, an epoch remainder, left out too).
 
     Also per CPU time (process, all threads) divided by ``threads``: what the wall time would have been with
@@ -117,7 +121,9 @@ def steady_state(steps: list[StepRecord], warmup: int, t0: float, cpu0: float, t
     if len(steps) > warmup + 1:  # the epoch's last step is a remainder (a part-full batch), not steady state
         steps = steps[:-1]
     if len(steps) <= warmup:
-        raise RuntimeError(f"only {len(steps)} optimizer steps ran; need more than the {warmup} warm-up steps")
+        raise RuntimeError(
+            f"only {len(steps)} optimizer steps ran; need more than the {warmup} warm-up steps"
+        )
     times = [s.end for s in steps]
     measured = steps[warmup:]
     wall = times[-1] - times[warmup - 1] if warmup else times[-1] - t0

@@ -18,8 +18,17 @@ from __future__ import annotations
 NAME = "llmft_segments"
 
 
-def segment_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, position_ids=None,  # noqa: ANN001, ANN201
-                 **kwargs):
+def segment_sdpa(
+    module,
+    query,
+    key,
+    value,
+    attention_mask,
+    dropout=0.0,
+    scaling=None,
+    position_ids=None,  # noqa: ANN001, ANN201
+    **kwargs,
+):
     """Causal SDPA per segment of restarted ``position_ids`` (transformers attention-interface signature)."""
     import torch
     import torch.nn.functional as F
@@ -30,7 +39,9 @@ def segment_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     batch, _, length, _ = query.shape
     if position_ids is None or query.shape[2] != key.shape[2]:
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=length > 1, scale=scaling, dropout_p=dropout)
+        out = F.scaled_dot_product_attention(
+            query, key, value, is_causal=length > 1, scale=scaling, dropout_p=dropout
+        )
         return out.transpose(1, 2).contiguous(), None
     rows = []
     for b in range(batch):
@@ -39,10 +50,18 @@ def segment_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
         if not starts or starts[0] != 0:
             starts = [0, *starts]
         bounds = [*starts, length]
-        parts = [F.scaled_dot_product_attention(query[b : b + 1, :, s:e], key[b : b + 1, :, s:e],
-                                                value[b : b + 1, :, s:e], is_causal=True, scale=scaling,
-                                                dropout_p=dropout)
-                 for s, e in zip(bounds, bounds[1:], strict=False) if e > s]
+        parts = [
+            F.scaled_dot_product_attention(
+                query[b : b + 1, :, s:e],
+                key[b : b + 1, :, s:e],
+                value[b : b + 1, :, s:e],
+                is_causal=True,
+                scale=scaling,
+                dropout_p=dropout,
+            )
+            for s, e in zip(bounds, bounds[1:], strict=False)
+            if e > s
+        ]
         rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
     out = rows[0] if batch == 1 else torch.cat(rows, dim=0)
     return out.transpose(1, 2).contiguous(), None

@@ -223,8 +223,9 @@ def aggregate(scenario: Scenario, runs: list[dict]) -> dict[str, object]:
                     [(a["eval_loss"] - b["eval_loss"]) / b["eval_loss"] for a, b in pairs]
                 ),
                 "peak_rss": _median([a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs]),
-                "train_peak_rss": _median([a.get("train_peak_rss_mb", nan) / b.get("train_peak_rss_mb", nan)
-                                           for a, b in pairs]),
+                "train_peak_rss": _median(
+                    [a.get("train_peak_rss_mb", nan) / b.get("train_peak_rss_mb", nan) for a, b in pairs]
+                ),
             }
     return {
         "name": scenario.name,

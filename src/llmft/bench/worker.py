@@ -47,8 +47,12 @@ def main(argv: list[str]) -> int:
         "contender": name,
         "round": spec["round"],
         "steps": len(probe.steps),
-        "step_seconds": [b - a for a, b in zip([trained_at] + [s.end for s in probe.steps[:-1]],
-                                               [s.end for s in probe.steps], strict=True)],
+        "step_seconds": [
+            b - a
+            for a, b in zip(
+                [trained_at] + [s.end for s in probe.steps[:-1]], [s.end for s in probe.steps], strict=True
+            )
+        ],
         "step_real_tokens": [s.tokens for s in probe.steps],
         "all_real_tokens": sum(s.tokens for s in probe.steps),
         "train_seconds": train_seconds,
