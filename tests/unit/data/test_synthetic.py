@@ -227,7 +227,7 @@ def test_a_tiny_bert_learns_the_classification_rule(tiny_model) -> None:
     rows = generate_rows("classification", 400, 0)
     texts = [str(r["text"]) for r in rows]
     labels = torch.tensor([r["label"] == "positive" for r in rows]).long()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for step in range(60):
         i = (step * 16) % 320
         loss = model(
