@@ -88,6 +88,7 @@ def run(
     state = train_with_signals(session, state, say)
     say(f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s" +
         (f" ({state.stop_reason})" if state.stop_reason else ""))
+    session.finish_training()
     metrics = final_metrics(session, encoded)
 
     artifacts.write_json(out / "eval_results.json", metrics)

@@ -45,6 +45,8 @@ def test_packing_learns_like_padding(tiny_model, synth_data, tmp_path: Path) -> 
                                    "training.batch_size=2" if packing else "training.batch_size=10"])
         results[packing] = run(config, say=lambda _: None, progress=False)
     padded, packed = results[False], results[True]
+    # Packed training ran with per-document attention; the returned (and saved) model is back on plain sdpa.
+    assert packed.model.get_base_model().config._attn_implementation == "sdpa"
     seen = {k: json.loads((r.output_dir / "run.json").read_text())["tokens_seen"] for k, r in results.items()}
     assert seen[True] == seen[False]  # the same real tokens were trained on
     a, b = padded.metrics["eval_loss"], packed.metrics["eval_loss"]

@@ -116,22 +116,31 @@ def _join(rows: list[dict[str, object]]) -> dict[str, list[int]]:
 @dataclass
 class PackedCollator:
     """Batches of packed rows: padding is one more 'row' (positions from 0, labels ignored), so no
-    attention mask is needed; ``token_mask`` marks real tokens for counting and is not a model input."""
+    attention mask is needed; ``token_mask`` marks real tokens for counting and is not a model input.
+
+    Rows are padded to the longest pack in the batch (rounded up to ``pad_to_multiple_of``), at most
+    ``length``: part-full packs (the last ones of an epoch) cost only their own tokens."""
 
     pad_id: int
     length: int
+    pad_to_multiple_of: int | None = 8
+
+    def _target_length(self, longest: int) -> int:
+        m = self.pad_to_multiple_of
+        return min(self.length, longest if not m else ((longest + m - 1) // m) * m)
 
     def __call__(self, examples: list[dict[str, object]]) -> dict[str, torch.Tensor]:
         n = len(examples)
-        ids = torch.full((n, self.length), self.pad_id, dtype=torch.long)
-        labels = torch.full((n, self.length), IGNORE, dtype=torch.long)
-        positions = torch.arange(self.length, dtype=torch.long).repeat(n, 1)
-        real = torch.zeros((n, self.length), dtype=torch.long)
+        size = self._target_length(max(len(e["input_ids"]) for e in examples))  # type: ignore[arg-type]
+        ids = torch.full((n, size), self.pad_id, dtype=torch.long)
+        labels = torch.full((n, size), IGNORE, dtype=torch.long)
+        positions = torch.arange(size, dtype=torch.long).repeat(n, 1)
+        real = torch.zeros((n, size), dtype=torch.long)
         for i, example in enumerate(examples):
-            size = len(example["input_ids"])  # type: ignore[arg-type]
-            ids[i, :size] = torch.as_tensor(example["input_ids"])
-            labels[i, :size] = torch.as_tensor(example["labels"])
-            positions[i, :size] = torch.as_tensor(example["position_ids"])
-            positions[i, size:] = torch.arange(self.length - size)
-            real[i, :size] = 1
+            used = len(example["input_ids"])  # type: ignore[arg-type]
+            ids[i, :used] = torch.as_tensor(example["input_ids"])
+            labels[i, :used] = torch.as_tensor(example["labels"])
+            positions[i, :used] = torch.as_tensor(example["position_ids"])
+            positions[i, used:] = torch.arange(size - used)
+            real[i, :used] = 1
         return {"input_ids": ids, "labels": labels, "position_ids": positions, "token_mask": real}

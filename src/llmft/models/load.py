@@ -334,6 +334,9 @@ def _check_task_supported(config: PretrainedConfig, task: str, name: str) -> Non
     )
 
 
+FUSED_TANH_GELU = "gelu_pytorch_tanh"
+
+
 def _prepare_config(
     config: PretrainedConfig,
     cfg: ModelConfig,
@@ -341,9 +344,13 @@ def _prepare_config(
     tokenizer: PreTrainedTokenizerBase,
     label_names: list[str] | None,
 ) -> None:
-    """Edit the config before the model is built from it: dropout, labels and pad id."""
+    """Edit the config before the model is built from it: dropout, activation, labels and pad id."""
     if cfg.disable_dropout:
         zero_config_dropout(config)
+    if getattr(config, "activation_function", None) == "gelu_new":
+        # GPT-2's tanh GELU written as eight elementwise ops (~14% of a CPU step); `gelu_pytorch_tanh` is
+        # the same function as one fused kernel, and a name plain transformers loads.
+        config.activation_function = FUSED_TANH_GELU
     if task == "sequence_classification" and label_names:
         # Without names the checkpoint's own labels stay (a fine-tuned classifier keeps its head).
         config.num_labels = len(label_names)

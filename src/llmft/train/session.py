@@ -38,6 +38,12 @@ class Session:
     def model_for_saving(self) -> torch.nn.Module:
         return self.setup.accelerator.unwrap_model(self.setup.model)  # type: ignore[attr-defined]
 
+    def finish_training(self) -> None:
+        """Undo training-only model settings (packed attention), so the saved and returned model is standard."""
+        from llmft.train import packed_attention
+
+        packed_attention.disable(self.model_for_saving())
+
     def batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
         """Evaluation batches in a fixed, length-sorted order (less padding, same result every time)."""
         lengths = [len(e["input_ids"]) for e in examples]  # type: ignore[arg-type]
@@ -80,7 +86,10 @@ def _packed(
         raise ModelError(f"data.packing is not supported for model type `{model_type}` with this adapter",
                          fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})")
     packed = pack_examples(encoded.examples["train"], max_length)
-    return packed, PackedCollator(collate.pad_id, max_length)
+    from llmft.train import packed_attention
+
+    packed_attention.enable(model, max_length)  # per-document causal attention, not a dense block mask
+    return packed, PackedCollator(collate.pad_id, max_length, collate.pad_to_multiple_of)
 
 
 def build_session(

@@ -104,6 +104,17 @@ def test_attn_implementation_is_passed_through(tiny_model) -> None:
     assert model.config._attn_implementation == "eager"
 
 
+def test_gpt2_tanh_gelu_is_fused_with_the_same_logits(tiny_model) -> None:
+    path = tiny_model("gpt2")
+    assert AutoConfig.from_pretrained(path).activation_function == "gelu_new"
+    fused = _load(path, "causal_lm").eval()
+    assert fused.config.activation_function == "gelu_pytorch_tanh"
+    plain = AutoModelForCausalLM.from_pretrained(path).eval()
+    ids = torch.randint(5, fused.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-5, rtol=0)
+
+
 # ------------------------------------------------------------------------------------------ tokenizer
 
 
