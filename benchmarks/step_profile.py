@@ -5,11 +5,10 @@ find where llmft's step time goes. Same model, same LoRA, same examples; per var
 second of forward+backward (no optimizer), median of the repeats, and optionally a torch profiler table.
 
     PYTHONPATH=src .venv/bin/python benchmarks/step_profile.py --model bench-out/models/gpt2-124m \
-        --variants packed,packed+proto,grouped,hf --repeats 3 [--profile packed]
+        --variants packed,grouped,hf --repeats 3 [--profile packed]
 
 Variants: ``packed`` (llmft's default: packed rows, selective head), ``grouped`` (llmft with packing off),
-``hf`` (the script's step: random order, padded to the longest row, full logits), ``+proto`` (the same on a
-second model loaded with the changes of ``llmft.bench.proto``).
+``hf`` (the script's step: random order, padded to the longest row, full logits).
 """
 
 from __future__ import annotations
@@ -42,6 +41,9 @@ def load(model_dir: str, dropout_off: bool, attn: str):
     tok = load_tokenizer(model_dir)
     model = load_model(cfg, "causal_lm", tokenizer=tok)
     model, _ = attach_adapter(model, cfg.adapter, "causal_lm")
+    from llmft.train.packed_attention import enable
+
+    enable(model, 512)  # as llmft train does with packing; exact for the padded variants too (they have a mask)
     model.train()
     return model, tok
 
@@ -81,9 +83,7 @@ def batches(variant: str, ex, tok, batch: int, packed_batch: int, seed: int):
     return [collate([ex[i] for i in g]) for g in groups]
 
 
-def step(variant: str, model, batch, proto_model=None) -> None:
-    if variant.endswith("+proto"):
-        model = proto_model
+def step(variant: str, model, batch) -> None:
     from llmft.train.loss import selective_lm_loss
 
     if variant.startswith("hf"):
@@ -118,25 +118,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, tok = load(args.model, not args.dropout, args.attn)
-    proto_model = None
-    if any(v.endswith("+proto") for v in args.variants.split(",")):
-        from llmft.bench.proto import apply
-
-        apply()  # patches llmft's model loading from here on: a second model with the prototyped changes
-        proto_model, _ = load(args.model, not args.dropout, args.attn)
     ex = examples(tok, 400)
     variants = args.variants.split(",")
     per_pass = args.steps * args.batch
     subsets = [ex[i * per_pass : (i + 1) * per_pass] for i in range(args.repeats + 1)]
     for v in variants:  # warm-up
-        step(v, model, batches(v, subsets[0], tok, args.batch, args.packed_batch, 0)[0], proto_model)
+        step(v, model, batches(v, subsets[0], tok, args.batch, args.packed_batch, 0)[0])
     rates: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(args.repeats):
         for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
             chosen = batches(v, subsets[r + 1], tok, args.batch, args.packed_batch, r)
             t = time.perf_counter()
             for b in chosen:
-                step(v, model, b, proto_model)
+                step(v, model, b)
             rates[v].append(sum(real_tokens(b, tok.pad_token_id) for b in chosen) / (time.perf_counter() - t))
     print(
         json.dumps(

@@ -24,7 +24,6 @@ SETTINGS: dict[str, str] = {
     "llmft": "llmft train: selective LM head, token-weighted loss, dropout off; packing as configured",
     "llmft-gc": "llmft with training.gradient_checkpointing: true",
     "llmft-nopack": "llmft with data.packing: false (length-grouped dynamic padding)",
-    "llmft-proto": "llmft + prototyped changes (bench/proto.py): fused tanh GELU, per-document causal SDPA",
     "hf": "Trainer + peft, DataCollatorForSeq2Seq (pad to longest), model dropout as configured",
     "hf-nodrop": "as hf, with every dropout rate set to 0",
     "trl": "SFTTrainer defaults: bf16 autocast, gradient checkpointing, pad to longest",
@@ -47,10 +46,6 @@ def _say(text: str) -> None:
 def run_llmft(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     from llmft.pipeline import run
 
-    if name == "llmft-proto":
-        from llmft.bench.proto import apply
-
-        _say(f"prototypes applied: {', '.join(apply())}")
     data = config.data.model_copy(deep=True)
     # Validation is scored by the bench's own evaluation, the same for everyone: llmft need not do it too.
     data.dataset = data.dataset.model_copy(update={"validation_file": None, "validation_fraction": 0.0})
@@ -192,7 +187,6 @@ RUNNERS: dict[str, Callable[[str, RunConfig, int, Path], object]] = {
     "llmft": run_llmft,
     "llmft-gc": run_llmft,
     "llmft-nopack": run_llmft,
-    "llmft-proto": run_llmft,
     "hf": run_hf,
     "hf-nodrop": run_hf,
     "trl": run_trl,

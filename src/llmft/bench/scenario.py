@@ -60,9 +60,9 @@ def suite(
 ) -> list[Scenario]:
     """`full`: the documented benchmark (about half an hour on 2 busy cores); `ci`: tiny, for the smoke test.
 
-    The headline comparison (llmft, the HF script, and llmft with the prototyped changes) gets three
-    interleaved rounds; the slow or side figures (TRL's best CPU setting, HF without dropout, llmft with
-    gradient checkpointing) run in the first round only. TRL with its own defaults (`trl`, `trl-packed`) is
+    The headline comparison (llmft, the HF script, and TRL's best CPU setting: packing in fp32) gets three
+    interleaved rounds; the side figures (HF without dropout, llmft with gradient checkpointing, llmft
+    without packing) run in the first round only. TRL with its own defaults (`trl`, `trl-packed`) is
     a `--contenders` choice: on a CPU its bf16 autocast and checkpointing make it too slow for this budget.
     """
     if name == "ci":
@@ -85,8 +85,8 @@ def suite(
                 "gpt2-124m/alpaca",
                 "gpt2-124m",
                 "alpaca",
-                ["llmft", "hf", "llmft-proto"],
-                once=["trl-packed-fp32", "hf-nodrop", "llmft-gc"],
+                ["llmft", "hf", "trl-packed-fp32"],
+                once=["hf-nodrop", "llmft-gc", "llmft-nopack"],
                 batch_size=4,
                 steps=3,
                 warmup=1,
@@ -106,7 +106,7 @@ def suite(
                 "llama-100m/alpaca",
                 "llama-100m",
                 "alpaca",
-                ["llmft", "hf", "llmft-proto"],
+                ["llmft", "hf"],
                 batch_size=4,
                 steps=3,
                 warmup=1,
