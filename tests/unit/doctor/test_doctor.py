@@ -14,7 +14,9 @@ import pytest
 
 from llmft.config.schema import RunConfig
 from llmft.doctor import checks as c
+from llmft.doctor import hf_cache
 from llmft.doctor.checks import CpuInfo, GpuInfo, MemInfo, TorchInfo
+from llmft.doctor.config_fit import Machine, check_config_fit, check_memory_fit
 from llmft.doctor.memory import (
     GIB,
     ActivationProfile,
@@ -24,7 +26,7 @@ from llmft.doctor.memory import (
     model_shape,
     read_model_config,
 )
-from llmft.doctor.report import Machine, check_config_fit, check_memory_fit, run_doctor
+from llmft.doctor.report import run_doctor
 
 REPO = Path(__file__).resolve().parents[3]
 SENTINEL = "hf_SENTINELtokenVALUE0123456789"
@@ -263,7 +265,7 @@ def test_cache_scan_flags_old_held_locks(tmp_path: Path) -> None:
 
 def test_cache_scan_flags_soft_locks_without_flock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old_lock, *_ = _cache_tree(tmp_path)
-    monkeypatch.setattr(c, "lock_state", lambda path: "unsupported")
+    monkeypatch.setattr(hf_cache, "lock_state", lambda path: "unsupported")  # what scan_cache calls
     assert c.scan_cache([tmp_path / "hub"]).stale_locks == [old_lock]
 
 
