@@ -43,7 +43,9 @@ def load(model_dir: str, dropout_off: bool, attn: str):
     model, _ = attach_adapter(model, cfg.adapter, "causal_lm")
     from llmft.train.packed_attention import enable
 
-    enable(model, 512)  # as llmft train does with packing; exact for the padded variants too (they have a mask)
+    enable(
+        model, 512
+    )  # as llmft train does with packing; exact for the padded variants too (they have a mask)
     model.train()
     return model, tok
 

@@ -53,63 +53,112 @@ def run(
     from llmft.data.build import encode_splits, prepare_rows
     from llmft.models.load import infer_task, load_model, load_model_config, load_tokenizer
     from llmft.train import artifacts
-    from llmft.train.lifecycle import checkpoint_to_resume, preflight, resume_state, train_with_signals
+    from llmft.train.lifecycle import (
+        check_resume,
+        check_resume_rows,
+        checkpoint_to_resume,
+        preflight,
+        resume_state,
+        train_with_signals,
+    )
     from llmft.train.session import build_session, final_metrics
 
     started = artifacts.now()
     out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
     resumed_from = checkpoint_to_resume(out, resume) if resume else None  # before the slow part: fail fast
+    if resumed_from:
+        check_resume(resumed_from, config, say)
     _seed(config.seed, config.training.num_threads)
     token = config.hf_token
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
 
     prepared = prepare_rows(config.data, config.seed, token)
-    say(f"data: {prepared.origin}, format {prepared.format} (" +
-        "; ".join(f"{s}: {r.summary()}" for s, r in prepared.reports.items()) + ")")
+    say(
+        f"data: {prepared.origin}, format {prepared.format} ("
+        + "; ".join(f"{s}: {r.summary()}" for s, r in prepared.reports.items())
+        + ")"
+    )
+    if resumed_from:  # before the model loads: other rows would make the saved data position meaningless
+        check_resume_rows(resumed_from, prepared.fingerprint, say)
     model_config = load_model_config(config.model, token)
     task, why = infer_task(config.model, model_config, prepared.has_labels)
     say(f"task: {task} ({why})")
-    tokenizer = load_tokenizer(config.data.tokenization.tokenizer or config.model.name_or_path,
-                               trust_remote_code=config.model.trust_remote_code, revision=config.model.revision,
-                               token=token)
+    tokenizer = load_tokenizer(
+        config.data.tokenization.tokenizer or config.model.name_or_path,
+        trust_remote_code=config.model.trust_remote_code,
+        revision=config.model.revision,
+        token=token,
+    )
     encoded = encode_splits(prepared, config.data, tokenizer, task)
     _say_tokens(say, encoded)
     model = load_model(config.model, task, tokenizer=tokenizer, label_names=encoded.label_names, token=token)
-    model, adapter = attach_adapter(model, config.model.adapter, task, log=say,
-                                    tokenizer_name_or_path=config.data.tokenization.tokenizer or config.model.name_or_path)
+    model, adapter = attach_adapter(
+        model,
+        config.model.adapter,
+        task,
+        log=say,
+        tokenizer_name_or_path=config.data.tokenization.tokenizer or config.model.name_or_path,
+    )
 
     session = build_session(config, model, tokenizer, encoded, task, out, progress=progress)
     session.setup.on_evaluate = on_evaluate
     session.config_path = config_path
+    session.data_fingerprint = prepared.fingerprint
     preflight(session, adapter.trainable_params, adapter.total_params)
     state = resume_state(session, resumed_from, say) if resumed_from else None
     t0 = time.perf_counter()
     state = train_with_signals(session, state, say)
-    say(f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s" +
-        (f" ({state.stop_reason})" if state.stop_reason else ""))
+    say(
+        f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s"
+        + (f" ({state.stop_reason})" if state.stop_reason else "")
+    )
     session.finish_training()
     metrics = final_metrics(session, encoded)
 
     artifacts.write_json(out / "eval_results.json", metrics)
     model_dir = artifacts.save_model(session.model_for_saving(), tokenizer, out)
     artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"))
-    artifacts.write_json(out / "data_report.json", {
-        "origin": prepared.origin, "format": prepared.format, "template": encoded.template,
-        "splits": {s: {**prepared.reports[s].to_dict(), **encoded.stats[s].to_dict()} for s in encoded.stats},
-    })
+    artifacts.write_json(
+        out / "data_report.json",
+        {
+            "origin": prepared.origin,
+            "format": prepared.format,
+            "template": encoded.template,
+            "splits": {
+                s: {**prepared.reports[s].to_dict(), **encoded.stats[s].to_dict()} for s in encoded.stats
+            },
+        },
+    )
     if encoded.label_names:
         artifacts.write_json(out / "labels.json", {"id2label": dict(enumerate(encoded.label_names))})
-    artifacts.write_json(out / "run.json", {
-        "versions": artifacts.versions(), "seed": config.seed, "started": started, "finished": artifacts.now(),
-        "task": task, "task_reason": why, "data_fingerprint": prepared.fingerprint, "data_format": prepared.format,
-        "adapter": adapter.describe(), "trainable_params": adapter.trainable_params,
-        "total_params": adapter.total_params, "steps": state.step, "epochs_completed": state.epoch,
-        "tokens_seen": state.tokens_seen, "stop_reason": state.stop_reason or "completed",
-        "skipped_nonfinite_steps": state.skipped_nonfinite, "model_dir": str(model_dir),
-        "resumed_from": str(resumed_from) if resumed_from else None,
-    })
-    say(f"saved to {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows"))))
+    artifacts.write_json(
+        out / "run.json",
+        {
+            "versions": artifacts.versions(),
+            "seed": config.seed,
+            "started": started,
+            "finished": artifacts.now(),
+            "task": task,
+            "task_reason": why,
+            "data_fingerprint": prepared.fingerprint,
+            "data_format": prepared.format,
+            "adapter": adapter.describe(),
+            "trainable_params": adapter.trainable_params,
+            "total_params": adapter.total_params,
+            "steps": state.step,
+            "epochs_completed": state.epoch,
+            "tokens_seen": state.tokens_seen,
+            "stop_reason": state.stop_reason or "completed",
+            "skipped_nonfinite_steps": state.skipped_nonfinite,
+            "model_dir": str(model_dir),
+            "resumed_from": str(resumed_from) if resumed_from else None,
+        },
+    )
+    say(
+        f"saved to {out}: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
+    )
     return RunResult(metrics, out, task, state.train_losses, session.model_for_saving(), tokenizer)
 
 
@@ -129,5 +178,7 @@ def _seed(seed: int, threads: int | None) -> None:
 def _say_tokens(say: Say, encoded: object) -> None:
     for split, stats in encoded.stats.items():  # type: ignore[attr-defined]
         p = stats.percentiles()
-        say(f"tokens[{split}]: {stats.rows} examples, length p50={p.get('p50')} p90={p.get('p90')} "
-            f"max={p.get('max')}, {stats.truncated} truncated, {stats.dropped_too_long} dropped")
+        say(
+            f"tokens[{split}]: {stats.rows} examples, length p50={p.get('p50')} p90={p.get('p90')} "
+            f"max={p.get('max')}, {stats.truncated} truncated, {stats.dropped_too_long} dropped"
+        )

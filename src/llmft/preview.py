@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from llmft.config.schema import RunConfig
-
-IGNORE = -100
+from llmft.data.labels import IGNORE
 
 
 @dataclass
@@ -54,7 +53,8 @@ def _param_counts(config: RunConfig, model_config: object, task: str) -> tuple[i
     from llmft.adapters.build import attach_adapter
 
     cls = {"causal_lm": AutoModelForCausalLM, "seq2seq_lm": AutoModelForSeq2SeqLM}.get(
-        task, AutoModelForSequenceClassification)
+        task, AutoModelForSequenceClassification
+    )
     try:
         with torch.device("meta"):
             model = cls.from_config(model_config)
@@ -86,8 +86,11 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
     prepared = prepare_rows(config.data, config.seed, config.hf_token)
     model_config = load_model_config(config.model, config.hf_token)
     task, _ = infer_task(config.model, model_config, prepared.has_labels)
-    tokenizer = load_tokenizer(config.data.tokenization.tokenizer or config.model.name_or_path,
-                               trust_remote_code=config.model.trust_remote_code, token=config.hf_token)
+    tokenizer = load_tokenizer(
+        config.data.tokenization.tokenizer or config.model.name_or_path,
+        trust_remote_code=config.model.trust_remote_code,
+        token=config.hf_token,
+    )
     encoded = encode_splits(prepared, config.data, tokenizer, task)
     result = PreviewResult(task=task, data_format=prepared.format, template=encoded.template)
     for example in encoded.examples["train"][:rows]:
@@ -95,8 +98,11 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
         result.examples.append((mask_segments(tokenizer, ids, example["labels"]), len(ids)))  # type: ignore[arg-type]
     for split, stats in encoded.stats.items():
         report = prepared.reports[split]
-        result.splits[split] = {**report.to_dict(), **stats.to_dict(),
-                                "fraction_truncated": stats.truncated / max(stats.rows, 1)}
+        result.splits[split] = {
+            **report.to_dict(),
+            **stats.to_dict(),
+            "fraction_truncated": stats.truncated / max(stats.rows, 1),
+        }
     result.trainable_params, result.total_params = _param_counts(config, model_config, task)
     result.memory = estimate_from_config(config)
     result.machine_memory = machine_memory_bytes()
@@ -104,8 +110,10 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
 
 
 def print_preview(result: PreviewResult, console: Console) -> None:
-    console.print(f"[bold]task[/] {result.task}   [bold]format[/] {result.data_format}   "
-                  f"[bold]template[/] {result.template or '-'}")
+    console.print(
+        f"[bold]task[/] {result.task}   [bold]format[/] {result.data_format}   "
+        f"[bold]template[/] {result.template or '-'}"
+    )
     for i, (segments, count) in enumerate(result.examples, start=1):
         console.rule(f"example {i}: {count} tokens (trained part in green)")
         text = Text()
@@ -115,16 +123,26 @@ def print_preview(result: PreviewResult, console: Console) -> None:
     console.rule("data")
     for split, info in result.splits.items():
         dropped = ", ".join(f"{n} {why}" for why, n in info["dropped"].items()) or "none"  # type: ignore[union-attr]
-        console.print(f"{split}: {info['kept']}/{info['rows_in']} rows kept (dropped: {dropped}); "
-                      f"tokens {info['length_percentiles']}; {info['fraction_truncated']:.1%} truncated")
+        console.print(
+            f"{split}: {info['kept']}/{info['rows_in']} rows kept (dropped: {dropped}); "
+            f"tokens {info['length_percentiles']}; {info['fraction_truncated']:.1%} truncated"
+        )
     console.rule("cost")
     if result.trainable_params is not None:
         share = result.trainable_params / max(result.total_params or 1, 1)
-        console.print(f"trainable parameters: {result.trainable_params:,} of {result.total_params:,} ({share:.2%})")
+        console.print(
+            f"trainable parameters: {result.trainable_params:,} of {result.total_params:,} ({share:.2%})"
+        )
     if result.memory is not None:
         console.print(f"estimated peak memory: {result.memory.describe()}")  # type: ignore[attr-defined]
         if result.machine_memory:
             fits = result.memory.total() <= result.machine_memory  # type: ignore[attr-defined]
-            console.print(f"available memory: {result.machine_memory / 2**30:.1f} GiB — "
-                          + ("fits" if fits else "[bold red]does not fit[/]: lower batch_size or max_length, "
-                             "or enable training.gradient_checkpointing"))
+            console.print(
+                f"available memory: {result.machine_memory / 2**30:.1f} GiB — "
+                + (
+                    "fits"
+                    if fits
+                    else "[bold red]does not fit[/]: lower batch_size or max_length, "
+                    "or enable training.gradient_checkpointing"
+                )
+            )

@@ -71,20 +71,33 @@ def _tokenize(root: Path, ctx: dict[str, object]) -> str:
     from llmft.models.load import load_tokenizer
 
     files = ctx["files"]
-    config = load_config(None, [
-        f"output_dir={root / 'run'}", f"model.name_or_path={ctx['base']}",
-        f"data.dataset.train_file={files['train']}", f"data.dataset.validation_file={files['validation']}",  # type: ignore[index]
-        "data.tokenization.max_length=64", "model.adapter.target_modules=all-linear", "training.max_steps=40",
-        "training.batch_size=16", "training.learning_rate=1e-2", "training.eval_strategy=no",
-        "training.logging_steps=5", "training.num_threads=1",
-    ])
+    config = load_config(
+        None,
+        [
+            f"output_dir={root / 'run'}",
+            f"model.name_or_path={ctx['base']}",
+            f"data.dataset.train_file={files['train']}",
+            f"data.dataset.validation_file={files['validation']}",  # type: ignore[index]
+            "data.tokenization.max_length=64",
+            "model.adapter.target_modules=all-linear",
+            "training.max_steps=40",
+            "training.batch_size=16",
+            "training.learning_rate=1e-2",
+            "training.eval_strategy=no",
+            "training.logging_steps=5",
+            "training.num_threads=1",
+        ],
+    )
     prepared = prepare_rows(config.data, config.seed)
     tokenizer = load_tokenizer(str(ctx["base"]))
     encoded = encode_splits(prepared, config.data, tokenizer, "causal_lm")
     example, row = encoded.examples["train"][0], prepared.rows["train"][0]
     trained = [t for t, label in zip(example["input_ids"], example["labels"]) if label != -100]  # type: ignore[arg-type]
     response = row["messages"][-1]["content"]  # type: ignore[index]
-    _check(tokenizer.decode(trained, skip_special_tokens=True) == response, "loss mask does not match the response")
+    _check(
+        tokenizer.decode(trained, skip_special_tokens=True) == response,
+        "loss mask does not match the response",
+    )
     ctx["config"] = config
     return f"{len(encoded.examples['train'])} examples; loss mask covers exactly the responses"
 
@@ -123,5 +136,9 @@ def _reload(root: Path, ctx: dict[str, object]) -> str:
 
 
 STAGES: list[tuple[str, Callable[[Path, dict[str, object]], str | None]]] = [
-    ("data", _data), ("tokenize", _tokenize), ("train", _train), ("evaluate", _evaluate), ("reload", _reload),
+    ("data", _data),
+    ("tokenize", _tokenize),
+    ("train", _train),
+    ("evaluate", _evaluate),
+    ("reload", _reload),
 ]

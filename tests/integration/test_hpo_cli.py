@@ -33,13 +33,26 @@ def write_config(tmp_path: Path, tiny_model, synth_data, output_dir: Path, hpo: 
     files = synth_data("classification", rows=100)
     config = {
         "output_dir": str(output_dir),
-        "data": {"dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
-                 "tokenization": {"max_length": 64}},
+        "data": {
+            "dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
+            "tokenization": {"max_length": 64},
+        },
         "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"r": 4}},
-        "training": {"max_steps": 10, "batch_size": 8, "eval_strategy": "steps", "eval_steps": 5,
-                     "num_threads": 1},
-        "hpo": {"backend": "optuna", "metric": "eval_loss", "pruner": "none", "max_trials": 4,
-                "parameters": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}, **hpo},
+        "training": {
+            "max_steps": 10,
+            "batch_size": 8,
+            "eval_strategy": "steps",
+            "eval_steps": 5,
+            "num_threads": 1,
+        },
+        "hpo": {
+            "backend": "optuna",
+            "metric": "eval_loss",
+            "pruner": "none",
+            "max_trials": 4,
+            "parameters": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}},
+            **hpo,
+        },
     }
     path = tmp_path / f"{output_dir.parent.name}-{output_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -68,11 +81,17 @@ def mid_trial(out: Path, finished: int) -> bool:
 
 @pytest.mark.slow
 def test_a_killed_study_resumes_without_rerunning_finished_trials(
-        tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
     out = tmp_path / "study"
     config = write_config(tmp_path, tiny_model, synth_data, out, {})
-    proc = subprocess.Popen(hpo_cli(str(config), "--quiet"), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        hpo_cli(str(config), "--quiet"),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while not mid_trial(out, finished=2):
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -104,12 +123,21 @@ def test_a_killed_study_resumes_without_rerunning_finished_trials(
 
 @pytest.mark.slow
 def test_two_processes_share_one_study_through_its_storage_url(
-        tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     outs = [tmp_path / "machine-a" / "search", tmp_path / "machine-b" / "search"]
     configs = [write_config(tmp_path, tiny_model, synth_data, out, {"storage": storage}) for out in outs]
-    procs = [subprocess.Popen(hpo_cli(str(c), "--quiet"), env=env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for c in configs]
+    procs = [
+        subprocess.Popen(
+            hpo_cli(str(c), "--quiet"),
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in configs
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err

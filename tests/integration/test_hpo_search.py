@@ -20,13 +20,23 @@ from llmft.pipeline import run
 LEARNS, STUCK = 5e-3, 1e-7
 
 
-def classification_config(tmp_path: Path, tiny_model, synth_data, *, rows: int, training: dict,  # noqa: ANN001
-                          hpo: dict, name: str = "search") -> Path:
+def classification_config(
+    tmp_path: Path,
+    tiny_model,
+    synth_data,
+    *,
+    rows: int,
+    training: dict,  # noqa: ANN001
+    hpo: dict,
+    name: str = "search",
+) -> Path:
     files = synth_data("classification", rows=rows)
     config = {
         "output_dir": str(tmp_path / name),
-        "data": {"dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
-                 "tokenization": {"max_length": 64}},
+        "data": {
+            "dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
+            "tokenization": {"max_length": 64},
+        },
         "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"type": "lora", "r": 8}},
         "training": {"num_threads": 1, "logging_steps": 5, **training},
         "hpo": {"enabled": True, **hpo},
@@ -44,12 +54,21 @@ def search(path: Path, overrides: list[str] | None = None):  # noqa: ANN201
 
 @pytest.mark.slow
 def test_grid_finds_the_settings_that_learn_and_its_best_config_reproduces_the_trial(
-        tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
     path = classification_config(
-        tmp_path, tiny_model, synth_data, rows=400,
+        tmp_path,
+        tiny_model,
+        synth_data,
+        rows=400,
         training={"epochs": 4, "batch_size": 16, "eval_strategy": "epoch"},
-        hpo={"backend": "grid", "metric": "eval_accuracy", "direction": "maximize", "refit": True,
-             "parameters": {"learning_rate": [STUCK, LEARNS], "r": [4, 8]}},
+        hpo={
+            "backend": "grid",
+            "metric": "eval_accuracy",
+            "direction": "maximize",
+            "refit": True,
+            "parameters": {"learning_rate": [STUCK, LEARNS], "r": [4, 8]},
+        },
     )
     result, _ = search(path)
     out = tmp_path / "search"
@@ -84,10 +103,18 @@ def test_grid_finds_the_settings_that_learn_and_its_best_config_reproduces_the_t
 @pytest.mark.slow
 def test_optuna_median_pruner_stops_a_hopeless_trial_early(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
     path = classification_config(
-        tmp_path, tiny_model, synth_data, rows=100,
+        tmp_path,
+        tiny_model,
+        synth_data,
+        rows=100,
         training={"epochs": 3, "batch_size": 8, "eval_strategy": "steps", "eval_steps": 5},
-        hpo={"backend": "optuna", "metric": "eval_loss", "max_trials": 5, "pruner": "median",
-             "parameters": {"learning_rate": [1e-2, STUCK]}},
+        hpo={
+            "backend": "optuna",
+            "metric": "eval_loss",
+            "max_trials": 5,
+            "pruner": "median",
+            "parameters": {"learning_rate": [1e-2, STUCK]},
+        },
     )
     result, lines = search(path)
     pruned = [t for t in result.trials if t.state == "pruned"]
@@ -104,12 +131,19 @@ def test_optuna_median_pruner_stops_a_hopeless_trial_early(tiny_model, synth_dat
 
 
 def test_a_trial_that_raises_is_recorded_as_failed_and_the_search_completes(
-        tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
     path = classification_config(
-        tmp_path, tiny_model, synth_data, rows=100,
+        tmp_path,
+        tiny_model,
+        synth_data,
+        rows=100,
         training={"max_steps": 4, "batch_size": 8, "eval_strategy": "no"},
-        hpo={"backend": "grid", "metric": "eval_loss",
-             "parameters": {"model.adapter.target_modules": [["no_such_module"], ["query", "value"]]}},
+        hpo={
+            "backend": "grid",
+            "metric": "eval_loss",
+            "parameters": {"model.adapter.target_modules": [["no_such_module"], ["query", "value"]]},
+        },
     )
     result, lines = search(path)
     by_modules = {tuple(t.params["model.adapter.target_modules"]): t for t in result.trials}  # type: ignore[arg-type]

@@ -20,16 +20,20 @@ def alpaca_config(tmp_path: Path, shared_data_dir: Path, model: Path) -> Path:
     rows = json.loads((shared_data_dir / "alpaca_en_demo.json").read_text())[:120]
     data = tmp_path / "alpaca.json"
     data.write_text(json.dumps(rows))
-    cfg = {"output_dir": str(tmp_path / "run"),
-           "data": {"dataset": {"train_file": str(data)}, "tokenization": {"max_length": 256}},
-           "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 8}},
-           "training": {"max_steps": 6, "batch_size": 8, "eval_strategy": "no", "num_threads": 2}}
+    cfg = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"dataset": {"train_file": str(data)}, "tokenization": {"max_length": 256}},
+        "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 8}},
+        "training": {"max_steps": 6, "batch_size": 8, "eval_strategy": "no", "num_threads": 2},
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def test_preview_shows_masked_prompt_and_trained_response(tiny_model, shared_data_dir: Path, tmp_path: Path) -> None:
+def test_preview_shows_masked_prompt_and_trained_response(
+    tiny_model, shared_data_dir: Path, tmp_path: Path
+) -> None:
     cfg = alpaca_config(tmp_path, shared_data_dir, tiny_model("llama"))
     result = build_preview(load_config(cfg), rows=3)
     assert len(result.examples) == 3
@@ -42,26 +46,40 @@ def test_preview_shows_masked_prompt_and_trained_response(tiny_model, shared_dat
         assert any(trained.startswith(r["output"][:40]) for r in rows)
     assert result.trainable_params and result.total_params and result.trainable_params < result.total_params
 
-    proc = subprocess.run([sys.executable, "-m", "llmft.cli.main", "preview", str(cfg), "-n", "3"],
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmft.cli.main", "preview", str(cfg), "-n", "3"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("trained part in green") == 3
     assert "estimated peak memory" in proc.stdout and "trainable parameters" in proc.stdout
 
 
-def test_memory_estimate_within_30_percent_of_measured_peak_rss(tiny_model, shared_data_dir: Path,
-                                                                 tmp_path: Path) -> None:
+def test_memory_estimate_within_30_percent_of_measured_peak_rss(
+    tiny_model, shared_data_dir: Path, tmp_path: Path
+) -> None:
     cfg = alpaca_config(tmp_path, shared_data_dir, tiny_model("llama"))
     estimate = build_preview(load_config(cfg), rows=1).memory
     assert estimate is not None
-    code = ("import resource, sys\nfrom llmft.cli.main import main\nrc = main(['train', sys.argv[1], '-q'])\n"
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    code = (
+        "import resource, sys\nfrom llmft.cli.main import main\nrc = main(['train', sys.argv[1], '-q'])\n"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stderr
     peak = int(proc.stdout.split("MAXRSS")[1].split()[0]) * 1024  # ru_maxrss is in KiB on Linux
     ratio = estimate.total() / peak
-    print(f"memory estimate {estimate.total() / 2**20:.0f} MiB vs measured peak RSS {peak / 2**20:.0f} MiB "
-          f"(ratio {ratio:.2f})")
+    print(
+        f"memory estimate {estimate.total() / 2**20:.0f} MiB vs measured peak RSS {peak / 2**20:.0f} MiB "
+        f"(ratio {ratio:.2f})"
+    )
     assert 0.7 <= ratio <= 1.3

@@ -61,8 +61,14 @@ def _write_config(folder: Path, model: Path, train_file: Path) -> Path:
         "data": {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 64}},
         "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 4}},
         "training": {
-            "max_steps": MAX_STEPS, "batch_size": 4, "gradient_accumulation_steps": 2, "learning_rate": 1e-3,
-            "logging_steps": 1, "eval_strategy": "no", "save_strategy": "steps", "save_steps": SAVE_STEPS,
+            "max_steps": MAX_STEPS,
+            "batch_size": 4,
+            "gradient_accumulation_steps": 2,
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "eval_strategy": "no",
+            "save_strategy": "steps",
+            "save_steps": SAVE_STEPS,
             "num_threads": 1,
         },
     }
@@ -79,7 +85,10 @@ class Cli:
         self._handle = log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
-            stdout=self._handle, stderr=subprocess.STDOUT, env=env or _env(), cwd=REPO,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            env=env or _env(),
+            cwd=REPO,
         )
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = PROCESS_TIMEOUT) -> bool:
@@ -177,8 +186,11 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
 
     plans: dict[str, tuple[Callable[[], bool], int, dict[str, str]]] = {
         "kill_step": (after_a_checkpoint, signal.SIGKILL, _env()),
-        "kill_checkpoint": (second_checkpoint_half_written, signal.SIGKILL,
-                            _env(LLMFT_TEST_CHECKPOINT_DELAY=CHECKPOINT_DELAY)),
+        "kill_checkpoint": (
+            second_checkpoint_half_written,
+            signal.SIGKILL,
+            _env(LLMFT_TEST_CHECKPOINT_DELAY=CHECKPOINT_DELAY),
+        ),
         "sigterm": (training, signal.SIGTERM, _env()),
         "sigint": (training, signal.SIGINT, _env()),
     }

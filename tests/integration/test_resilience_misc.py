@@ -1,5 +1,5 @@
-"""Runs that survive, besides kills: resume config checks, no silent overwrite, non-finite losses, pickle
-weights, secrets, a full disk, an unwritable output dir and config-relative paths.
+"""Runs that survive, besides kills: resume config and data checks, no silent overwrite, non-finite losses,
+pickle weights, secrets, a full disk, an unwritable output dir and config-relative paths.
 
 `llmft train` runs in-process through the CLI entry point (`llmft.cli.main.main`, exit codes and messages
 as a user sees them) on a tiny GPT-2; the kill and signal tests in test_resilience_kill.py use real
@@ -64,8 +64,9 @@ def assert_clean_failure(code: int, output: str, expected_code: int | None = Non
     assert "internal error" not in output, output
 
 
-def write_config(path: Path, output_dir: str | Path, train_file: str | Path, model: str | Path,
-                 **sections: object) -> Path:
+def write_config(
+    path: Path, output_dir: str | Path, train_file: str | Path, model: str | Path, **sections: object
+) -> Path:
     """A small causal-LM LoRA run; ``sections`` extend the top-level sections (or replace other keys)."""
     config: dict[str, object] = {
         "seed": 0,
@@ -73,8 +74,14 @@ def write_config(path: Path, output_dir: str | Path, train_file: str | Path, mod
         "data": {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 64}},
         "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 4}},
         "training": {
-            "max_steps": STEPS, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1,
-            "eval_strategy": "no", "save_strategy": "steps", "save_steps": 3, "num_threads": 1,
+            "max_steps": STEPS,
+            "batch_size": 4,
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "eval_strategy": "no",
+            "save_strategy": "steps",
+            "save_steps": 3,
+            "num_threads": 1,
         },
     }
     for key, value in sections.items():
@@ -113,8 +120,11 @@ def finished(
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ------------------------------------------------------------------------------ no silent overwrite
@@ -146,15 +156,26 @@ def test_resume_refuses_changes_that_alter_the_run_and_names_them(
     other_data = synth_data("sft", rows=48, seed=1)["train"]
     before = snapshot(out)
 
-    code, output = train_cli(capfd, cfg, "--resume", f"output_dir={out}", "training.learning_rate=0.01",
-                             "training.batch_size=2", f"model.name_or_path={other_model}",
-                             f"data.dataset.train_file={other_data}")
+    code, output = train_cli(
+        capfd,
+        cfg,
+        "--resume",
+        f"output_dir={out}",
+        "training.learning_rate=0.01",
+        "training.batch_size=2",
+        f"model.name_or_path={other_model}",
+        f"data.dataset.train_file={other_data}",
+    )
 
     assert_clean_failure(code, output)
     assert "cannot resume exactly" in output, output
     refused = output.split("cannot resume exactly")[1].split("Fix:")[0]
-    for key in ["training.learning_rate", "training.batch_size", "model.name_or_path",
-                "data.dataset.train_file"]:
+    for key in [
+        "training.learning_rate",
+        "training.batch_size",
+        "model.name_or_path",
+        "data.dataset.train_file",
+    ]:
         assert key in refused, f"{key} not named in:\n{output}"
     assert "output_dir" not in refused, "output_dir may change"
     assert snapshot(out) == before, "a refused resume changed the run dir"
@@ -170,8 +191,12 @@ def test_resume_allows_safe_changes_and_reports_them(
 
     with (out / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 7, "epoch": 0, "lo')  # a line that a kill cut short
-    changes = ["training.logging_steps=2", "training.eval_strategy=steps", "training.eval_steps=2",
-               f"training.max_steps={longer}"]
+    changes = [
+        "training.logging_steps=2",
+        "training.eval_strategy=steps",
+        "training.eval_steps=2",
+        f"training.max_steps={longer}",
+    ]
 
     code, output = train_cli(capfd, cfg, "--resume", f"output_dir={out}", *changes)
 
@@ -204,6 +229,55 @@ def test_resume_from_a_folder_that_is_no_checkpoint_is_refused_before_loading(
         assert "step-0000003" in caught.value.render(), "the message should list the complete ones"
 
 
+# ------------------------------------------------------------------------------ resume data check
+def _edit_one_row(path: Path, index: int = 5) -> None:
+    """Change one answer in place: same path and config, other rows (a typo fixed after a crash)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[index])
+    row["output"] = f"{row['output']} (edited)"
+    lines[index] = json.dumps(row)
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def test_resume_refuses_changed_data_before_loading_the_model(
+    tmp_path: Path,
+    files: dict[str, Path],
+    gpt2: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    train = Path(shutil.copy(files["train"], tmp_path / "train.jsonl"))
+    original = train.read_bytes()
+    out = tmp_path / "run"
+    cfg = write_config(tmp_path / "run.yaml", out, train, gpt2, training={"max_steps": 3})
+    run(load_config(cfg), say=lambda _: None, progress=False)  # one checkpoint, at step 3
+    saved = json.loads((out / "checkpoints" / "step-0000003" / "state.json").read_text())["data_fingerprint"]
+    assert saved == json.loads((out / "run.json").read_text())["data_fingerprint"]
+
+    _edit_one_row(train)
+    before = snapshot(out)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr("llmft.models.load.load_model_config", no_model)
+    monkeypatch.setattr("llmft.models.load.load_model", no_model)
+    code, output = train_cli(capfd, cfg, "--resume", f"training.max_steps={STEPS}")
+
+    assert_clean_failure(code, output, expected_code=2)
+    assert "training data changed since the checkpoint" in output and saved[:8] in output, output
+    assert "restore the data" in output and "--overwrite" in output and "LLMFT200" in output, output
+    assert snapshot(out) == before, "a refused resume changed the run dir"
+
+    train.write_bytes(original)  # the fix: the data as it was; the same rows resume
+    monkeypatch.undo()
+    code, output = train_cli(capfd, cfg, "--resume", f"training.max_steps={STEPS}")
+
+    assert code == 0, output
+    assert "step-0000003 at step 3" in output and "data fingerprint" not in output, output
+    assert json.loads((out / "run.json").read_text())["steps"] == STEPS
+
+
 # --------------------------------------------------------------------------------- non-finite losses
 def test_a_non_finite_loss_stops_with_the_step(config: Path, capfd: pytest.CaptureFixture[str]) -> None:
     code, output = train_cli(capfd, config, "-q", "training.learning_rate=1e8", "training.max_grad_norm=null")
@@ -215,8 +289,14 @@ def test_a_non_finite_loss_stops_with_the_step(config: Path, capfd: pytest.Captu
 def test_skip_policy_gives_up_when_every_batch_diverges(
     config: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    code, output = train_cli(capfd, config, "-q", "training.learning_rate=1e8", "training.max_grad_norm=null",
-                             "training.nan_policy=skip")
+    code, output = train_cli(
+        capfd,
+        config,
+        "-q",
+        "training.learning_rate=1e8",
+        "training.max_grad_norm=null",
+        "training.nan_policy=skip",
+    )
     assert_clean_failure(code, output, expected_code=1)
     assert re.search(r"\d+ non-finite losses skipped by step \d+: training has diverged", output), output
 
@@ -268,8 +348,9 @@ def test_pickle_weights_need_allow_pickle_and_secrets_never_reach_a_file(
     assert_clean_failure(code, refused, expected_code=2)
     assert "allow_pickle" in refused and "pytorch_model.bin" in refused, refused
 
-    code, output = train_cli(capfd, config, "--overwrite", f"model.name_or_path={pickled}",
-                             "model.allow_pickle=true", *secrets)
+    code, output = train_cli(
+        capfd, config, "--overwrite", f"model.name_or_path={pickled}", "model.allow_pickle=true", *secrets
+    )
     assert code == 0, output
     out = config.parent / "run"
     assert (out / "model" / "adapter_model.safetensors").exists()
@@ -309,8 +390,9 @@ def _fail_second_checkpoint(
     monkeypatch.setattr(ckpt, "_write_files", write_files)
 
 
-def _check_disk_full_and_resume(config: Path, out: Path, err: CheckpointError,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def _check_disk_full_and_resume(
+    config: Path, out: Path, err: CheckpointError, monkeypatch: pytest.MonkeyPatch
+) -> None:
     message = err.render()
     assert "No space left on device" in message and "ENOSPC" in message, message
     assert "step 6" in message and "step-0000003" in message, "no word of the last good checkpoint"
@@ -407,14 +489,22 @@ def test_an_output_dir_that_cannot_be_created_is_a_clear_error(
 
 # ------------------------------------------------------------------------------ config-relative paths
 def test_paths_in_the_config_are_relative_to_the_config_file(
-    tmp_path: Path, files: dict[str, Path], gpt2: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    files: dict[str, Path],
+    gpt2: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     project = tmp_path / "project"
     shutil.copytree(files["train"].parent, project / "data")
     shutil.copytree(gpt2, project / "models" / "gpt2")
-    write_config(project / "configs" / "run.yaml", "../runs/first", "../data/train.jsonl", "../models/gpt2",
-                 training={"max_steps": 2, "save_strategy": "no"})
+    write_config(
+        project / "configs" / "run.yaml",
+        "../runs/first",
+        "../data/train.jsonl",
+        "../models/gpt2",
+        training={"max_steps": 2, "save_strategy": "no"},
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

@@ -13,8 +13,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_selftest_passes_every_stage() -> None:
-    proc = subprocess.run([sys.executable, "-m", "llmft.cli.main", "selftest"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmft.cli.main", "selftest"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for stage in ("data", "tokenize", "train", "evaluate", "reload"):
         assert f"PASS  {stage}" in proc.stdout
@@ -27,8 +32,11 @@ def test_a_failing_stage_is_reported_and_stops(monkeypatch) -> None:
     def broken(root: Path, ctx: dict[str, object]) -> str:
         raise RuntimeError("tokenizer exploded")
 
-    monkeypatch.setattr(selftest, "STAGES", [("data", lambda r, c: "ok"), ("tokenize", broken),
-                                            ("train", lambda r, c: "never")])
+    monkeypatch.setattr(
+        selftest,
+        "STAGES",
+        [("data", lambda r, c: "ok"), ("tokenize", broken), ("train", lambda r, c: "never")],
+    )
     lines: list[str] = []
     report = run_selftest(say=lines.append)
     assert not report.passed

@@ -22,11 +22,22 @@ REPO = Path(__file__).resolve().parents[2]
 def sft_config(tmp_path: Path, files: dict[str, Path], model: Path, **training: object) -> Path:
     cfg = {
         "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
-                 "tokenization": {"max_length": 128}},
-        "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"}},
-        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 5e-3, "eval_strategy": "no", "num_threads": 2,
-                     **training},
+        "data": {
+            "dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"])},
+            "tokenization": {"max_length": 128},
+        },
+        "model": {
+            "name_or_path": str(model),
+            "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"},
+        },
+        "training": {
+            "epochs": 2,
+            "batch_size": 8,
+            "learning_rate": 5e-3,
+            "eval_strategy": "no",
+            "num_threads": 2,
+            **training,
+        },
     }
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "cfg.yaml"
@@ -41,8 +52,13 @@ def test_packing_learns_like_padding(tiny_model, synth_data, tmp_path: Path) -> 
     for packing in (False, True):
         cfg = sft_config(tmp_path / str(packing), files, model)
         # About the same rows per optimizer step both ways: 2 packs of 128 tokens hold ~10 rows of ~25 tokens.
-        config = load_config(cfg, [f"data.packing={str(packing).lower()}",
-                                   "training.batch_size=2" if packing else "training.batch_size=10"])
+        config = load_config(
+            cfg,
+            [
+                f"data.packing={str(packing).lower()}",
+                "training.batch_size=2" if packing else "training.batch_size=10",
+            ],
+        )
         results[packing] = run(config, say=lambda _: None, progress=False)
     padded, packed = results[False], results[True]
     # Packed training ran with per-document attention; the returned (and saved) model is back on plain sdpa.
@@ -69,12 +85,16 @@ def test_tokenization_cache_hits_and_misses(tiny_model, synth_data, tmp_path: Pa
     assert again.examples == first.examples
 
     changed_settings = config.data.model_copy(
-        update={"tokenization": config.data.tokenization.model_copy(update={"max_length": 100})})
+        update={"tokenization": config.data.tokenization.model_copy(update={"max_length": 100})}
+    )
     assert not encode_splits(prepared, changed_settings, tok, "causal_lm").from_cache
     changed_template = config.data.model_copy(
-        update={"preprocessing": config.data.preprocessing.model_copy(update={"template": "alpaca"})})
+        update={"preprocessing": config.data.preprocessing.model_copy(update={"template": "alpaca"})}
+    )
     assert not encode_splits(prepared, changed_template, tok, "causal_lm").from_cache
-    assert not encode_splits(prepared, config.data, AutoTokenizer.from_pretrained(qwen), "causal_lm").from_cache
+    assert not encode_splits(
+        prepared, config.data, AutoTokenizer.from_pretrained(qwen), "causal_lm"
+    ).from_cache
     fewer = load_config(sft_config(tmp_path, files, llama), ["data.dataset.max_train_rows=20"])
     assert not encode_splits(prepare_rows(fewer.data, fewer.seed), fewer.data, tok, "causal_lm").from_cache
 
@@ -86,7 +106,12 @@ def test_fast_paths_import_no_torch(argv: list[str]) -> None:
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]\n"
         "print('HEAVY', heavy)\nsys.exit(rc)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout

@@ -45,13 +45,24 @@ def test_sft_alpaca_llama_lora_reloads_with_plain_peft(tiny_model, alpaca_200: P
     from transformers import AutoModelForCausalLM
 
     base = tiny_model("llama")
-    cfg = write_config(tmp_path / "sft.yaml", {
-        "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(alpaca_200)}, "tokenization": {"max_length": 256}},
-        "model": {"name_or_path": str(base), "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"}},
-        "training": {"max_steps": 30, "batch_size": 8, "learning_rate": 1e-2, "logging_steps": 5,
-                     "eval_strategy": "no"},
-    })
+    cfg = write_config(
+        tmp_path / "sft.yaml",
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {"dataset": {"train_file": str(alpaca_200)}, "tokenization": {"max_length": 256}},
+            "model": {
+                "name_or_path": str(base),
+                "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"},
+            },
+            "training": {
+                "max_steps": 30,
+                "batch_size": 8,
+                "learning_rate": 1e-2,
+                "logging_steps": 5,
+                "eval_strategy": "no",
+            },
+        },
+    )
     result = quiet_run(cfg)
     first, last = first_and_last_loss(result)
     assert last < first - 0.5, result.train_losses
@@ -67,19 +78,30 @@ def test_sft_alpaca_llama_lora_reloads_with_plain_peft(tiny_model, alpaca_200: P
     live = result.model.eval()
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), run_dir / "model").eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(input_ids=batch).logits, live(input_ids=batch).logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            reloaded(input_ids=batch).logits, live(input_ids=batch).logits, atol=1e-5, rtol=0
+        )
 
 
 def test_classification_bert_beats_chance_and_saves_labels(tiny_model, synth_data, tmp_path: Path) -> None:
     files = synth_data("classification", rows=400)
-    cfg = write_config(tmp_path / "cls.yaml", {
-        "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(files["train"]), "validation_file": str(files["validation"]),
-                             "test_file": str(files["test"])}, "tokenization": {"max_length": 64}},
-        "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"type": "lora", "r": 8}},
-        "training": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3, "eval_strategy": "no"},
-        "evaluation": {"metrics": ["accuracy", "f1"]},
-    })
+    cfg = write_config(
+        tmp_path / "cls.yaml",
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {
+                "dataset": {
+                    "train_file": str(files["train"]),
+                    "validation_file": str(files["validation"]),
+                    "test_file": str(files["test"]),
+                },
+                "tokenization": {"max_length": 64},
+            },
+            "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"type": "lora", "r": 8}},
+            "training": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3, "eval_strategy": "no"},
+            "evaluation": {"metrics": ["accuracy", "f1"]},
+        },
+    )
     result = quiet_run(cfg)
     assert result.task == "sequence_classification"
     assert result.metrics["test_accuracy"] >= 0.75, result.metrics
@@ -90,13 +112,22 @@ def test_classification_bert_beats_chance_and_saves_labels(tiny_model, synth_dat
 def test_legacy_bert_classifier_config_trains_as_written(tiny_model, synth_data, tmp_path: Path) -> None:
     files = synth_data("classification", rows=200)
     legacy = json.loads((REPO / "configs" / "bert_classifier_config.json").read_text())
-    legacy["data"]["dataset"] = {"dir": str(files["train"].parent), "train_file": "train.jsonl",
-                                 "validation_file": "validation.jsonl", "test_file": "test.jsonl",
-                                 "dataset_format": "jsonl"}
+    legacy["data"]["dataset"] = {
+        "dir": str(files["train"].parent),
+        "train_file": "train.jsonl",
+        "validation_file": "validation.jsonl",
+        "test_file": "test.jsonl",
+        "dataset_format": "jsonl",
+    }
     cfg = tmp_path / "legacy.json"
     cfg.write_text(json.dumps(legacy))
-    overrides = [f"model.name_or_path={tiny_model('distilbert')}", f"data.tokenization.tokenizer={tiny_model('distilbert')}",
-                 "data.preprocessing.text_column=text", f"output_dir={tmp_path / 'run'}", "training.epochs=1"]
+    overrides = [
+        f"model.name_or_path={tiny_model('distilbert')}",
+        f"data.tokenization.tokenizer={tiny_model('distilbert')}",
+        "data.preprocessing.text_column=text",
+        f"output_dir={tmp_path / 'run'}",
+        "training.epochs=1",
+    ]
     result = quiet_run(cfg, overrides)
     assert result.task == "sequence_classification"
     assert "test_accuracy" in result.metrics and "test_f1" in result.metrics
@@ -104,23 +135,29 @@ def test_legacy_bert_classifier_config_trains_as_written(tiny_model, synth_data,
     assert saved["model"]["adapter"]["target_modules"] == ["q_lin", "k_lin", "v_lin"]
 
 
-@pytest.mark.parametrize("adapter", [
-    {"type": "lora", "r": 4},
-    {"type": "prefix_tuning", "num_virtual_tokens": 4},
-    {"type": "prompt_tuning", "num_virtual_tokens": 4},
-    {"type": "none"},
-])
+@pytest.mark.parametrize(
+    "adapter",
+    [
+        {"type": "lora", "r": 4},
+        {"type": "prefix_tuning", "num_virtual_tokens": 4},
+        {"type": "prompt_tuning", "num_virtual_tokens": 4},
+        {"type": "none"},
+    ],
+)
 def test_each_adapter_trains_and_reloads(adapter, tiny_model, synth_data, tmp_path: Path) -> None:
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM
 
     files = synth_data("sft", rows=64)
-    cfg = write_config(tmp_path / "a.yaml", {
-        "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(files["train"])}, "tokenization": {"max_length": 64}},
-        "model": {"name_or_path": str(tiny_model("gpt2")), "adapter": adapter},
-        "training": {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "eval_strategy": "no"},
-    })
+    cfg = write_config(
+        tmp_path / "a.yaml",
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {"dataset": {"train_file": str(files["train"])}, "tokenization": {"max_length": 64}},
+            "model": {"name_or_path": str(tiny_model("gpt2")), "adapter": adapter},
+            "training": {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "eval_strategy": "no"},
+        },
+    )
     result = quiet_run(cfg)
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in result.train_losses)
     model_dir = tmp_path / "run" / "model"
@@ -128,35 +165,59 @@ def test_each_adapter_trains_and_reloads(adapter, tiny_model, synth_data, tmp_pa
     loader = AutoModelForCausalLM if adapter["type"] == "none" else AutoPeftModelForCausalLM
     reloaded = loader.from_pretrained(model_dir).eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(input_ids=batch).logits, result.model.eval()(input_ids=batch).logits,
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            reloaded(input_ids=batch).logits, result.model.eval()(input_ids=batch).logits, atol=1e-5, rtol=0
+        )
 
 
 def test_qlora_on_cpu_stops_with_a_clear_message(tiny_model, synth_data, tmp_path: Path) -> None:
     files = synth_data("sft", rows=32)
-    cfg = write_config(tmp_path / "q.yaml", {
-        "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(files["train"])}},
-        "model": {"name_or_path": str(tiny_model("llama")), "adapter": {"type": "qlora"}},
-    })
-    proc = subprocess.run([sys.executable, "-m", "llmft.cli.main", "train", str(cfg)], capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
+    cfg = write_config(
+        tmp_path / "q.yaml",
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {"dataset": {"train_file": str(files["train"])}},
+            "model": {"name_or_path": str(tiny_model("llama")), "adapter": {"type": "qlora"}},
+        },
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmft.cli.main", "train", str(cfg)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")},
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "qlora needs a CUDA GPU" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_seq2seq_t5_loss_falls(tiny_model, tmp_path: Path) -> None:
-    rows = [{"input": f"copy: {w} {v}", "target": f"{w} {v}"} for w in ("red", "blue", "green", "cat", "dog")
-            for v in ("one", "two", "three", "four")] * 4
+    rows = [
+        {"input": f"copy: {w} {v}", "target": f"{w} {v}"}
+        for w in ("red", "blue", "green", "cat", "dog")
+        for v in ("one", "two", "three", "four")
+    ] * 4
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    cfg = write_config(tmp_path / "t5.yaml", {
-        "output_dir": str(tmp_path / "run"),
-        "data": {"dataset": {"train_file": str(data)}},
-        "model": {"name_or_path": str(tiny_model("t5")), "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"}},
-        "training": {"max_steps": 40, "batch_size": 8, "learning_rate": 1e-2, "logging_steps": 5, "eval_strategy": "no"},
-    })
+    cfg = write_config(
+        tmp_path / "t5.yaml",
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {"dataset": {"train_file": str(data)}},
+            "model": {
+                "name_or_path": str(tiny_model("t5")),
+                "adapter": {"type": "lora", "r": 8, "target_modules": "all-linear"},
+            },
+            "training": {
+                "max_steps": 40,
+                "batch_size": 8,
+                "learning_rate": 1e-2,
+                "logging_steps": 5,
+                "eval_strategy": "no",
+            },
+        },
+    )
     result = quiet_run(cfg)
     assert result.task == "seq2seq_lm"
     first, last = first_and_last_loss(result)
@@ -168,9 +229,13 @@ def test_quickstart_config_learns(tiny_model, synth_data, tmp_path: Path) -> Non
     files = synth_data("sft", rows=600)
     base = tmp_path / "base"
     shutil.copytree(tiny_model("llama"), base)
-    overrides = [f"output_dir={tmp_path / 'run'}", f"model.name_or_path={base}",
-                 f"data.dataset.train_file={files['train']}", f"data.dataset.validation_file={files['validation']}",
-                 f"data.dataset.test_file={files['test']}"]
+    overrides = [
+        f"output_dir={tmp_path / 'run'}",
+        f"model.name_or_path={base}",
+        f"data.dataset.train_file={files['train']}",
+        f"data.dataset.validation_file={files['validation']}",
+        f"data.dataset.test_file={files['test']}",
+    ]
     result = quiet_run(REPO / "configs" / "quickstart.yaml", overrides)
     first, last = first_and_last_loss(result)
     assert last < 0.75 * first, result.train_losses

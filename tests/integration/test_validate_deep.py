@@ -14,20 +14,32 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_validate(cfg: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmft.cli.main", "validate", str(cfg), "--deep", *extra],
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return subprocess.run(
+        [sys.executable, "-m", "llmft.cli.main", "validate", str(cfg), "--deep", *extra],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
 
 
 def test_deep_catches_missing_target_module_and_column(tiny_model, synth_data, tmp_path: Path) -> None:
     files = synth_data("sft", rows=40)
     cfg = tmp_path / "deep.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "data": {"dataset": {"train_file": str(files["train"])},
-                 "preprocessing": {"format": "classification", "text_column": "sentence"}},
-        "model": {"name_or_path": str(tiny_model("llama")),
-                  "adapter": {"type": "lora", "target_modules": ["q_proj", "query"]}},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "dataset": {"train_file": str(files["train"])},
+                    "preprocessing": {"format": "classification", "text_column": "sentence"},
+                },
+                "model": {
+                    "name_or_path": str(tiny_model("llama")),
+                    "adapter": {"type": "lora", "target_modules": ["q_proj", "query"]},
+                },
+            }
+        )
+    )
     proc = run_validate(cfg)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -43,8 +55,14 @@ def test_deep_catches_missing_target_module_and_column(tiny_model, synth_data, t
 def test_deep_on_a_good_config_reports_what_it_resolved(tiny_model, synth_data, tmp_path: Path) -> None:
     files = synth_data("sft", rows=40)
     cfg = tmp_path / "ok.yaml"
-    cfg.write_text(yaml.safe_dump({"data": {"dataset": {"train_file": str(files["train"])}},
-                                   "model": {"name_or_path": str(tiny_model("llama"))}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dataset": {"train_file": str(files["train"])}},
+                "model": {"name_or_path": str(tiny_model("llama"))},
+            }
+        )
+    )
     proc = run_validate(cfg)
     assert proc.returncode == 0, proc.stderr
     assert "format detected: alpaca" in proc.stderr
@@ -55,8 +73,14 @@ def test_deep_on_a_good_config_reports_what_it_resolved(tiny_model, synth_data, 
 def test_deep_offline_hub_model_is_a_clear_problem(synth_data, tmp_path: Path) -> None:
     files = synth_data("sft", rows=40)
     cfg = tmp_path / "hub.yaml"
-    cfg.write_text(yaml.safe_dump({"data": {"dataset": {"train_file": str(files["train"])}},
-                                   "model": {"name_or_path": "someorg/not-cached-model"}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dataset": {"train_file": str(files["train"])}},
+                "model": {"name_or_path": "someorg/not-cached-model"},
+            }
+        )
+    )
     proc = run_validate(cfg)
     assert proc.returncode == 2
     assert "not available offline" in proc.stderr and "Traceback" not in proc.stderr

@@ -37,8 +37,9 @@ def hpo(
     search_and_report(loaded.config, quiet=quiet, overwrite=overwrite, shown=loaded.notices)
 
 
-def search_and_report(config: RunConfig, *, quiet: bool = False, overwrite: bool = False,
-                      shown: Sequence[Problem] = ()) -> None:
+def search_and_report(
+    config: RunConfig, *, quiet: bool = False, overwrite: bool = False, shown: Sequence[Problem] = ()
+) -> None:
     """Run the search and print its table and files (also what `llmft train` calls when hpo.enabled).
 
     ``shown``: the notices already printed when the config was loaded (not repeated).
@@ -48,8 +49,9 @@ def search_and_report(config: RunConfig, *, quiet: bool = False, overwrite: bool
     from llmft.hpo.report import results_table
     from llmft.hpo.search import run_search
 
-    result = run_search(config, say=(lambda _: None) if quiet else _say, progress=not quiet,
-                        overwrite=overwrite, shown=shown)
+    result = run_search(
+        config, say=(lambda _: None) if quiet else _say, progress=not quiet, overwrite=overwrite, shown=shown
+    )
     console = Console()
     if not console.is_terminal:  # a log or a pipe: wide enough that dotted parameter names stay whole
         console = Console(width=160)

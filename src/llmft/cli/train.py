@@ -11,9 +11,13 @@ from llmft.cli.output import print_notices
 
 def train(
     config: Path = typer.Argument(..., help="Run config (YAML or JSON; legacy layouts accepted)."),
-    overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, e.g. training.learning_rate=1e-4"),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Dotted overrides, e.g. training.learning_rate=1e-4"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in output_dir."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest complete checkpoint in output_dir."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the latest complete checkpoint in output_dir."
+    ),
     resume_from: Path | None = typer.Option(
         None, "--resume-from", help="Continue from this checkpoint folder (`checkpoints/step-N` of the run)."
     ),
@@ -36,8 +40,14 @@ def train(
         return
     from llmft.pipeline import run
 
-    result = run(loaded.config, overwrite=overwrite, progress=not quiet, say=say,
-                 resume=str(resume_from) if resume_from else resume, config_path=str(config))
+    result = run(
+        loaded.config,
+        overwrite=overwrite,
+        progress=not quiet,
+        say=say,
+        resume=str(resume_from) if resume_from else resume,
+        config_path=str(config),
+    )
     typer.echo(f"run directory: {result.output_dir}")
 
 

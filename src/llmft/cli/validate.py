@@ -14,7 +14,9 @@ import typer
 def validate(
     config: Path = typer.Argument(..., help="Config file to check."),
     overrides: list[str] | None = typer.Argument(None, help="Dotted overrides, as for `llmft train`."),
-    deep: bool = typer.Option(False, "--deep", help="Also resolve the model, adapter targets and data columns."),
+    deep: bool = typer.Option(
+        False, "--deep", help="Also resolve the model, adapter targets and data columns."
+    ),
     fmt: str = typer.Option("text", "--format", help="text or json (machine-readable problems)."),
 ) -> None:
     """Check a config without training: every problem at once, with its path, line and a fix."""
@@ -35,8 +37,12 @@ def validate(
         problems += deep_check(loaded.config)
     errors = [p for p in problems if p.severity == "error"]
     if fmt == "json":
-        typer.echo(json.dumps({"config": str(config), "valid": not errors,
-                               "problems": [p.to_dict() for p in problems]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"config": str(config), "valid": not errors, "problems": [p.to_dict() for p in problems]},
+                indent=2,
+            )
+        )
     else:
         _print_text(config, problems, errors)
     if errors:

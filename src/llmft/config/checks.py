@@ -36,34 +36,60 @@ def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
         bad = sorted(metrics & CLASSIFICATION_METRICS)
         verb = "needs" if len(bad) == 1 else "need"
         message = f"{', '.join(bad)} {verb} a classification task, but model.task is {task}"
-        return [Problem("evaluation.metrics", message,
-                        fix="use loss/perplexity, or set model.task: sequence_classification")]
+        return [
+            Problem(
+                "evaluation.metrics",
+                message,
+                fix="use loss/perplexity, or set model.task: sequence_classification",
+            )
+        ]
     if task == "sequence_classification" and metrics & LM_METRICS:
-        return [Problem("evaluation.metrics", "perplexity needs a language-model task, but the task is "
-                        "sequence_classification", fix="use accuracy/precision/recall/f1")]
+        return [
+            Problem(
+                "evaluation.metrics",
+                "perplexity needs a language-model task, but the task is sequence_classification",
+                fix="use accuracy/precision/recall/f1",
+            )
+        ]
     return []
 
 
 def check_qlora(config: RunConfig) -> list[Problem]:
     if config.model.adapter.type == "qlora" and not cuda_probably_available():
-        return [Problem("model.adapter.type", "qlora needs a CUDA GPU (bitsandbytes 4-bit) and this machine has "
-                        "none; training will stop before loading the model",
-                        fix="use `type: lora` on this machine", severity="warning")]
+        return [
+            Problem(
+                "model.adapter.type",
+                "qlora needs a CUDA GPU (bitsandbytes 4-bit) and this machine has "
+                "none; training will stop before loading the model",
+                fix="use `type: lora` on this machine",
+                severity="warning",
+            )
+        ]
     return []
 
 
 def check_evaluation_needed(config: RunConfig) -> list[Problem]:
     tr = config.training
     if tr.early_stopping_patience is not None and tr.eval_strategy == "no":
-        return [Problem("training.early_stopping_patience", "early stopping needs evaluations, but "
-                        "eval_strategy is `no`", fix="set training.eval_strategy: epoch or steps")]
+        return [
+            Problem(
+                "training.early_stopping_patience",
+                "early stopping needs evaluations, but eval_strategy is `no`",
+                fix="set training.eval_strategy: epoch or steps",
+            )
+        ]
     return []
 
 
 def check_packing(config: RunConfig) -> list[Problem]:
     if config.data.packing and config.model.task in ("sequence_classification", "seq2seq_lm"):
-        return [Problem("data.packing", f"packing applies to causal-LM training, not {config.model.task}",
-                        fix="set data.packing: false")]
+        return [
+            Problem(
+                "data.packing",
+                f"packing applies to causal-LM training, not {config.model.task}",
+                fix="set data.packing: false",
+            )
+        ]
     return []
 
 
@@ -99,7 +125,7 @@ def _space_shape_problem(spec: object, space: Space) -> str | None:
     """Shapes parse_space accepts but that cannot be meant (a legacy list missing a bound, an empty range)."""
     legacy_kind = isinstance(spec, list) and bool(spec) and spec[0] in LEGACY_SPACE_KINDS
     if legacy_kind and space.kind == "choice" and spec[0] in space.choices:  # type: ignore[index]
-        return f"a legacy [\"{spec[0]}\", ...] space needs its bounds (or choices) after the kind"
+        return f'a legacy ["{spec[0]}", ...] space needs its bounds (or choices) after the kind'
     if space.kind != "choice" and space.low > space.high:
         return f"the range is empty: low {space.low:g} is above high {space.high:g}"
     if space.log and space.low <= 0:
@@ -113,8 +139,13 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
     hpo = config.hpo
     problems: list[Problem] = []
     if hpo.enabled and not hpo.parameters:
-        problems.append(Problem("hpo.parameters", "hpo is enabled but no parameters are given to search",
-                                fix="add e.g. `training.learning_rate: [1e-4, 3e-4]`, or set hpo.enabled: false"))
+        problems.append(
+            Problem(
+                "hpo.parameters",
+                "hpo is enabled but no parameters are given to search",
+                fix="add e.g. `training.learning_rate: [1e-4, 3e-4]`, or set hpo.enabled: false",
+            )
+        )
     for name, spec in hpo.parameters.items():
         where = f"hpo.parameters.{name}"
         try:
@@ -132,8 +163,13 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
             problems.append(Problem(where, shape, fix=f"write e.g. {SPACE_EXAMPLE} or [1e-4, 3e-4]"))
             continue
         if not _field_exists(space.path):
-            problems.append(Problem(where, f"`{space.path}` is not a config field",
-                                    fix="use a dotted path such as training.learning_rate or model.adapter.r"))
+            problems.append(
+                Problem(
+                    where,
+                    f"`{space.path}` is not a config field",
+                    fix="use a dotted path such as training.learning_rate or model.adapter.r",
+                )
+            )
             continue
         for value in space.probe_values():
             message = _probe(raw, space.path, value)

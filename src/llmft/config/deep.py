@@ -64,9 +64,13 @@ def check_data(config: RunConfig) -> tuple[list[Problem], str | None]:
         where = f"data.dataset.{key}"
         try:
             if not path.exists():
-                problems.append(Problem(where, f"file not found: {path}", "check the path (relative to the config file)"))
+                problems.append(
+                    Problem(where, f"file not found: {path}", "check the path (relative to the config file)")
+                )
                 continue
-            rows = prepare_columns(sample_rows(path, file_format(path, ds.file_format)), config.data.preprocessing, str(path))
+            rows = prepare_columns(
+                sample_rows(path, file_format(path, ds.file_format)), config.data.preprocessing, str(path)
+            )
             columns = list(dict.fromkeys(k for r in rows for k in r))
             fmt_found = fmt_found or detect_format(columns, config.data.preprocessing)
             check_columns(columns, fmt_found, config.data.preprocessing, str(path))
@@ -97,8 +101,9 @@ def check_model(config: RunConfig, data_format: str | None) -> list[Problem]:
             from llmft.models.targets import resolve_target_modules
 
             targets = resolve_target_modules(model, adapter.target_modules)
-            problems.append(Problem("model.adapter.target_modules", f"targets: {', '.join(targets)}",
-                                    severity="notice"))
+            problems.append(
+                Problem("model.adapter.target_modules", f"targets: {', '.join(targets)}", severity="notice")
+            )
         except ModelError as err:
             problems.append(_problem("model.adapter.target_modules", err))
     if data_format in ("alpaca", "sharegpt", "messages", "preference") and task == "causal_lm":
@@ -111,7 +116,8 @@ def _meta_model(model_config: object, task: str) -> object:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
     cls = {"causal_lm": AutoModelForCausalLM, "seq2seq_lm": AutoModelForSeq2SeqLM}.get(
-        task, AutoModelForSequenceClassification)
+        task, AutoModelForSequenceClassification
+    )
     with torch.device("meta"):
         return cls.from_config(model_config)
 
@@ -121,17 +127,31 @@ def _check_template(config: RunConfig) -> list[Problem]:
 
     name = config.data.tokenization.tokenizer or config.model.name_or_path
     try:
-        tokenizer = load_tokenizer(name, trust_remote_code=config.model.trust_remote_code, token=config.hf_token)
+        tokenizer = load_tokenizer(
+            name, trust_remote_code=config.model.trust_remote_code, token=config.hf_token
+        )
     except LlmftError as err:
         return [_problem("data.tokenization.tokenizer", err)]
     has_template = bool(getattr(tokenizer, "chat_template", None))
     choice = config.data.preprocessing.template
     if choice == "tokenizer" and not has_template:
-        return [Problem("data.preprocessing.template", "the tokenizer has no chat template",
-                        "set template: chatml or alpaca")]
-    used = "the tokenizer's chat template" if (choice in ("auto", "tokenizer") and has_template) else (
-        f"the built-in {choice if choice != 'auto' else 'alpaca/chatml'} template")
-    return [Problem("data.preprocessing.template", f"conversations will be rendered with {used}", severity="notice")]
+        return [
+            Problem(
+                "data.preprocessing.template",
+                "the tokenizer has no chat template",
+                "set template: chatml or alpaca",
+            )
+        ]
+    used = (
+        "the tokenizer's chat template"
+        if (choice in ("auto", "tokenizer") and has_template)
+        else (f"the built-in {choice if choice != 'auto' else 'alpaca/chatml'} template")
+    )
+    return [
+        Problem(
+            "data.preprocessing.template", f"conversations will be rendered with {used}", severity="notice"
+        )
+    ]
 
 
 def deep_check(config: RunConfig) -> list[Problem]:

@@ -53,7 +53,8 @@ def _type_name(annotation: object) -> str:
         return _type_name(get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(annotation) if a is not type(None)) + (
-            " or null" if type(None) in get_args(annotation) else "")
+            " or null" if type(None) in get_args(annotation) else ""
+        )
     if origin in (list, dict):
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in get_args(annotation))}]"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -73,7 +74,9 @@ def _sections(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseM
     for name, field in model.model_fields.items():
         for member in _members(field.annotation):
             tag = member.model_fields.get("type")
-            label = f"{prefix}{name}" + (f" (type: {tag.default})" if tag is not None and len(_members(field.annotation)) > 1 else "")
+            label = f"{prefix}{name}" + (
+                f" (type: {tag.default})" if tag is not None and len(_members(field.annotation)) > 1 else ""
+            )
             found += _sections(member, label + ".") if not label.endswith(")") else [(label + ".", member)]
     return found
 

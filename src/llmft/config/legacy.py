@@ -29,7 +29,12 @@ class Normalised:
         self.aliases[new] = old
         extra = f" ({detail})" if detail else ""
         self.problems.append(
-            Problem(path=old, message=f"legacy key, read as `{new}`{extra}", fix=f"write `{new}`", severity="notice")
+            Problem(
+                path=old,
+                message=f"legacy key, read as `{new}`{extra}",
+                fix=f"write `{new}`",
+                severity="notice",
+            )
         )
 
     def error(self, path: str, message: str, fix: str) -> None:
@@ -90,19 +95,62 @@ def _drop_type_marker(state: Normalised, sec: Raw, prefix: str, allowed: tuple[s
         )
 
 
-ADAPTER_TYPES = {"lora": "lora", "qlora": "qlora", "prefix": "prefix_tuning", "prefix_tuning": "prefix_tuning",
-                 "prefix-tuning": "prefix_tuning", "prompt": "prompt_tuning", "prompt_tuning": "prompt_tuning",
-                 "prompt-tuning": "prompt_tuning", "none": "none", "full": "none"}
-OPTIMIZERS = {"adamw": "adamw", "adamw_torch": "adamw", "adamw_hf": "adamw", "adam": "adamw",
-              "adamw_torch_fused": "adamw", "sgd": "sgd"}
-SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant", "constant_with_warmup": "constant"}
-HPO_BACKENDS = {"grid": "grid", "grid_search": "grid", "random": "random", "random_search": "random",
-                "optuna": "optuna", "tpe": "optuna", "bayesian": "optuna", "ray": "ray", "ray_tune": "ray"}
-TASKS = {"causal_lm": "causal_lm", "causallm": "causal_lm", "clm": "causal_lm", "seq2seq": "seq2seq_lm",
-         "seq2seq_lm": "seq2seq_lm", "sequence_classification": "sequence_classification",
-         "classification": "sequence_classification", "seq_cls": "sequence_classification"}
-PREPROCESSING_TYPES = {"text": "auto", "alpaca": "alpaca", "instruction": "alpaca", "chat": "messages",
-                       "messages": "messages", "sharegpt": "sharegpt", "classification": "classification"}
+ADAPTER_TYPES = {
+    "lora": "lora",
+    "qlora": "qlora",
+    "prefix": "prefix_tuning",
+    "prefix_tuning": "prefix_tuning",
+    "prefix-tuning": "prefix_tuning",
+    "prompt": "prompt_tuning",
+    "prompt_tuning": "prompt_tuning",
+    "prompt-tuning": "prompt_tuning",
+    "none": "none",
+    "full": "none",
+}
+OPTIMIZERS = {
+    "adamw": "adamw",
+    "adamw_torch": "adamw",
+    "adamw_hf": "adamw",
+    "adam": "adamw",
+    "adamw_torch_fused": "adamw",
+    "sgd": "sgd",
+}
+SCHEDULERS = {
+    "linear": "linear",
+    "cosine": "cosine",
+    "constant": "constant",
+    "constant_with_warmup": "constant",
+}
+HPO_BACKENDS = {
+    "grid": "grid",
+    "grid_search": "grid",
+    "random": "random",
+    "random_search": "random",
+    "optuna": "optuna",
+    "tpe": "optuna",
+    "bayesian": "optuna",
+    "ray": "ray",
+    "ray_tune": "ray",
+}
+TASKS = {
+    "causal_lm": "causal_lm",
+    "causallm": "causal_lm",
+    "clm": "causal_lm",
+    "seq2seq": "seq2seq_lm",
+    "seq2seq_lm": "seq2seq_lm",
+    "sequence_classification": "sequence_classification",
+    "classification": "sequence_classification",
+    "seq_cls": "sequence_classification",
+}
+PREPROCESSING_TYPES = {
+    "text": "auto",
+    "alpaca": "alpaca",
+    "instruction": "alpaca",
+    "chat": "messages",
+    "messages": "messages",
+    "sharegpt": "sharegpt",
+    "classification": "classification",
+}
 
 
 def _map_enum(state: Normalised, sec: Raw, prefix: str, key: str, table: dict[str, str]) -> None:
@@ -110,8 +158,12 @@ def _map_enum(state: Normalised, sec: Raw, prefix: str, key: str, table: dict[st
     if isinstance(value, str) and value.lower() in table and table[value.lower()] != value:
         sec[key] = table[value.lower()]
         state.problems.append(
-            Problem(path=f"{prefix}{key}", message=f"legacy value `{value}` read as `{sec[key]}`",
-                    fix=f"write `{key}: {sec[key]}`", severity="notice")
+            Problem(
+                path=f"{prefix}{key}",
+                message=f"legacy value `{value}` read as `{sec[key]}`",
+                fix=f"write `{key}: {sec[key]}`",
+                severity="notice",
+            )
         )
 
 
@@ -122,21 +174,36 @@ def _normalise_dataset(state: Normalised, ds: Raw, pre: Raw) -> None:
         ds.pop("type")
         if kind == "disk":
             ds.setdefault("source", "disk")
-        state.problems.append(Problem(path=f"{p}type", message=f"legacy `type: {kind}` ignored (source is inferred)",
-                                      fix="delete the line", severity="notice"))
+        state.problems.append(
+            Problem(
+                path=f"{p}type",
+                message=f"legacy `type: {kind}` ignored (source is inferred)",
+                fix="delete the line",
+                severity="notice",
+            )
+        )
     from_disk = ds.pop("load_from_disk", None)
     from_hub = ds.pop("load_from_hub", None)
     if from_disk:
         target = from_disk if isinstance(from_disk, str) else ds.pop("dir", None) or ds.pop("name", None)
         if target is None and "path" not in ds:
-            state.error(f"{p}load_from_disk", "legacy `load_from_disk` is set but no directory is given",
-                        f"write `{p}path:` with the directory written by `save_to_disk`")
+            state.error(
+                f"{p}load_from_disk",
+                "legacy `load_from_disk` is set but no directory is given",
+                f"write `{p}path:` with the directory written by `save_to_disk`",
+            )
         elif target is not None:
             ds["path"] = target
             state.notice(f"{p}load_from_disk", f"{p}path")
     elif from_hub is not None:
-        state.problems.append(Problem(path=f"{p}load_from_hub", message="legacy key ignored (the Hub is used when "
-                                      "`name` is set)", fix="delete the line", severity="notice"))
+        state.problems.append(
+            Problem(
+                path=f"{p}load_from_hub",
+                message="legacy key ignored (the Hub is used when `name` is set)",
+                fix="delete the line",
+                severity="notice",
+            )
+        )
     _move(state, ds, p, "dataset_format", "file_format")
     _move(state, ds, p, "hf_dataset_name", "name")
     _move(state, ds, p, "hf_dataset_config", "subset")
@@ -152,8 +219,11 @@ def _normalise_dataset(state: Normalised, ds: Raw, pre: Raw) -> None:
     for key in ("column_mapping", "filter_columns"):
         if key in ds:
             if key in pre and pre[key] != ds[key]:
-                state.error(f"{p}{key}", f"`{key}` is set in both data.dataset and data.preprocessing",
-                            f"keep only `data.preprocessing.{key}`")
+                state.error(
+                    f"{p}{key}",
+                    f"`{key}` is set in both data.dataset and data.preprocessing",
+                    f"keep only `data.preprocessing.{key}`",
+                )
                 continue
             pre[key] = ds.pop(key)
             state.notice(f"{p}{key}", f"data.preprocessing.{key}")
@@ -176,13 +246,21 @@ def _normalise_data(state: Normalised, data: Raw, root: Raw) -> None:
         if kind in PREPROCESSING_TYPES:
             if PREPROCESSING_TYPES[kind] != "auto":
                 pre.setdefault("format", PREPROCESSING_TYPES[kind])
-            state.problems.append(Problem(path="data.preprocessing.type", message=f"legacy `type: {kind}` read as "
-                                          f"`format: {pre.get('format', 'auto')}`", fix="write `format:`",
-                                          severity="notice"))
+            state.problems.append(
+                Problem(
+                    path="data.preprocessing.type",
+                    message=f"legacy `type: {kind}` read as `format: {pre.get('format', 'auto')}`",
+                    fix="write `format:`",
+                    severity="notice",
+                )
+            )
         else:
             pre["type"] = kind
-            state.error("data.preprocessing.type", f"legacy `type: {kind}` has no certain meaning",
-                        "write `format:` with one of auto, text, alpaca, sharegpt, messages, classification")
+            state.error(
+                "data.preprocessing.type",
+                f"legacy `type: {kind}` has no certain meaning",
+                "write `format:` with one of auto, text, alpaca, sharegpt, messages, classification",
+            )
         if "max_length" in pre:  # the legacy layout meant tokens here, not characters
             tokens = pre.pop("max_length")
             tok.setdefault("max_length", tokens)
@@ -198,8 +276,12 @@ def _normalise_data(state: Normalised, data: Raw, root: Raw) -> None:
 
 def _normalise_adapter(state: Normalised, model: Raw) -> None:
     p = "model.adapter."
-    for old, new in (("lora_r", "adapter.r"), ("lora_alpha", "adapter.alpha"), ("lora_dropout", "adapter.dropout"),
-                     ("target_modules", "adapter.target_modules")):
+    for old, new in (
+        ("lora_r", "adapter.r"),
+        ("lora_alpha", "adapter.alpha"),
+        ("lora_dropout", "adapter.dropout"),
+        ("target_modules", "adapter.target_modules"),
+    ):
         _move(state, model, "model.", old, new)
     adapter = _section(model, "adapter")
     if adapter is None:
@@ -236,32 +318,58 @@ def _normalise_model(state: Normalised, model: Raw) -> None:
     _map_enum(state, model, p, "task", TASKS)
     if "num_labels" in model:
         model.pop("num_labels")
-        state.problems.append(Problem(path="model.num_labels", message="ignored: the labels come from the data",
-                                      fix="set data.preprocessing.label_names to fix their order", severity="notice"))
+        state.problems.append(
+            Problem(
+                path="model.num_labels",
+                message="ignored: the labels come from the data",
+                fix="set data.preprocessing.label_names to fix their order",
+                severity="notice",
+            )
+        )
     _normalise_adapter(state, model)
 
 
 def _normalise_training(state: Normalised, tr: Raw, root: Raw) -> None:
     p = "training."
     _drop_type_marker(state, tr, p, ("huggingface", "hf", "auto", "default"))
-    for old, new in (("num_train_epochs", "epochs"), ("num_epochs", "epochs"),
-                     ("per_device_train_batch_size", "batch_size"), ("train_batch_size", "batch_size"),
-                     ("per_device_eval_batch_size", "eval_batch_size"), ("evaluation_strategy", "eval_strategy"),
-                     ("optim", "optimizer"), ("lr_scheduler_type", "lr_scheduler"), ("lr", "learning_rate"),
-                     ("num_warmup_steps", "warmup_steps")):
+    for old, new in (
+        ("num_train_epochs", "epochs"),
+        ("num_epochs", "epochs"),
+        ("per_device_train_batch_size", "batch_size"),
+        ("train_batch_size", "batch_size"),
+        ("per_device_eval_batch_size", "eval_batch_size"),
+        ("evaluation_strategy", "eval_strategy"),
+        ("optim", "optimizer"),
+        ("lr_scheduler_type", "lr_scheduler"),
+        ("lr", "learning_rate"),
+        ("num_warmup_steps", "warmup_steps"),
+    ):
         _move(state, tr, p, old, new)
     opt = tr.get("optimizer")
     if isinstance(opt, dict):
         tr.pop("optimizer")
-        keymap = {"name": "optimizer", "type": "optimizer", "learning_rate": "learning_rate", "lr": "learning_rate",
-                  "weight_decay": "weight_decay", "beta1": "adam_beta1", "beta2": "adam_beta2",
-                  "eps": "adam_epsilon", "epsilon": "adam_epsilon"}
+        keymap = {
+            "name": "optimizer",
+            "type": "optimizer",
+            "learning_rate": "learning_rate",
+            "lr": "learning_rate",
+            "weight_decay": "weight_decay",
+            "beta1": "adam_beta1",
+            "beta2": "adam_beta2",
+            "eps": "adam_epsilon",
+            "epsilon": "adam_epsilon",
+        }
         _spread(state, tr, opt, "training.optimizer", keymap)
     sched = tr.get("lr_scheduler")
     if isinstance(sched, dict):
         tr.pop("lr_scheduler")
-        keymap = {"name": "lr_scheduler", "type": "lr_scheduler", "num_warmup_steps": "warmup_steps",
-                  "warmup_steps": "warmup_steps", "warmup_ratio": "warmup_ratio"}
+        keymap = {
+            "name": "lr_scheduler",
+            "type": "lr_scheduler",
+            "num_warmup_steps": "warmup_steps",
+            "warmup_steps": "warmup_steps",
+            "warmup_ratio": "warmup_ratio",
+        }
         _spread(state, tr, sched, "training.lr_scheduler", keymap)
     _map_enum(state, tr, p, "optimizer", OPTIMIZERS)
     _map_enum(state, tr, p, "lr_scheduler", SCHEDULERS)
@@ -279,11 +387,14 @@ def _spread(state: Normalised, tr: Raw, sub: Raw, path: str, keymap: dict[str, s
     for key, value in sub.items():
         new = keymap.get(key)
         if new is None:
-            state.error(f"{path}.{key}", f"unknown legacy key `{key}`",
-                        "set the matching `training.` key instead")
+            state.error(
+                f"{path}.{key}", f"unknown legacy key `{key}`", "set the matching `training.` key instead"
+            )
             continue
         if new in tr and tr[new] != value:
-            state.error(f"{path}.{key}", f"`{path}.{key}` and `training.{new}` disagree", f"keep `training.{new}`")
+            state.error(
+                f"{path}.{key}", f"`{path}.{key}` and `training.{new}` disagree", f"keep `training.{new}`"
+            )
             continue
         tr[new] = value
         state.notice(f"{path}.{key}", f"training.{new}")
@@ -294,14 +405,20 @@ def _normalise_precision(state: Normalised, tr: Raw) -> None:
     if fp16 is None and bf16 is None:
         return
     if fp16 and bf16:
-        state.error("training.fp16", "fp16 and bf16 are both true", "set `training.mixed_precision: fp16` or `bf16`")
+        state.error(
+            "training.fp16", "fp16 and bf16 are both true", "set `training.mixed_precision: fp16` or `bf16`"
+        )
         return
     value = "fp16" if fp16 else "bf16" if bf16 else "no"
     if tr.get("mixed_precision", value) != value:
-        state.error("training.fp16", "fp16/bf16 contradict training.mixed_precision", "keep only mixed_precision")
+        state.error(
+            "training.fp16", "fp16/bf16 contradict training.mixed_precision", "keep only mixed_precision"
+        )
         return
     tr["mixed_precision"] = value
-    state.notice("training.fp16" if fp16 is not None else "training.bf16", f"training.mixed_precision: {value}")
+    state.notice(
+        "training.fp16" if fp16 is not None else "training.bf16", f"training.mixed_precision: {value}"
+    )
 
 
 def _normalise_hpo(state: Normalised, hpo: Raw) -> None:
@@ -316,8 +433,13 @@ def _normalise_hpo(state: Normalised, hpo: Raw) -> None:
     _move(state, hpo, p, "mode", "direction")
     _map_enum(state, hpo, p, "backend", HPO_BACKENDS)
     _map_enum(state, hpo, p, "direction", {"min": "minimize", "max": "maximize"})
-    _map_enum(state, hpo, p, "pruner", {"asha": "asha", "median": "median", "none": "none",
-                                        "async_hyperband": "asha", "hyperband": "asha"})
+    _map_enum(
+        state,
+        hpo,
+        p,
+        "pruner",
+        {"asha": "asha", "median": "median", "none": "none", "async_hyperband": "asha", "hyperband": "asha"},
+    )
 
 
 def _merge_ray_tune(state: Normalised, raw: Raw) -> None:
@@ -327,8 +449,11 @@ def _merge_ray_tune(state: Normalised, raw: Raw) -> None:
     if not isinstance(hpo, dict):
         return
     if any(k not in ("enabled", "backend") for k in hpo):  # popped either way: normalising runs twice
-        state.error("ray_tune", "both the legacy `ray_tune` block and an `hpo` section are set",
-                    "move the `ray_tune` keys into `hpo` (with `backend: ray`) and delete `ray_tune`")
+        state.error(
+            "ray_tune",
+            "both the legacy `ray_tune` block and an `hpo` section are set",
+            "move the `ray_tune` keys into `hpo` (with `backend: ray`) and delete `ray_tune`",
+        )
         return
     raw["hpo"] = {**block, **hpo}  # an explicit `hpo.enabled: false` still switches the search off
     state.notice("ray_tune", "hpo", "with backend: ray")
@@ -369,13 +494,47 @@ LEGACY_VALUES: dict[str, dict[str, str]] = {
 # Legacy key names accepted in each section, offered by did-you-mean alongside the modern names.
 LEGACY_KEYS: dict[str, tuple[str, ...]] = {
     "": ("ray_tune", "tokenizer"),
-    "data.dataset": ("load_from_disk", "load_from_hub", "dataset_format", "hf_dataset_name", "hf_dataset_config",
-                     "hf_dataset_split", "column_mapping", "filter_columns", "validation_split"),
+    "data.dataset": (
+        "load_from_disk",
+        "load_from_hub",
+        "dataset_format",
+        "hf_dataset_name",
+        "hf_dataset_config",
+        "hf_dataset_split",
+        "column_mapping",
+        "filter_columns",
+        "validation_split",
+    ),
     "data.tokenization": ("model_name_or_path", "tokenizer_name"),
-    "model": ("model_type", "model_name_or_path", "torch_dtype", "lora_alpha", "lora_dropout", "lora_r",
-              "target_modules", "num_labels"),
+    "model": (
+        "model_type",
+        "model_name_or_path",
+        "torch_dtype",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_r",
+        "target_modules",
+        "num_labels",
+    ),
     "model.adapter": ("lora_alpha", "lora_dropout", "lora_r", "lora", "peft_type"),
-    "training": ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-                 "evaluation_strategy", "optim", "lr_scheduler_type", "fp16", "bf16", "num_warmup_steps"),
-    "hpo": ("search_space", "max_evals", "num_samples", "strategy", "max_concurrent_trials", "scheduler", "mode"),
+    "training": (
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "evaluation_strategy",
+        "optim",
+        "lr_scheduler_type",
+        "fp16",
+        "bf16",
+        "num_warmup_steps",
+    ),
+    "hpo": (
+        "search_space",
+        "max_evals",
+        "num_samples",
+        "strategy",
+        "max_concurrent_trials",
+        "scheduler",
+        "mode",
+    ),
 }

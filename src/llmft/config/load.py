@@ -156,8 +156,13 @@ def _line_of(path: str, lines: dict[KeyPath, int], aliases: dict[str, str]) -> i
     return None
 
 
-def _locate(problems: list[Problem], lines: dict[KeyPath, int], aliases: dict[str, str], source: str,
-            overridden: set[str]) -> list[Problem]:
+def _locate(
+    problems: list[Problem],
+    lines: dict[KeyPath, int],
+    aliases: dict[str, str],
+    source: str,
+    overridden: set[str],
+) -> list[Problem]:
     """Attach ``file:line`` to each problem whose key (or nearest parent) has a known line.
 
     A value set by an override is located on the command line, not at its parent's line in the file.

@@ -202,7 +202,9 @@ def _problem(err: dict[str, object]) -> Problem:
         return Problem(path, "required key is missing", fix=f"add `{key}:` (see docs/CONFIG.md)")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         ctx = err.get("ctx") or {}
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[
+            kind
+        ]
         bound = _bound(next(iter(ctx.values()))) if ctx else "?"  # type: ignore[union-attr]
         return Problem(path, f"expected a number {op} {bound}, got {show(value)}")
     if kind in EXPECTED:

@@ -29,7 +29,9 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------------------------- data
 class SplitNames(Section):
-    train: str = Field("train", description="Split (slice syntax allowed, e.g. `train[:1000]`) used for training.")
+    train: str = Field(
+        "train", description="Split (slice syntax allowed, e.g. `train[:1000]`) used for training."
+    )
     validation: str | None = Field(
         None, description="Split used for validation; when absent one is carved off the training split."
     )
@@ -45,7 +47,9 @@ class DatasetConfig(Section):
     train_file: str | None = Field(None, description="Training file (json, jsonl, csv, parquet or txt).")
     validation_file: str | None = Field(None, description="Validation file; optional.")
     test_file: str | None = Field(None, description="Test file; optional.")
-    dir: str | None = Field(None, description="Directory that `train_file`/`validation_file`/`test_file` are in.")
+    dir: str | None = Field(
+        None, description="Directory that `train_file`/`validation_file`/`test_file` are in."
+    )
     file_format: Literal["json", "jsonl", "csv", "parquet", "text"] | None = Field(
         None, description="Format of the local files; inferred from the file extension when absent."
     )
@@ -54,7 +58,8 @@ class DatasetConfig(Section):
     subset: str | None = Field(None, description="Hub dataset configuration, e.g. `sst2` for `glue`.")
     split: SplitNames = Field(default_factory=SplitNames, description="Which splits to use.")
     validation_fraction: Fraction = Field(
-        0.1, description="Fraction of the training rows held out for validation when no validation split is given."
+        0.1,
+        description="Fraction of the training rows held out for validation when no validation split is given.",
     )
     max_train_rows: PositiveInt | None = Field(None, description="Use at most this many training rows.")
     max_eval_rows: PositiveInt | None = Field(None, description="Use at most this many validation/test rows.")
@@ -68,7 +73,9 @@ class DatasetConfig(Section):
                 "(train_file for local files, path for a saved dataset, name for the Hub)"
             )
         if not kinds:
-            raise ValueError("no data source: set `train_file` (local file), `path` (saved dataset) or `name` (Hub)")
+            raise ValueError(
+                "no data source: set `train_file` (local file), `path` (saved dataset) or `name` (Hub)"
+            )
         return self
 
     def resolved_source(self) -> str:
@@ -80,7 +87,9 @@ class DatasetConfig(Section):
         return "disk" if self.path else "hub"
 
 
-DataFormat = Literal["auto", "text", "alpaca", "sharegpt", "messages", "classification", "preference", "seq2seq"]
+DataFormat = Literal[
+    "auto", "text", "alpaca", "sharegpt", "messages", "classification", "preference", "seq2seq"
+]
 
 
 class PreprocessingConfig(Section):
@@ -99,7 +108,9 @@ class PreprocessingConfig(Section):
     )
     filter_columns: list[str] | None = Field(None, description="Keep only these columns (after renaming).")
     remove_html: bool = Field(False, description="Strip HTML tags from text fields.")
-    fix_unicode: bool = Field(False, description="Normalise text to Unicode NFKC and drop control characters.")
+    fix_unicode: bool = Field(
+        False, description="Normalise text to Unicode NFKC and drop control characters."
+    )
     normalize_whitespace: bool = Field(False, description="Collapse runs of whitespace to one space.")
     min_length: int | None = Field(None, ge=0, description="Drop rows whose text has fewer characters.")
     max_length: PositiveInt | None = Field(None, description="Drop rows whose text has more characters.")
@@ -116,31 +127,42 @@ class PreprocessingConfig(Section):
         None, description="Class names in id order; inferred (sorted) from the training labels when absent."
     )
     on_bad_rows: Literal["error", "skip"] = Field(
-        "error", description="What to do with rows that cannot be used: stop with an error, or skip and count them."
+        "error",
+        description="What to do with rows that cannot be used: stop with an error, or skip and count them.",
     )
 
 
 class TokenizationConfig(Section):
     tokenizer: str | None = Field(None, description="Tokenizer id or path; defaults to `model.name_or_path`.")
-    max_length: PositiveInt = Field(512, description="Truncate (or drop, see `overflow`) tokenized rows to this.")
+    max_length: PositiveInt = Field(
+        512, description="Truncate (or drop, see `overflow`) tokenized rows to this."
+    )
     truncation: bool = Field(True, description="Truncate rows longer than `max_length` (else drop them).")
     padding: Literal["longest", "max_length"] = Field(
         "longest", description="Pad each batch to its longest row (`longest`) or always to `max_length`."
     )
     pad_to_multiple_of: PositiveInt | None = Field(8, description="Round padded lengths up to this multiple.")
     add_eos: bool = Field(True, description="Append the end-of-sequence token to plain-text rows.")
-    num_proc: PositiveInt | None = Field(None, description="Processes for tokenization; default: one per core, max 4.")
+    num_proc: PositiveInt | None = Field(
+        None, description="Processes for tokenization; default: one per core, max 4."
+    )
 
 
 class DataConfig(Section):
     dataset: DatasetConfig = Field(description="Where the rows come from.")
-    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig, description="Row format and cleaning.")
-    tokenization: TokenizationConfig = Field(default_factory=TokenizationConfig, description="Tokenizer and lengths.")
+    preprocessing: PreprocessingConfig = Field(
+        default_factory=PreprocessingConfig, description="Row format and cleaning."
+    )
+    tokenization: TokenizationConfig = Field(
+        default_factory=TokenizationConfig, description="Tokenizer and lengths."
+    )
     packing: bool = Field(
-        False, description="Pack rows into `max_length` sequences (causal LM) with attention kept within each row."
+        False,
+        description="Pack rows into `max_length` sequences (causal LM) with attention kept within each row.",
     )
     group_by_length: bool = Field(
-        True, description="Batch rows of similar length together (order still shuffled) to waste less on padding."
+        True,
+        description="Batch rows of similar length together (order still shuffled) to waste less on padding.",
     )
 
 
@@ -154,17 +176,21 @@ class LoraAdapter(Section):
     alpha: PositiveFloat = Field(16, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: Fraction = Field(0.0, description="Dropout on the LoRA input; 0 is fastest on CPU.")
     target_modules: TargetModules = Field(
-        "auto", description="Module names to adapt; `auto` picks the attention projections of the architecture."
+        "auto",
+        description="Module names to adapt; `auto` picks the attention projections of the architecture.",
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train.")
     modules_to_save: list[str] | None = Field(
-        None, description="Extra modules trained in full and saved (the classifier head is added automatically)."
+        None,
+        description="Extra modules trained in full and saved (the classifier head is added automatically).",
     )
 
 
 class QLoraAdapter(LoraAdapter):
     type: Literal["qlora"] = "qlora"  # type: ignore[assignment]
-    bits: Literal[4, 8] = Field(4, description="Quantisation of the frozen base weights (bitsandbytes, CUDA only).")
+    bits: Literal[4, 8] = Field(
+        4, description="Quantisation of the frozen base weights (bitsandbytes, CUDA only)."
+    )
 
 
 class PrefixTuningAdapter(Section):
@@ -210,8 +236,12 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weight dtype; `auto` is float32 on CPU and the checkpoint's dtype on GPU."
     )
-    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint (off by default).")
-    allow_pickle: bool = Field(False, description="Allow loading pickle-based weights (`.bin`); unsafe for untrusted files.")
+    trust_remote_code: bool = Field(
+        False, description="Run model code shipped with the checkpoint (off by default)."
+    )
+    allow_pickle: bool = Field(
+        False, description="Allow loading pickle-based weights (`.bin`); unsafe for untrusted files."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     attn_implementation: Literal["auto", "eager", "sdpa"] = Field("auto", description="Attention kernel.")
     disable_dropout: bool = Field(
@@ -227,7 +257,9 @@ class TrainingConfig(Section):
     )
     max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps.")
     batch_size: PositiveInt = Field(8, description="Rows per device per forward pass.")
-    eval_batch_size: PositiveInt | None = Field(None, description="Rows per eval batch; defaults to batch_size.")
+    eval_batch_size: PositiveInt | None = Field(
+        None, description="Rows per eval batch; defaults to batch_size."
+    )
     gradient_accumulation_steps: PositiveInt = Field(1, description="Forward passes per optimizer step.")
     learning_rate: PositiveFloat = Field(2e-4, description="Peak learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (never on biases and norms).")
@@ -235,18 +267,31 @@ class TrainingConfig(Section):
     adam_beta1: float = Field(0.9, gt=0, lt=1, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW beta2.")
     adam_epsilon: PositiveFloat = Field(1e-8, description="AdamW epsilon.")
-    lr_scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Learning-rate schedule.")
-    warmup_steps: int | None = Field(None, ge=0, description="Linear warmup steps (exclusive with warmup_ratio).")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="Learning-rate schedule."
+    )
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Linear warmup steps (exclusive with warmup_ratio)."
+    )
     warmup_ratio: Fraction | None = Field(None, description="Warmup as a fraction of all steps.")
-    max_grad_norm: PositiveFloat | None = Field(1.0, description="Clip gradients to this norm; null disables.")
+    max_grad_norm: PositiveFloat | None = Field(
+        1.0, description="Clip gradients to this norm; null disables."
+    )
     logging_steps: PositiveInt = Field(10, description="Log (progress bar, metrics.jsonl) every N steps.")
-    eval_strategy: Literal["no", "steps", "epoch"] = Field("epoch", description="When to evaluate on validation.")
-    eval_steps: PositiveInt | None = Field(None, description="Evaluate every N steps when eval_strategy is `steps`.")
+    eval_strategy: Literal["no", "steps", "epoch"] = Field(
+        "epoch", description="When to evaluate on validation."
+    )
+    eval_steps: PositiveInt | None = Field(
+        None, description="Evaluate every N steps when eval_strategy is `steps`."
+    )
     save_strategy: Literal["no", "steps", "epoch"] = Field("no", description="When to write checkpoints.")
-    save_steps: PositiveInt | None = Field(None, description="Checkpoint every N steps when save_strategy is `steps`.")
+    save_steps: PositiveInt | None = Field(
+        None, description="Checkpoint every N steps when save_strategy is `steps`."
+    )
     save_total_limit: PositiveInt | None = Field(2, description="Keep at most this many checkpoints.")
     save_best_metric: str | None = Field(
-        None, description="Also keep the checkpoint with the best value of this eval metric (e.g. `eval_loss`)."
+        None,
+        description="Also keep the checkpoint with the best value of this eval metric (e.g. `eval_loss`).",
     )
     early_stopping_patience: PositiveInt | None = Field(
         None, description="Stop after this many evaluations without improvement of `early_stopping_metric`."
@@ -257,8 +302,12 @@ class TrainingConfig(Section):
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations: less memory, more time.")
     compile: bool = Field(False, description="torch.compile the model (long first step; helps on GPU).")
-    nan_policy: Literal["error", "skip"] = Field("error", description="On a non-finite loss: stop, or skip the batch.")
-    num_threads: PositiveInt | None = Field(None, description="CPU threads for torch; default: torch's choice.")
+    nan_policy: Literal["error", "skip"] = Field(
+        "error", description="On a non-finite loss: stop, or skip the batch."
+    )
+    num_threads: PositiveInt | None = Field(
+        None, description="CPU threads for torch; default: torch's choice."
+    )
 
     @model_validator(mode="after")
     def _exclusive(self) -> TrainingConfig:
@@ -284,7 +333,8 @@ Metric = Literal["loss", "perplexity", "accuracy", "precision", "recall", "f1", 
 
 class EvaluationConfig(Section):
     metrics: list[Metric] | None = Field(
-        None, description="Metrics to report; default: loss+perplexity (LM) or accuracy/precision/recall/f1 (classification)."
+        None,
+        description="Metrics to report; default: loss+perplexity (LM) or accuracy/precision/recall/f1 (classification).",
     )
     on_test: bool = Field(True, description="Evaluate on the test split at the end when there is one.")
 
@@ -293,15 +343,21 @@ class HpoConfig(Section):
     enabled: bool = Field(False, description="Run a hyperparameter search instead of a single training run.")
     backend: Literal["grid", "random", "optuna", "ray"] = Field("grid", description="Search engine.")
     metric: str = Field("eval_loss", description="Metric to optimise (`eval_loss`, `eval_accuracy`, ...).")
-    direction: Literal["minimize", "maximize"] = Field("minimize", description="Whether lower or higher is better.")
-    max_trials: PositiveInt | None = Field(None, description="Trials to run; grid defaults to the whole grid.")
+    direction: Literal["minimize", "maximize"] = Field(
+        "minimize", description="Whether lower or higher is better."
+    )
+    max_trials: PositiveInt | None = Field(
+        None, description="Trials to run; grid defaults to the whole grid."
+    )
     parameters: dict[str, object] = Field(
         default_factory=dict,
         description="Config path → space: a list (choices), `{low, high, log}` (float) or `{low, high, step}` (int).",
     )
     parallel: PositiveInt = Field(1, description="Trials at once on this machine.")
     timeout: PositiveFloat | None = Field(None, description="Stop starting trials after this many seconds.")
-    storage: str | None = Field(None, description="Optuna storage URL; default: SQLite file in the output dir.")
+    storage: str | None = Field(
+        None, description="Optuna storage URL; default: SQLite file in the output dir."
+    )
     pruner: Literal["none", "median", "asha"] = Field("median", description="Early stopping of bad trials.")
     search_algorithm: Literal["random", "tpe", "optuna", "hyperopt", "bayesopt"] | None = Field(
         None, description="Ray Tune search algorithm."
@@ -313,7 +369,8 @@ class HpoConfig(Section):
 
 class TrackingConfig(Section):
     report_to: list[Literal["jsonl", "tensorboard", "wandb", "mlflow"]] = Field(
-        default_factory=lambda: ["jsonl"], description="Where metrics go; `jsonl` is the run dir's metrics.jsonl."
+        default_factory=lambda: ["jsonl"],
+        description="Where metrics go; `jsonl` is the run dir's metrics.jsonl.",
     )
     project: str | None = Field(None, description="Project name for external trackers.")
     run_name: str | None = Field(None, description="Run name for external trackers.")
@@ -323,7 +380,9 @@ class TrackingConfig(Section):
 class RunConfig(Section):
     """The whole run. Sections are built by explicit builders, each taking only its own section."""
 
-    output_dir: str = Field("outputs/run", description="Run directory; relative paths are relative to the config file.")
+    output_dir: str = Field(
+        "outputs/run", description="Run directory; relative paths are relative to the config file."
+    )
     seed: int = Field(42, description="Seed for data order, initialisation and dropout.")
     data: DataConfig = Field(description="Data source, format and tokenization.")
     model: ModelConfig = Field(description="Base model and adapter.")
@@ -331,4 +390,6 @@ class RunConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="What is measured.")
     hpo: HpoConfig = Field(default_factory=HpoConfig, description="Hyperparameter search.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Metric logging.")
-    hf_token: str | None = Field(None, description="Hub token for private models/data; redacted from all outputs.")
+    hf_token: str | None = Field(
+        None, description="Hub token for private models/data; redacted from all outputs."
+    )

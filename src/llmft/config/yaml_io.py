@@ -143,7 +143,9 @@ def read_config_text(path: Path) -> ConfigText:
     """Read a config file into a dict plus a key-path → line map. Raises ConfigError with file:line."""
     source = str(path)
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}", fix="check the path (relative to where you run llmft)")
+        raise ConfigError(
+            f"config file not found: {path}", fix="check the path (relative to where you run llmft)"
+        )
     if path.is_dir():
         raise ConfigError(f"{path} is a directory, not a config file", fix="pass a .yaml or .json file")
     data = path.read_bytes()
@@ -157,7 +159,7 @@ def read_config_text(path: Path) -> ConfigText:
         raise ConfigError(
             f"not UTF-8 text: {what}",
             source=f"{source}:{line}",
-            fix="save the config as UTF-8 (an editor's \"save with encoding\", or `iconv -t utf-8`)",
+            fix='save the config as UTF-8 (an editor\'s "save with encoding", or `iconv -t utf-8`)',
         ) from None
     if not text.strip():
         raise ConfigError("the config file is empty", source=source, fix="start from a file in configs/")

@@ -53,8 +53,10 @@ class PreparedData:
         if declared:
             unknown = sorted(found - set(declared))
             if unknown:
-                raise DataError(f"labels {unknown} are not in data.preprocessing.label_names {declared}",
-                                fix="add them to label_names or fix the rows")
+                raise DataError(
+                    f"labels {unknown} are not in data.preprocessing.label_names {declared}",
+                    fix="add them to label_names or fix the rows",
+                )
             return list(declared)
         ints = all(str(r["label"]).lstrip("-").isdigit() for r in self.rows["train"])
         return sorted(found, key=int) if ints else sorted(found)
@@ -95,27 +97,46 @@ def prepare_rows(cfg: DataConfig, seed: int, token: str | None = None) -> Prepar
         rows[name], reports[name] = format_rows(data, fmt, pre, where, raw.row_numbers.get(name))
     if not rows.get("train"):
         dropped = reports["train"].summary() if "train" in reports else "no rows"
-        raise DataError(f"no training rows left after preprocessing ({dropped})",
-                        fix="loosen data.preprocessing filters (min_length/max_length) or check the data file")
+        raise DataError(
+            f"no training rows left after preprocessing ({dropped})",
+            fix="loosen data.preprocessing filters (min_length/max_length) or check the data file",
+        )
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return PreparedData(fmt, rows, reports, raw.origin, raw.validation_carved, digest)
 
 
 def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, task: str) -> EncodedData:
     """Tokenize every split for the task."""
-    labels = prepared.label_names(cfg.preprocessing.label_names) if task == "sequence_classification" else None
+    labels = (
+        prepared.label_names(cfg.preprocessing.label_names) if task == "sequence_classification" else None
+    )
     if task == "sequence_classification" and labels is None:
-        raise DataError("the task is sequence_classification but the data has no labels",
-                        fix=f"add a `{cfg.preprocessing.label_column}` column or set data.preprocessing.label_column")
+        raise DataError(
+            "the task is sequence_classification but the data has no labels",
+            fix=f"add a `{cfg.preprocessing.label_column}` column or set data.preprocessing.label_column",
+        )
     template = None
     if task == "causal_lm" and prepared.format in CONVERSATIONAL:
         template = choose_template(cfg.preprocessing.template, tokenizer, prepared.format)
     _quiet_length_warning(tokenizer)
-    encoder = Encoder(task, tokenizer, cfg.tokenization, cfg.preprocessing, template,
-                      {name: i for i, name in enumerate(labels)} if labels else None)
+    encoder = Encoder(
+        task,
+        tokenizer,
+        cfg.tokenization,
+        cfg.preprocessing,
+        template,
+        {name: i for i, name in enumerate(labels)} if labels else None,
+    )
     out = EncodedData(examples={}, label_names=labels, template=template.name if template else None)
-    key = cache.cache_key(prepared.fingerprint, cache.tokenizer_fingerprint(tokenizer), out.template, task, labels,
-                          cfg.tokenization.model_dump(exclude={"num_proc"}), cfg.preprocessing.model_dump())
+    key = cache.cache_key(
+        prepared.fingerprint,
+        cache.tokenizer_fingerprint(tokenizer),
+        out.template,
+        task,
+        labels,
+        cfg.tokenization.model_dump(exclude={"num_proc"}),
+        cfg.preprocessing.model_dump(),
+    )
     hit = cache.load(key)
     if hit is not None:
         out.examples, out.stats, _ = hit
@@ -127,8 +148,10 @@ def encode_splits(prepared: PreparedData, cfg: DataConfig, tokenizer: object, ta
         cache.store(key, out.examples, out.stats, {})
     out.cache_key = key
     if not out.examples["train"]:
-        raise DataError("no training examples left after tokenization (all too long or nothing to learn)",
-                        fix="raise data.tokenization.max_length or enable truncation")
+        raise DataError(
+            "no training examples left after tokenization (all too long or nothing to learn)",
+            fix="raise data.tokenization.max_length or enable truncation",
+        )
     return out
 
 
@@ -142,7 +165,9 @@ def _quiet_length_warning(tokenizer: object) -> None:
 PARALLEL_MIN_ROWS = 4000
 
 
-def encode_parallel(rows: list[dict[str, object]], encoder: Encoder, workers: int) -> tuple[list[dict[str, object]], TokenStats]:
+def encode_parallel(
+    rows: list[dict[str, object]], encoder: Encoder, workers: int
+) -> tuple[list[dict[str, object]], TokenStats]:
     """Encode in ``workers`` processes when there are enough rows to pay for starting them."""
     if workers <= 1 or len(rows) < PARALLEL_MIN_ROWS:
         return encode_rows(rows, encoder)

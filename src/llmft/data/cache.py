@@ -34,7 +34,9 @@ def tokenizer_fingerprint(tokenizer: object) -> str:
     digest.update(type(tokenizer).__name__.encode())
     vocab = getattr(tokenizer, "get_vocab", dict)()
     digest.update(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode())
-    digest.update(json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str).encode()
+    )
     digest.update(str(getattr(tokenizer, "chat_template", "")).encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
@@ -49,8 +51,10 @@ def cache_key(*parts: object) -> str:
 
 def _pack(examples: list[dict[str, object]]) -> dict[str, np.ndarray]:
     ids = [np.asarray(e["input_ids"], dtype=np.int32) for e in examples]
-    arrays = {"offsets": np.cumsum([0] + [len(x) for x in ids]).astype(np.int64),
-              "input_ids": np.concatenate(ids) if ids else np.zeros(0, np.int32)}
+    arrays = {
+        "offsets": np.cumsum([0] + [len(x) for x in ids]).astype(np.int64),
+        "input_ids": np.concatenate(ids) if ids else np.zeros(0, np.int32),
+    }
     if examples and isinstance(examples[0]["labels"], list):
         labels = [np.asarray(e["labels"], dtype=np.int32) for e in examples]
         arrays["label_offsets"] = np.cumsum([0] + [len(x) for x in labels]).astype(np.int64)
@@ -75,7 +79,9 @@ def _unpack(arrays: dict[str, np.ndarray]) -> list[dict[str, object]]:
     return out
 
 
-def load(key: str) -> tuple[dict[str, list[dict[str, object]]], dict[str, TokenStats], dict[str, object]] | None:
+def load(
+    key: str,
+) -> tuple[dict[str, list[dict[str, object]]], dict[str, TokenStats], dict[str, object]] | None:
     """The cached splits for ``key``, or None (absent, or written by another format version)."""
     folder = cache_dir() / key
     meta_path = folder / "meta.json"
@@ -93,8 +99,12 @@ def load(key: str) -> tuple[dict[str, list[dict[str, object]]], dict[str, TokenS
     return examples, stats, meta.get("extra", {})
 
 
-def store(key: str, examples: dict[str, list[dict[str, object]]], stats: dict[str, TokenStats],
-          extra: dict[str, object]) -> None:
+def store(
+    key: str,
+    examples: dict[str, list[dict[str, object]]],
+    stats: dict[str, TokenStats],
+    extra: dict[str, object],
+) -> None:
     """Write atomically (temp folder + rename); a failure to cache never fails the run."""
     root = cache_dir()
     final = root / key
@@ -103,9 +113,20 @@ def store(key: str, examples: dict[str, list[dict[str, object]]], stats: dict[st
         tmp.mkdir(parents=True, exist_ok=True)
         for split, rows in examples.items():
             np.savez(tmp / f"{split}.npz", **_pack(rows))
-        meta = {"splits": list(examples), "extra": extra,
-                "stats": {s: {"rows": st.rows, "truncated": st.truncated, "dropped_too_long": st.dropped_too_long,
-                              "lengths": st.lengths, "trained_tokens": st.trained_tokens} for s, st in stats.items()}}
+        meta = {
+            "splits": list(examples),
+            "extra": extra,
+            "stats": {
+                s: {
+                    "rows": st.rows,
+                    "truncated": st.truncated,
+                    "dropped_too_long": st.dropped_too_long,
+                    "lengths": st.lengths,
+                    "trained_tokens": st.trained_tokens,
+                }
+                for s, st in stats.items()
+            },
+        }
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)

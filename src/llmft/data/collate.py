@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-IGNORE = -100
+from llmft.data.labels import IGNORE
 
 
 @dataclass
@@ -40,7 +40,9 @@ class PadCollator:
         batch = {"input_ids": ids, "attention_mask": mask}
         if self.label_is_sequence:
             longest_label = max(len(e["labels"]) for e in examples)  # type: ignore[arg-type]
-            label_size = size if self.fixed_length or longest_label <= size else self._target_length(longest_label)
+            label_size = (
+                size if self.fixed_length or longest_label <= size else self._target_length(longest_label)
+            )
             labels = torch.full((len(examples), label_size), IGNORE, dtype=torch.long)
             for i, example in enumerate(examples):
                 row = torch.as_tensor(example["labels"], dtype=torch.long)

@@ -21,8 +21,16 @@ from llmft.config.schema import PreprocessingConfig
 from llmft.errors import DataError
 
 Row = dict[str, object]
-ROLES_SHAREGPT = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
+ROLES_SHAREGPT = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "system": "system",
+}
 ROLES = {"system", "user", "assistant"}
 CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference"}
 
@@ -47,8 +55,13 @@ class FormatReport:
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
-        return {"format": self.format, "rows_in": self.rows_in, "kept": self.kept,
-                "dropped": dict(self.dropped), "changed": dict(self.changed)}
+        return {
+            "format": self.format,
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "changed": dict(self.changed),
+        }
 
 
 class BadRow(ValueError):
@@ -196,8 +209,10 @@ def _conversation(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
 
 def _preference(row: Row, cfg: PreprocessingConfig) -> Row:
     """Supervised fine-tuning on a preference row learns the chosen answer."""
-    messages = [{"role": "user", "content": _string(row.get("prompt"), "prompt")},
-                {"role": "assistant", "content": _string(row.get("chosen"), "chosen")}]
+    messages = [
+        {"role": "user", "content": _string(row.get("prompt"), "prompt")},
+        {"role": "assistant", "content": _string(row.get("chosen"), "chosen")},
+    ]
     if cfg.system_prompt:
         messages.insert(0, {"role": "system", "content": cfg.system_prompt})
     return {"messages": messages}
@@ -225,8 +240,10 @@ def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
         return _conversation(row, fmt, cfg)
     if fmt == "preference":
         return _preference(row, cfg)
-    return {"input": _string(row.get(cfg.input_column), "input"),
-            "target": _string(row.get(cfg.target_column), "target")}
+    return {
+        "input": _string(row.get(cfg.input_column), "input"),
+        "target": _string(row.get(cfg.target_column), "target"),
+    }
 
 
 def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row:
@@ -287,9 +304,11 @@ def format_rows(
     if report.bad_rows and cfg.on_bad_rows == "error":
         first = "; ".join(f"row {n}: {why}" for n, why in sorted(report.bad_rows)[:5])
         more = f" (and {len(report.bad_rows) - 5} more)" if len(report.bad_rows) > 5 else ""
-        raise DataError(f"{len(report.bad_rows)} bad row(s) in {fmt} data: {first}{more}", where=where,
-                        fix="fix those rows, or set data.preprocessing.on_bad_rows: skip "
-                        "to drop and count them")
+        raise DataError(
+            f"{len(report.bad_rows)} bad row(s) in {fmt} data: {first}{more}",
+            where=where,
+            fix="fix those rows, or set data.preprocessing.on_bad_rows: skip to drop and count them",
+        )
     return out, report
 
 
@@ -304,9 +323,12 @@ def prepare_columns(rows: list[Row], cfg: PreprocessingConfig, where: str) -> li
         columns = set().union(*(r.keys() for r in rows[:100])) if rows else set()
         unknown = [old for old in cfg.column_mapping if old not in columns]
         if unknown:
-            raise DataError(f"column_mapping renames {', '.join(map(repr, unknown))}, not in the data; "
-                            f"the columns there are: {', '.join(sorted(columns))}", where=where,
-                            fix="fix data.preprocessing.column_mapping")
+            raise DataError(
+                f"column_mapping renames {', '.join(map(repr, unknown))}, not in the data; "
+                f"the columns there are: {', '.join(sorted(columns))}",
+                where=where,
+                fix="fix data.preprocessing.column_mapping",
+            )
         rows = [{cfg.column_mapping.get(k, k): v for k, v in r.items()} for r in rows]
     if cfg.filter_columns:
         keep = set(cfg.filter_columns)

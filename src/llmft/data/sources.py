@@ -17,8 +17,15 @@ from pathlib import Path
 from llmft.config.schema import DatasetConfig
 from llmft.errors import DataError
 
-EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text",
-              ".text": "text", ".tsv": "csv"}
+EXTENSIONS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".text": "text",
+    ".tsv": "csv",
+}
 
 
 @dataclass
@@ -61,8 +68,9 @@ def _read_text(path: Path) -> str:
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror}", where=str(path)) from None
     if not raw.strip():
-        raise DataError("the file is empty", where=str(path),
-                        fix="check that the file was written completely")
+        raise DataError(
+            "the file is empty", where=str(path), fix="check that the file was written completely"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -74,8 +82,11 @@ def _read_text(path: Path) -> str:
         ) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise DataError("the file contains a NUL byte (binary data?)", where=f"{path}:{line}",
-                        fix="remove the NUL bytes or re-export the file as text")
+        raise DataError(
+            "the file contains a NUL byte (binary data?)",
+            where=f"{path}:{line}",
+            fix="remove the NUL bytes or re-export the file as text",
+        )
     return text
 
 
@@ -89,14 +100,18 @@ def _parse_jsonl(text: str, path: Path) -> list[dict[str, object]]:
         except json.JSONDecodeError as err:
             array = number == 1 and line.lstrip()[:1] == "["
             hint = " (the file looks like one JSON array: name it .json)" if array else ""
-            raise DataError(f"line {number} is not valid JSON: {err.msg} at column {err.colno}{hint}",
-                            where=f"{path}:{number}",
-                            fix="each line of a .jsonl file must be one JSON object") from None
+            raise DataError(
+                f"line {number} is not valid JSON: {err.msg} at column {err.colno}{hint}",
+                where=f"{path}:{number}",
+                fix="each line of a .jsonl file must be one JSON object",
+            ) from None
         if not isinstance(row, dict):
             hint = " (the file looks like one JSON array: name it .json)" if isinstance(row, list) else ""
-            raise DataError(f"line {number} is a JSON {type(row).__name__}, not an object{hint}",
-                            where=f"{path}:{number}",
-                            fix="each line of a .jsonl file must be one JSON object like {\"text\": ...}")
+            raise DataError(
+                f"line {number} is a JSON {type(row).__name__}, not an object{hint}",
+                where=f"{path}:{number}",
+                fix='each line of a .jsonl file must be one JSON object like {"text": ...}',
+            )
         rows.append(row)
     return rows
 
@@ -107,25 +122,34 @@ def _parse_json(text: str, path: Path) -> list[dict[str, object]]:
     except json.JSONDecodeError as err:
         if err.msg.startswith("Extra data"):
             return _parse_jsonl(text, path)  # JSON Lines in a .json file: accept it
-        raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
-                        where=f"{path}:{err.lineno}",
-                        fix="fix the JSON syntax (no trailing commas)") from None
+        raise DataError(
+            f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
+            where=f"{path}:{err.lineno}",
+            fix="fix the JSON syntax (no trailing commas)",
+        ) from None
     if isinstance(data, dict):
         for key in ("data", "rows", "train", "examples"):
             if isinstance(data.get(key), list):
                 data = data[key]
                 break
     if not isinstance(data, list):
-        found = f"an object with keys {', '.join(data) or '(none)'}" if isinstance(data, dict) else (
-            f"a JSON {type(data).__name__}")
-        raise DataError(f"a .json data file must hold a list of objects (or JSON Lines); it holds {found}",
-                        where=str(path),
-                        fix="write a list [{...}, {...}], or put the list under a `data` key")
+        found = (
+            f"an object with keys {', '.join(data) or '(none)'}"
+            if isinstance(data, dict)
+            else (f"a JSON {type(data).__name__}")
+        )
+        raise DataError(
+            f"a .json data file must hold a list of objects (or JSON Lines); it holds {found}",
+            where=str(path),
+            fix="write a list [{...}, {...}], or put the list under a `data` key",
+        )
     for number, row in enumerate(data, start=1):
         if not isinstance(row, dict):
-            raise DataError(f"row {number} is a JSON {type(row).__name__}, not an object",
-                            where=f"{path} (row {number})",
-                            fix="make every element of the list an object like {\"text\": ...}")
+            raise DataError(
+                f"row {number} is a JSON {type(row).__name__}, not an object",
+                where=f"{path} (row {number})",
+                fix='make every element of the list an object like {"text": ...}',
+            )
     return data
 
 
@@ -160,8 +184,11 @@ def rows_to_dataset(rows: list[dict[str, object]], path: Path) -> object:
             except errors as column_err:
                 detail = _mixed_types(rows, key) or f"column `{key}`: {column_err}"
                 break
-        raise DataError(f"rows do not share one structure: {detail}", where=str(path),
-                        fix="give each column one type in every row (e.g. all labels strings)") from None
+        raise DataError(
+            f"rows do not share one structure: {detail}",
+            where=str(path),
+            fix="give each column one type in every row (e.g. all labels strings)",
+        ) from None
 
 
 def _mixed_types(rows: list[dict[str, object]], key: str) -> str | None:
@@ -185,9 +212,10 @@ def _load_file(path: Path, fmt: str) -> object:
     if not path.exists():
         near = sorted(p.name for p in path.parent.glob("*"))[:10] if path.parent.exists() else []
         listing = f" Files in {path.parent}: {', '.join(near)}." if near else ""
-        raise DataError(f"data file not found: {path}.{listing}",
-                        fix="check data.dataset.train_file and friends "
-                        "(relative paths are relative to the config file)")
+        raise DataError(
+            f"data file not found: {path}.{listing}",
+            fix="check data.dataset.train_file and friends (relative paths are relative to the config file)",
+        )
     if fmt in ("json", "jsonl", "text"):
         return rows_to_dataset(read_local_rows(path, fmt), path)
     options: dict[str, str] = {}
@@ -202,8 +230,11 @@ def _load_file(path: Path, fmt: str) -> object:
 
 def _check_csv_text(text: str, path: Path) -> None:
     if sum(1 for line in text.splitlines() if line.strip()) < 2:
-        raise DataError("the file holds no rows (a CSV file needs a header line and at least one row)",
-                        where=str(path), fix="check the file's content")
+        raise DataError(
+            "the file holds no rows (a CSV file needs a header line and at least one row)",
+            where=str(path),
+            fix="check the file's content",
+        )
 
 
 def _root_cause(err: BaseException) -> str:
@@ -258,8 +289,11 @@ def _disk_split(dd: object, name: str | None, role: str, path: Path) -> object |
             return None
     base, bracket, rest = name.partition("[")
     if base not in available:
-        raise DataError(f"split `{base}` not in the saved dataset; it has {', '.join(available)}",
-                        where=str(path), fix=f"set data.dataset.split.{role} to one of them")
+        raise DataError(
+            f"split `{base}` not in the saved dataset; it has {', '.join(available)}",
+            where=str(path),
+            fix=f"set data.dataset.split.{role} to one of them",
+        )
     split = dd[base]  # type: ignore[index]
     return _slice(split, bracket + rest, role) if bracket else split
 
@@ -271,8 +305,10 @@ def _slice(split: object, spec: str, role: str) -> object:
     """Apply ``[10:20]``, ``[:1000]`` or ``[:10%]``, the slice syntax `datasets` takes for Hub splits."""
     match = SLICE.match(spec.replace(" ", ""))
     if match is None:
-        raise DataError(f"cannot read the slice `{spec}` of data.dataset.split.{role}",
-                        fix="write it as e.g. train[:1000], train[100:200] or train[:10%]")
+        raise DataError(
+            f"cannot read the slice `{spec}` of data.dataset.split.{role}",
+            fix="write it as e.g. train[:1000], train[100:200] or train[:10%]",
+        )
     size = len(split)  # type: ignore[arg-type]
 
     def bound(value: str, percent: str) -> int | None:
@@ -303,8 +339,10 @@ def _hub(cfg: DatasetConfig, token: str | None) -> tuple[object, object | None, 
                     fix="run once online to cache it, or save it with `save_to_disk` "
                     "and set data.dataset.path",
                 ) from None
-            raise DataError(f"cannot load `{cfg.name}` split `{split}` from the Hub: {err}",
-                            fix="check data.dataset.name, subset and split") from None
+            raise DataError(
+                f"cannot load `{cfg.name}` split `{split}` from the Hub: {err}",
+                fix="check data.dataset.name, subset and split",
+            ) from None
 
     names = cfg.split
     label = f"hub:{cfg.name}" + (f"/{cfg.subset}" if cfg.subset else "")
@@ -329,8 +367,15 @@ def load_splits(cfg: DatasetConfig, seed: int, token: str | None = None) -> RawS
         validation, test = (_cap(s, cfg.max_eval_rows) for s in (validation, test))
         if "validation" in numbers:
             numbers["validation"] = numbers["validation"][: cfg.max_eval_rows]
-    return RawSplits(train=train, validation=validation, test=test, origin=origin, validation_carved=carved,
-                     files=files, row_numbers=numbers)
+    return RawSplits(
+        train=train,
+        validation=validation,
+        test=test,
+        origin=origin,
+        validation_carved=carved,
+        files=files,
+        row_numbers=numbers,
+    )
 
 
 def _carve(train: object, fraction: float, seed: int) -> tuple[object, object, dict[str, list[int]]]:

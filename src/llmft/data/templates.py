@@ -36,7 +36,7 @@ ALPACA_HEADER = (
 def _split_trailing_space(text: str, trainable: bool) -> list[Segment]:
     """Whitespace after an end-of-turn marker is layout, not something to learn."""
     body = text.rstrip()
-    tail = text[len(body):]
+    tail = text[len(body) :]
     out = [Segment(body, trainable)] if body else []
     if tail:
         out.append(Segment(tail, False))
@@ -118,11 +118,11 @@ class TokenizerTemplate:
                     "loss mask cannot be placed",
                     fix="set data.preprocessing.template: chatml (or alpaca)",
                 )
-            if prompt[len(done):]:
-                out.append(Segment(prompt[len(done):], False))
-            out.extend(_split_trailing_space(full[len(prompt):], True))
+            if prompt[len(done) :]:
+                out.append(Segment(prompt[len(done) :], False))
+            out.extend(_split_trailing_space(full[len(prompt) :], True))
             done = full
-        rest = self._render(messages, generation_prompt=False)[len(done):]
+        rest = self._render(messages, generation_prompt=False)[len(done) :]
         if rest:
             out.append(Segment(rest, False))
         return out
@@ -133,8 +133,10 @@ def choose_template(name: str, tokenizer: object, data_format: str) -> Template:
     has_own = bool(getattr(tokenizer, "chat_template", None))
     eos = str(getattr(tokenizer, "eos_token", None) or "")
     if name == "tokenizer" and not has_own:
-        raise DataError("data.preprocessing.template is `tokenizer` but the tokenizer has no chat template",
-                        fix="set template: chatml or alpaca, or use a tokenizer that has one")
+        raise DataError(
+            "data.preprocessing.template is `tokenizer` but the tokenizer has no chat template",
+            fix="set template: chatml or alpaca, or use a tokenizer that has one",
+        )
     if name == "tokenizer" or (name == "auto" and has_own):
         return TokenizerTemplate(tokenizer)
     if name == "alpaca" or (name == "auto" and data_format == "alpaca"):

@@ -11,10 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from llmft.config.schema import PreprocessingConfig, TokenizationConfig
+from llmft.data.labels import IGNORE
 from llmft.data.templates import Template, train_all
 from llmft.errors import DataError
-
-IGNORE = -100
 
 
 @dataclass
@@ -35,8 +34,13 @@ class TokenStats:
         return {k: ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] for k, q in pick.items()}
 
     def to_dict(self) -> dict[str, object]:
-        return {"rows": self.rows, "truncated": self.truncated, "dropped_too_long": self.dropped_too_long,
-                "trained_tokens": self.trained_tokens, "length_percentiles": self.percentiles()}
+        return {
+            "rows": self.rows,
+            "truncated": self.truncated,
+            "dropped_too_long": self.dropped_too_long,
+            "trained_tokens": self.trained_tokens,
+            "length_percentiles": self.percentiles(),
+        }
 
 
 def special_ids(tokenizer: object) -> tuple[list[int], list[int]]:
@@ -110,7 +114,10 @@ class Encoder:
         if "messages" in row:
             assert self.template is not None
             ids, labels = encode_conversation(
-                row["messages"], self.tokenizer, self.template, self.preprocessing.train_on_inputs  # type: ignore[arg-type]
+                row["messages"],
+                self.tokenizer,
+                self.template,
+                self.preprocessing.train_on_inputs,  # type: ignore[arg-type]
             )
             return [{"input_ids": ids, "labels": labels}]
         chunks = encode_text(str(row["text"]), self.tokenizer, self.tokenization)
@@ -124,8 +131,10 @@ class Encoder:
     def _label(self, label: object) -> int:
         assert self.label_to_id is not None
         if str(label) not in self.label_to_id:
-            raise DataError(f"label {label!r} is not among the labels: {', '.join(self.label_to_id)}",
-                            fix="list every class in data.preprocessing.label_names, or fix the row")
+            raise DataError(
+                f"label {label!r} is not among the labels: {', '.join(self.label_to_id)}",
+                fix="list every class in data.preprocessing.label_names, or fix the row",
+            )
         return self.label_to_id[str(label)]
 
     @staticmethod

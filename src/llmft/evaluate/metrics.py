@@ -16,7 +16,11 @@ def classification_metrics(preds: list[int], labels: list[int], num_labels: int)
     if num_labels == 2:
         out["precision"], out["recall"], out["f1"] = per_class[1]
     else:
-        out["precision"], out["recall"], out["f1"] = out["precision_macro"], out["recall_macro"], out["f1_macro"]
+        out["precision"], out["recall"], out["f1"] = (
+            out["precision_macro"],
+            out["recall_macro"],
+            out["f1_macro"],
+        )
     return out
 
 

@@ -78,8 +78,12 @@ def _pool_trial(plan: SearchPlan, number: int, params: dict[str, object], thread
     return run_trial(plan, number, params)
 
 
-def _run_pool(plan: SearchPlan, todo: list[tuple[int, dict[str, object]]], events: SearchProgress,
-              deadline: float | None) -> dict[int, TrialRecord]:
+def _run_pool(
+    plan: SearchPlan,
+    todo: list[tuple[int, dict[str, object]]],
+    events: SearchProgress,
+    deadline: float | None,
+) -> dict[int, TrialRecord]:
     """At most ``plan.parallel`` trials at once; a new one starts when one ends (until the timeout).
 
     A worker that dies (killed for memory, a crash in native code) breaks the pool: the trials it ran are
@@ -95,8 +99,13 @@ def _run_pool(plan: SearchPlan, todo: list[tuple[int, dict[str, object]]], event
     return records
 
 
-def _pool_round(plan: SearchPlan, queue: list[tuple[int, dict[str, object]]], records: dict[int, TrialRecord],
-                events: SearchProgress, deadline: float | None) -> None:
+def _pool_round(
+    plan: SearchPlan,
+    queue: list[tuple[int, dict[str, object]]],
+    records: dict[int, TrialRecord],
+    events: SearchProgress,
+    deadline: float | None,
+) -> None:
     threads = threads_per_trial(plan.parallel)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=plan.parallel, mp_context=context) as pool:
@@ -124,16 +133,18 @@ def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def _outcome(plan: SearchPlan, future: Future[TrialRecord], number: int,
-             params: dict[str, object]) -> TrialRecord:
+def _outcome(
+    plan: SearchPlan, future: Future[TrialRecord], number: int, params: dict[str, object]
+) -> TrialRecord:
     """The worker's record; a worker that died is a failed trial."""
     try:
         return future.result()
     except RunInterrupted:  # Ctrl-C reached the workers too: the search stops (and resumes later)
         raise
     except Exception as err:  # noqa: BLE001 - the process is gone; the trial failed and the search goes on
-        record = read_record(plan.trial_dir(number)) or TrialRecord(number, params,
-                                                                    trial_dir=str(plan.trial_dir(number)))
+        record = read_record(plan.trial_dir(number)) or TrialRecord(
+            number, params, trial_dir=str(plan.trial_dir(number))
+        )
         record.state, record.finished = "failed", time.time()
         record.error = f"the trial's process died ({type(err).__name__}: {err}); out of memory?"
         write_record(record)

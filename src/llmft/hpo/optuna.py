@@ -62,10 +62,20 @@ def open_study(plan: SearchPlan, worker: int = 0) -> Study:
         stale = "failed_trial_callback"
     for attempt in range(3):  # processes starting together race to create the tables
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                                 grace_period=GRACE_S, **{stale: _retry_later})
-            study = optuna.create_study(storage=storage, study_name=plan.study_name, direction=plan.direction,
-                                        load_if_exists=True, pruner=_pruner(plan, optuna))
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                **{stale: _retry_later},
+            )
+            study = optuna.create_study(
+                storage=storage,
+                study_name=plan.study_name,
+                direction=plan.direction,
+                load_if_exists=True,
+                pruner=_pruner(plan, optuna),
+            )
             break
         except Exception:  # noqa: BLE001 - retried, then raised as is
             if attempt == 2:
@@ -202,8 +212,11 @@ def reap_orphans(study: Study) -> int:
 def _claim(trial: Trial, plan: SearchPlan) -> None:
     """Say who runs the trial (first thing: reap_orphans relies on it), or give it up as surplus when other
     processes sharing the study took the last of max_trials first."""
-    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()),
-                       ("trial_dir", str(plan.trial_dir(trial.number)))):
+    for key, value in (
+        ("host", socket.gethostname()),
+        ("pid", os.getpid()),
+        ("trial_dir", str(plan.trial_dir(trial.number))),
+    ):
         trial.set_user_attr(key, value)
     earlier = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number and _counts(t)]
     if len(earlier) >= plan.max_trials:
@@ -246,6 +259,7 @@ def _objective(plan: SearchPlan, events: SearchProgress | None):  # noqa: ANN202
 
 def optimize(plan: SearchPlan, study: Study, events: SearchProgress | None, deadline: float | None) -> None:
     """This process's share of the study: trials until the study has max_trials (or the timeout)."""
+
     def enough(study: Study, _trial: FrozenTrial) -> None:
         if counted(study) >= plan.max_trials:
             study.stop()
@@ -253,8 +267,14 @@ def optimize(plan: SearchPlan, study: Study, events: SearchProgress | None, dead
     if counted(study) >= plan.max_trials:
         return
     timeout = None if deadline is None else max(0.0, deadline - time.time())
-    study.optimize(_objective(plan, events), n_trials=plan.max_trials, timeout=timeout, catch=(TrialFailed,),
-                   callbacks=[enough], gc_after_trial=False)  # run_trial collects
+    study.optimize(
+        _objective(plan, events),
+        n_trials=plan.max_trials,
+        timeout=timeout,
+        catch=(TrialFailed,),
+        callbacks=[enough],
+        gc_after_trial=False,
+    )  # run_trial collects
 
 
 def worker_main(plan: SearchPlan, worker: int, deadline: float | None) -> None:
@@ -318,6 +338,12 @@ def records(study: Study, plan: SearchPlan) -> list[TrialRecord]:
             out.append(TrialRecord.from_dict(attrs["record"]))
         elif t.state.name == "RUNNING":
             started = t.datetime_start.timestamp() if t.datetime_start else None
-            out.append(TrialRecord(t.number, _decode(t.params, plan.spaces), started=started,
-                                   trial_dir=attrs.get("trial_dir")))
+            out.append(
+                TrialRecord(
+                    t.number,
+                    _decode(t.params, plan.spaces),
+                    started=started,
+                    trial_dir=attrs.get("trial_dir"),
+                )
+            )
     return out

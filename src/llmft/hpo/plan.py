@@ -23,8 +23,9 @@ from llmft.hpo.space import Space, parse_space
 # Metric names the evaluation writes, after an `eval_` (validation) or `test_` prefix.
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
 LOWER_IS_BETTER = ("loss", "perplexity")
-KNOWN_METRICS = tuple(f"{split}_{name}" for split in ("eval", "test")
-                      for name in LOWER_IS_BETTER + HIGHER_IS_BETTER)
+KNOWN_METRICS = tuple(
+    f"{split}_{name}" for split in ("eval", "test") for name in LOWER_IS_BETTER + HIGHER_IS_BETTER
+)
 DEFAULT_TRIALS = 10
 GRID_POINTS = 3  # values a float range without a step contributes to a grid
 # hpo keys that steer the search but do not change what a trial trains: a resumed search may change them.
@@ -73,13 +74,22 @@ class SearchPlan:
         base = {k: v for k, v in self.base.items() if k not in ("output_dir", "hpo")}
         hpo = self.base.get("hpo", {})
         kept = {k: v for k, v in hpo.items() if k not in RUN_CONTROL} if isinstance(hpo, dict) else {}
-        return {"base": base, "hpo": kept, "metric": self.metric, "direction": self.direction,
-                "backend": self.backend, "spaces": [s.path + ": " + s.describe() for s in self.spaces]}
+        return {
+            "base": base,
+            "hpo": kept,
+            "metric": self.metric,
+            "direction": self.direction,
+            "backend": self.backend,
+            "spaces": [s.path + ": " + s.describe() for s in self.spaces],
+        }
 
     def definition(self) -> dict[str, object]:
         """The part several machines sharing one study must agree on (their file paths may differ)."""
-        return {"metric": self.metric, "direction": self.direction,
-                "spaces": [s.path + ": " + s.describe() for s in self.spaces]}
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "spaces": [s.path + ": " + s.describe() for s in self.spaces],
+        }
 
 
 def metric_direction(metric: str) -> str | None:
@@ -95,24 +105,43 @@ def _check_metric(config: RunConfig) -> list[Problem]:
     if hpo.metric not in KNOWN_METRICS:
         near = difflib.get_close_matches(hpo.metric, KNOWN_METRICS, n=3)
         suggestion = " or ".join(near) if near else "e.g. eval_loss, eval_accuracy or eval_f1"
-        return [Problem("hpo.metric", f"`{hpo.metric}` is not a metric llmft reports",
-                        fix=f"use {suggestion}")]
+        return [
+            Problem("hpo.metric", f"`{hpo.metric}` is not a metric llmft reports", fix=f"use {suggestion}")
+        ]
     name = hpo.metric.split("_", 1)[1]
     task = config.model.task
     if name in HIGHER_IS_BETTER and task in ("causal_lm", "seq2seq_lm"):
-        return [Problem("hpo.metric", f"{hpo.metric} needs a classification task, but model.task is {task}",
-                        fix="use eval_loss or eval_perplexity")]
+        return [
+            Problem(
+                "hpo.metric",
+                f"{hpo.metric} needs a classification task, but model.task is {task}",
+                fix="use eval_loss or eval_perplexity",
+            )
+        ]
     if name == "perplexity" and task == "sequence_classification":
-        return [Problem("hpo.metric", "perplexity needs a language-model task",
-                        fix="use eval_loss or eval_accuracy")]
+        return [
+            Problem(
+                "hpo.metric", "perplexity needs a language-model task", fix="use eval_loss or eval_accuracy"
+            )
+        ]
     has_validation = ds.validation_file or ds.split.validation or ds.validation_fraction > 0
     if hpo.metric.startswith("eval_") and not has_validation:
-        return [Problem("hpo.metric", f"{hpo.metric} is measured on validation data, and there is none "
-                        "(no validation file or split, validation_fraction is 0)",
-                        fix="set data.dataset.validation_fraction: 0.1 or a validation_file")]
+        return [
+            Problem(
+                "hpo.metric",
+                f"{hpo.metric} is measured on validation data, and there is none "
+                "(no validation file or split, validation_fraction is 0)",
+                fix="set data.dataset.validation_fraction: 0.1 or a validation_file",
+            )
+        ]
     if hpo.metric.startswith("test_") and not (ds.test_file or ds.split.test):
-        return [Problem("hpo.metric", f"{hpo.metric} is measured on test data, and there is none",
-                        fix="set data.dataset.test_file (or split.test), or use an eval_ metric")]
+        return [
+            Problem(
+                "hpo.metric",
+                f"{hpo.metric} is measured on test data, and there is none",
+                fix="set data.dataset.test_file (or split.test), or use an eval_ metric",
+            )
+        ]
     return []
 
 
@@ -120,8 +149,14 @@ def _check_direction(config: RunConfig) -> list[Problem]:
     hpo = config.hpo
     natural = metric_direction(hpo.metric)
     if "direction" in hpo.model_fields_set and natural and hpo.direction not in (natural, "auto"):
-        return [Problem("hpo.direction", f"{hpo.direction} {hpo.metric} looks for the worst trial",
-                        fix=f"set hpo.direction: {natural}", severity="warning")]
+        return [
+            Problem(
+                "hpo.direction",
+                f"{hpo.direction} {hpo.metric} looks for the worst trial",
+                fix=f"set hpo.direction: {natural}",
+                severity="warning",
+            )
+        ]
     return []
 
 
@@ -129,17 +164,31 @@ def _check_algorithm(config: RunConfig, spaces: list[Space]) -> list[Problem]:
     hpo = config.hpo
     algo = hpo.search_algorithm
     if algo in ("hyperopt", "bayesopt") and hpo.backend != "ray":
-        return [Problem("hpo.search_algorithm",
-                        f"{algo} is a Ray Tune search algorithm, and backend is {hpo.backend}",
-                        fix="set hpo.backend: ray, or use backend optuna (TPE)")]
+        return [
+            Problem(
+                "hpo.search_algorithm",
+                f"{algo} is a Ray Tune search algorithm, and backend is {hpo.backend}",
+                fix="set hpo.backend: ray, or use backend optuna (TPE)",
+            )
+        ]
     if algo == "bayesopt" and any(s.kind == "choice" for s in spaces):
         lists = ", ".join(s.path for s in spaces if s.kind == "choice")
-        return [Problem("hpo.search_algorithm",
-                        f"bayesopt searches numeric ranges only, and {lists} is a list",
-                        fix="use search_algorithm: optuna or hyperopt, or write the space as {low, high}")]
+        return [
+            Problem(
+                "hpo.search_algorithm",
+                f"bayesopt searches numeric ranges only, and {lists} is a list",
+                fix="use search_algorithm: optuna or hyperopt, or write the space as {low, high}",
+            )
+        ]
     if algo and hpo.backend == "grid":
-        return [Problem("hpo.search_algorithm", f"{algo} is ignored by the grid backend", severity="warning",
-                        fix="set hpo.backend: optuna or ray to use it")]
+        return [
+            Problem(
+                "hpo.search_algorithm",
+                f"{algo} is ignored by the grid backend",
+                severity="warning",
+                fix="set hpo.backend: optuna or ray to use it",
+            )
+        ]
     return []
 
 
@@ -147,20 +196,43 @@ def _check_backend_options(config: RunConfig) -> list[Problem]:
     hpo, tr = config.hpo, config.training
     problems = []
     if hpo.storage and hpo.backend != "optuna":
-        problems.append(Problem("hpo.storage",
-                                f"storage is an Optuna setting; the {hpo.backend} backend ignores it",
-                                severity="warning", fix="set hpo.backend: optuna, or remove hpo.storage"))
+        problems.append(
+            Problem(
+                "hpo.storage",
+                f"storage is an Optuna setting; the {hpo.backend} backend ignores it",
+                severity="warning",
+                fix="set hpo.backend: optuna, or remove hpo.storage",
+            )
+        )
     if hpo.ray_address and hpo.backend != "ray":
-        problems.append(Problem("hpo.ray_address", f"ray_address is ignored by the {hpo.backend} backend",
-                                severity="warning", fix="set hpo.backend: ray, or remove hpo.ray_address"))
+        problems.append(
+            Problem(
+                "hpo.ray_address",
+                f"ray_address is ignored by the {hpo.backend} backend",
+                severity="warning",
+                fix="set hpo.backend: ray, or remove hpo.ray_address",
+            )
+        )
     prunes = hpo.backend in ("optuna", "ray") and hpo.pruner != "none"
     if prunes and tr.eval_strategy == "no":
-        problems.append(Problem("hpo.pruner", "trials evaluate only at the end (training.eval_strategy is "
-                                "`no`), so none can be stopped early", severity="warning",
-                                fix="set training.eval_strategy: epoch (or steps with eval_steps)"))
+        problems.append(
+            Problem(
+                "hpo.pruner",
+                "trials evaluate only at the end (training.eval_strategy is "
+                "`no`), so none can be stopped early",
+                severity="warning",
+                fix="set training.eval_strategy: epoch (or steps with eval_steps)",
+            )
+        )
     elif prunes and hpo.metric.startswith("test_"):
-        problems.append(Problem("hpo.pruner", f"{hpo.metric} is measured only at the end, so no trial can be "
-                                "stopped early", severity="warning", fix="optimise an eval_ metric"))
+        problems.append(
+            Problem(
+                "hpo.pruner",
+                f"{hpo.metric} is measured only at the end, so no trial can be stopped early",
+                severity="warning",
+                fix="optimise an eval_ metric",
+            )
+        )
     return problems
 
 
@@ -172,8 +244,12 @@ def check_search(config: RunConfig) -> list[Problem]:
             spaces.append(parse_space(name, spec))
         except (TypeError, ValueError, ArithmeticError):  # reported by config/checks.py
             continue
-    return [*_check_metric(config), *_check_direction(config), *_check_algorithm(config, spaces),
-            *_check_backend_options(config)]
+    return [
+        *_check_metric(config),
+        *_check_direction(config),
+        *_check_algorithm(config, spaces),
+        *_check_backend_options(config),
+    ]
 
 
 def _unusable(space: Space) -> str | None:
@@ -204,16 +280,26 @@ def _trials(config: RunConfig, spaces: list[Space]) -> tuple[int, list[Problem]]
         for s in spaces:
             if s.kind == "float" and not s.step:
                 values = ", ".join(f"{v:.3g}" for v in s.grid_values(GRID_POINTS))  # type: ignore[str-format]
-                notes.append(Problem(f"hpo.parameters.{s.path}",
-                                     f"the grid tries {GRID_POINTS} values of this range: {values}",
-                                     severity="notice"))
+                notes.append(
+                    Problem(
+                        f"hpo.parameters.{s.path}",
+                        f"the grid tries {GRID_POINTS} values of this range: {values}",
+                        severity="notice",
+                    )
+                )
         if hpo.max_trials and hpo.max_trials < size:
-            notes.append(Problem("hpo.max_trials", f"runs the first {hpo.max_trials} of {size} grid points",
-                                 severity="notice"))
+            notes.append(
+                Problem(
+                    "hpo.max_trials",
+                    f"runs the first {hpo.max_trials} of {size} grid points",
+                    severity="notice",
+                )
+            )
         return min(size, hpo.max_trials or size), notes
     if hpo.max_trials is None:
-        notes.append(Problem("hpo.max_trials", f"not set: running {DEFAULT_TRIALS} trials",
-                             severity="notice"))
+        notes.append(
+            Problem("hpo.max_trials", f"not set: running {DEFAULT_TRIALS} trials", severity="notice")
+        )
     return hpo.max_trials or DEFAULT_TRIALS, notes
 
 
@@ -247,8 +333,13 @@ def make_plan(config: RunConfig) -> SearchPlan:
     hpo = config.hpo
     problems: list[Problem] = []
     if not hpo.parameters:
-        problems.append(Problem("hpo.parameters", "no parameters to search",
-                                fix="add e.g. `training.learning_rate: [1e-4, 3e-4]` under hpo.parameters"))
+        problems.append(
+            Problem(
+                "hpo.parameters",
+                "no parameters to search",
+                fix="add e.g. `training.learning_rate: [1e-4, 3e-4]` under hpo.parameters",
+            )
+        )
     spaces: list[Space] = []
     for name, spec in hpo.parameters.items():
         try:
@@ -268,12 +359,22 @@ def make_plan(config: RunConfig) -> SearchPlan:
         direction = metric_direction(hpo.metric) or ("minimize" if direction == "auto" else direction)
     max_trials, notes = _trials(config, spaces)
     return SearchPlan(
-        base=base_dict(config), spaces=tuple(spaces), metric=hpo.metric, direction=direction,
+        base=base_dict(config),
+        spaces=tuple(spaces),
+        metric=hpo.metric,
+        direction=direction,
         backend=hpo.backend,
-        max_trials=max_trials, output_dir=Path(config.output_dir).resolve(), parallel=hpo.parallel,
-        timeout=hpo.timeout, seed=hpo.seed if hpo.seed is not None else config.seed, pruner=hpo.pruner,
-        search_algorithm=hpo.search_algorithm, storage=hpo.storage, ray_address=hpo.ray_address,
-        study_name=study_name(config), max_reports=_max_reports(config),
+        max_trials=max_trials,
+        output_dir=Path(config.output_dir).resolve(),
+        parallel=hpo.parallel,
+        timeout=hpo.timeout,
+        seed=hpo.seed if hpo.seed is not None else config.seed,
+        pruner=hpo.pruner,
+        search_algorithm=hpo.search_algorithm,
+        storage=hpo.storage,
+        ray_address=hpo.ray_address,
+        study_name=study_name(config),
+        max_reports=_max_reports(config),
         notices=tuple(problems + notes),
     )
 

@@ -43,11 +43,21 @@ def _over_time(plt: object, plan: SearchPlan, records: list[TrialRecord], path: 
         chosen = [r for r in with_values if r.state == state]
         if not chosen:
             continue
-        ax.scatter([(r.finished - t0) / 60 for r in chosen], [r.value for r in chosen],  # type: ignore[operator]
-                   c=COLOURS[state], label=state, zorder=3)
+        ax.scatter(
+            [(r.finished - t0) / 60 for r in chosen],
+            [r.value for r in chosen],  # type: ignore[operator]
+            c=COLOURS[state],
+            label=state,
+            zorder=3,
+        )
         for r in chosen:
-            ax.annotate(str(r.number), ((r.finished - t0) / 60, r.value), fontsize=7,  # type: ignore[operator]
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                str(r.number),
+                ((r.finished - t0) / 60, r.value),
+                fontsize=7,  # type: ignore[operator]
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     best_x, best_y, best = [], [], None
     for r in sorted((r for r in with_values if r.state == "complete"), key=lambda r: r.finished):  # type: ignore[arg-type, return-value]
         if best is None or plan.better(r.value, best):  # type: ignore[arg-type]
@@ -66,8 +76,9 @@ def _over_time(plt: object, plan: SearchPlan, records: list[TrialRecord], path: 
     return path
 
 
-def _against(plt: object, plan: SearchPlan, records: list[TrialRecord], param: str, log: bool,
-             path: Path) -> Path:
+def _against(
+    plt: object, plan: SearchPlan, records: list[TrialRecord], param: str, log: bool, path: Path
+) -> Path:
     """The metric against one parameter; a list of choices becomes categories in their written order."""
     chosen = [r for r in sort_trials(records, plan) if r.value is not None and param in r.params]
     values = [r.params[param] for r in chosen]

@@ -52,9 +52,15 @@ class SearchProgress:
 
     def __enter__(self) -> SearchProgress:
         if self.live:
-            self._bar = RichProgress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-                                     console=self.console, transient=False)
+            self._bar = RichProgress(
+                TextColumn("[bold]trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task("trials", total=self.plan.max_trials, stats=self.stats())
         return self
@@ -66,8 +72,12 @@ class SearchProgress:
 
     def counts(self) -> dict[str, int]:
         states = [r.state for r in self.finished.values()]
-        return {"done": len(states), "running": len(self.running), "failed": states.count("failed"),
-                "pruned": states.count("pruned")}
+        return {
+            "done": len(states),
+            "running": len(self.running),
+            "failed": states.count("failed"),
+            "pruned": states.count("pruned"),
+        }
 
     def stats(self) -> str:
         c = self.counts()
@@ -88,8 +98,11 @@ class SearchProgress:
             if record.number in self.finished:
                 return
             self.finished[record.number] = record
-            is_best = record.state == "complete" and record.value is not None and (
-                self.best is None or self.plan.better(record.value, self.best.value))  # type: ignore[arg-type]
+            is_best = (
+                record.state == "complete"
+                and record.value is not None
+                and (self.best is None or self.plan.better(record.value, self.best.value))
+            )  # type: ignore[arg-type]
             if is_best:
                 self.best = record
             if not earlier:

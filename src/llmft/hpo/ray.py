@@ -108,11 +108,13 @@ def _scheduler(plan: SearchPlan) -> object:
     from ray.tune import schedulers
 
     if plan.pruner == "asha":  # + 1: the last report (DONE) is one more iteration
-        return schedulers.ASHAScheduler(time_attr="training_iteration", max_t=plan.max_reports + 1,
-                                        grace_period=1, reduction_factor=2)
+        return schedulers.ASHAScheduler(
+            time_attr="training_iteration", max_t=plan.max_reports + 1, grace_period=1, reduction_factor=2
+        )
     if plan.pruner == "median":
-        return schedulers.MedianStoppingRule(time_attr="training_iteration", grace_period=1,
-                                             min_samples_required=2)
+        return schedulers.MedianStoppingRule(
+            time_attr="training_iteration", grace_period=1, min_samples_required=2
+        )
     return schedulers.FIFOScheduler()
 
 
@@ -148,8 +150,12 @@ def run_ray(plan: SearchPlan, events: SearchProgress) -> list[TrialRecord]:
         fn = tune.with_resources(fn, resources)
         from llmft.hpo.ray_progress import ToProgress
 
-        listener = ToProgress(str(plan.output_dir), events, functools.partial(_from_trial, plan),
-                              lambda trial: trial_number(plan, trial.experiment_tag))
+        listener = ToProgress(
+            str(plan.output_dir),
+            events,
+            functools.partial(_from_trial, plan),
+            lambda trial: trial_number(plan, trial.experiment_tag),
+        )
         try:
             grid = _tuner(plan, tune, fn, searcher, listener, events).fit()
         finally:
@@ -160,24 +166,37 @@ def run_ray(plan: SearchPlan, events: SearchProgress) -> list[TrialRecord]:
             ray.shutdown()
 
 
-def _tuner(plan: SearchPlan, tune: ModuleType, fn: object, searcher: object, listener: object,
-           events: SearchProgress) -> object:
+def _tuner(
+    plan: SearchPlan, tune: ModuleType, fn: object, searcher: object, listener: object, events: SearchProgress
+) -> object:
     path = plan.output_dir / "ray" / EXPERIMENT
     space = {s.path: tune_space(s, tune) for s in plan.spaces}
     if tune.Tuner.can_restore(str(path)):
         events.say(f"resuming the Ray Tune experiment in {path}")
-        return tune.Tuner.restore(str(path), fn, resume_unfinished=True, resume_errored=False,
-                                  param_space=space)
+        return tune.Tuner.restore(
+            str(path), fn, resume_unfinished=True, resume_errored=False, param_space=space
+        )
     return tune.Tuner(
-        fn, param_space=space,
-        tune_config=tune.TuneConfig(metric=plan.metric, mode="max" if plan.direction == "maximize" else "min",
-                                    search_alg=searcher, scheduler=_scheduler(plan),
-                                    num_samples=plan.max_trials, max_concurrent_trials=plan.parallel,
-                                    time_budget_s=plan.timeout, reuse_actors=True,
-                                    trial_dirname_creator=_dirname),
-        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(plan.output_dir / "ray"), verbose=0,
-                                  callbacks=[listener],
-                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+        fn,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=plan.metric,
+            mode="max" if plan.direction == "maximize" else "min",
+            search_alg=searcher,
+            scheduler=_scheduler(plan),
+            num_samples=plan.max_trials,
+            max_concurrent_trials=plan.parallel,
+            time_budget_s=plan.timeout,
+            reuse_actors=True,
+            trial_dirname_creator=_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(plan.output_dir / "ray"),
+            verbose=0,
+            callbacks=[listener],
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
     )
 
 
@@ -196,8 +215,9 @@ def _record(plan: SearchPlan, result: object) -> TrialRecord:
     return _assemble(plan, number, dict(result.config), dict(result.metrics or {}), error)  # type: ignore[attr-defined]
 
 
-def _assemble(plan: SearchPlan, number: int, config: dict[str, object], last: dict[str, object],
-              error: str | None) -> TrialRecord:
+def _assemble(
+    plan: SearchPlan, number: int, config: dict[str, object], last: dict[str, object], error: str | None
+) -> TrialRecord:
     """One record from what Tune knows and the trial's own trial.json (when this machine can read it)."""
     mine = read_record(plan.trial_dir(number))
     params = {p: config.get(p) for p in plan.paths}

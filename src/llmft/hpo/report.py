@@ -51,22 +51,44 @@ def _cell(value: object) -> object:
 def results_csv(records: list[TrialRecord], plan: SearchPlan) -> str:
     """One row per trial: number, state, metric, parameters, steps, duration, error, every metric."""
     metric_names = sorted({k for r in records for k in r.metrics if k != plan.metric})
-    head = ["trial", "state", plan.metric, *plan.paths, "steps", "duration_s", "error", *metric_names,
-            "trial_dir"]
+    head = [
+        "trial",
+        "state",
+        plan.metric,
+        *plan.paths,
+        "steps",
+        "duration_s",
+        "error",
+        *metric_names,
+        "trial_dir",
+    ]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(head)
     for r in sort_trials(records, plan):
-        writer.writerow([r.number, r.state, r.value, *(_cell(r.params.get(p)) for p in plan.paths), r.steps,
-                         None if r.duration_s is None else round(r.duration_s, 2), r.error,
-                         *(r.metrics.get(m) for m in metric_names), r.trial_dir])
+        writer.writerow(
+            [
+                r.number,
+                r.state,
+                r.value,
+                *(_cell(r.params.get(p)) for p in plan.paths),
+                r.steps,
+                None if r.duration_s is None else round(r.duration_s, 2),
+                r.error,
+                *(r.metrics.get(m) for m in metric_names),
+                r.trial_dir,
+            ]
+        )
     return buf.getvalue()
 
 
 def results_json(records: list[TrialRecord], plan: SearchPlan, best: TrialRecord | None) -> str:
     data = {
-        "metric": plan.metric, "direction": plan.direction, "backend": plan.backend,
-        "max_trials": plan.max_trials, "spaces": {s.path: s.describe() for s in plan.spaces},
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "backend": plan.backend,
+        "max_trials": plan.max_trials,
+        "spaces": {s.path: s.describe() for s in plan.spaces},
         "best_trial": None if best is None else best.number,
         "best_value": None if best is None else best.value,
         "best_params": None if best is None else best.params,
@@ -78,9 +100,11 @@ def results_json(records: list[TrialRecord], plan: SearchPlan, best: TrialRecord
 def best_config_text(plan: SearchPlan, best: TrialRecord, output_dir: Path) -> str:
     """The best trial's config, runnable with `llmft train` as is: the search off, a fresh output_dir."""
     data = trial_dict(plan, best.params, output_dir)
-    head = (f"# Best trial {best.number} of the search in {plan.output_dir}: {plan.metric}={best.value:.6g}\n"
-            f"# Its values: " + ", ".join(f"{k}={v}" for k, v in best.params.items()) + "\n"
-            f"# Train it with: llmft train {plan.output_dir / 'best_config.yaml'}\n")
+    head = (
+        f"# Best trial {best.number} of the search in {plan.output_dir}: {plan.metric}={best.value:.6g}\n"
+        f"# Its values: " + ", ".join(f"{k}={v}" for k, v in best.params.items()) + "\n"
+        f"# Train it with: llmft train {plan.output_dir / 'best_config.yaml'}\n"
+    )
     return head + yaml.safe_dump(redact(data), sort_keys=False, allow_unicode=True)
 
 
@@ -102,12 +126,21 @@ def results_table(records: list[TrialRecord], plan: SearchPlan, limit: int = 30)
     title = f"{len(records)} trials, sorted by {plan.metric} ({plan.direction})"
     table = Table(title=title, title_justify="left")
     for name in ("trial", "state", plan.metric, *plan.paths, "steps", "time", "error"):
-        table.add_column(name, justify="right" if name in ("trial", plan.metric, "steps", "time") else "left",
-                         overflow="fold")
+        table.add_column(
+            name,
+            justify="right" if name in ("trial", plan.metric, "steps", "time") else "left",
+            overflow="fold",
+        )
     for r in sort_trials(records, plan)[:limit]:
-        row = [str(r.number), r.state, "" if r.value is None else f"{r.value:.4g}",
-               *(_show(r.params.get(p)) for p in plan.paths), "" if r.steps is None else str(r.steps),
-               "" if r.duration_s is None else f"{r.duration_s:.0f}s", (r.error or "")[:80]]
+        row = [
+            str(r.number),
+            r.state,
+            "" if r.value is None else f"{r.value:.4g}",
+            *(_show(r.params.get(p)) for p in plan.paths),
+            "" if r.steps is None else str(r.steps),
+            "" if r.duration_s is None else f"{r.duration_s:.0f}s",
+            (r.error or "")[:80],
+        ]
         table.add_row(*row, style="bold" if best is not None and r.number == best.number else None)
     if len(records) > limit:
         table.caption = f"{len(records) - limit} more in hpo_results.csv"

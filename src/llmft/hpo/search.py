@@ -22,8 +22,16 @@ from llmft.hpo.trial import TrialRecord, trial_dict, validated
 
 Say = Callable[[str], None]
 # What a search writes into its output directory (removed by --overwrite; trials/ holds one run per trial).
-SEARCH_FILES = ("trials", "ray", "plots", "hpo.db", "search.json", "hpo_results.csv", "hpo_results.json",
-                "best_config.yaml")
+SEARCH_FILES = (
+    "trials",
+    "ray",
+    "plots",
+    "hpo.db",
+    "search.json",
+    "hpo_results.csv",
+    "hpo_results.json",
+    "best_config.yaml",
+)
 
 
 @dataclass
@@ -43,8 +51,14 @@ def _stderr(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def run_search(config: RunConfig, *, say: Say = _stderr, progress: bool = True, overwrite: bool = False,
-               shown: Sequence[Problem] = ()) -> SearchResult:
+def run_search(
+    config: RunConfig,
+    *,
+    say: Say = _stderr,
+    progress: bool = True,
+    overwrite: bool = False,
+    shown: Sequence[Problem] = (),
+) -> SearchResult:
     """Search ``config.hpo.parameters``; each trial trains ``config`` with its values in OUTPUT/trials/NNN.
 
     ``overwrite`` deletes an earlier search in the output directory (else it is resumed); warnings in
@@ -61,8 +75,10 @@ def run_search(config: RunConfig, *, say: Say = _stderr, progress: bool = True, 
             say(f"{notice.severity}: {notice.render()}")
     backend = _backend(plan)  # a missing optional package stops here, before any trial
     _claim_output_dir(plan, overwrite)
-    say(f"search: {plan.backend}, {plan.max_trials} trials ({plan.parallel} at a time), "
-        f"{plan.direction} {plan.metric}, in {plan.output_dir}")
+    say(
+        f"search: {plan.backend}, {plan.max_trials} trials ({plan.parallel} at a time), "
+        f"{plan.direction} {plan.metric}, in {plan.output_dir}"
+    )
     with SearchProgress(plan, say, enabled=progress) as events:
         records = backend(plan, events)
     best = best_trial(records, plan)
@@ -70,8 +86,10 @@ def run_search(config: RunConfig, *, say: Say = _stderr, progress: bool = True, 
     plots = _plots(plan, records, say)
     result = SearchResult(plan, sort_trials(records, plan), best, plan.output_dir, files, plots)
     if best is None:
-        raise TrainingError(f"no trial completed ({_outcomes(records)}); results are in {files['csv']}",
-                            fix=_first_error(records))
+        raise TrainingError(
+            f"no trial completed ({_outcomes(records)}); results are in {files['csv']}",
+            fix=_first_error(records),
+        )
     say(f"best: trial {best.number}, {plan.metric}={best.value:.6g}; its config is {files['best_config']}")
     if config.hpo.refit:
         result.refit_metrics = refit(plan, best, say=say, progress=progress)

@@ -136,9 +136,15 @@ def parse_space(name: str, spec: object) -> Space:
             if log and low <= 0:
                 raise SpaceError("a log range needs low > 0")
             step = spec.get("step")
-            return Space(path, kind, low=float(low), high=float(high), log=log,
-                         step=float(step) if isinstance(step, (int, float)) else None)
+            return Space(
+                path,
+                kind,
+                low=float(low),
+                high=float(high),
+                log=log,
+                step=float(step) if isinstance(step, (int, float)) else None,
+            )
     raise SpaceError(
         f"cannot read the space {spec!r}: write a list of values, {{low, high, log}} for floats, "
-        "{low, high, step} for integers, or [\"float\", lo, hi, \"log\"]"
+        '{low, high, step} for integers, or ["float", lo, hi, "log"]'
     )

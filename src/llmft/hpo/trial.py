@@ -139,8 +139,9 @@ def _finish_ok(record: TrialRecord, plan: SearchPlan, metrics: dict[str, float],
         record.state, record.value = "complete", float(value)
 
 
-def run_trial(plan: SearchPlan, number: int, params: dict[str, object], *,
-              report: Report | None = None) -> TrialRecord:
+def run_trial(
+    plan: SearchPlan, number: int, params: dict[str, object], *, report: Report | None = None
+) -> TrialRecord:
     """Train one trial; ``report(step, metrics)`` gets each evaluation and may raise ``Pruned``."""
     from llmft import pipeline
 
@@ -175,9 +176,11 @@ def run_trial(plan: SearchPlan, number: int, params: dict[str, object], *,
         raise
     except RunInterrupted as err:  # Ctrl-C/SIGTERM: the user stops the search, not just this trial
         record.error = "interrupted"
-        raise RunInterrupted(f"search stopped by signal during trial {number}; finished trials are kept",
-                             exit_code=err.exit_code,
-                             fix="run the same command again to resume the search") from None
+        raise RunInterrupted(
+            f"search stopped by signal during trial {number}; finished trials are kept",
+            exit_code=err.exit_code,
+            fix="run the same command again to resume the search",
+        ) from None
     except Exception as err:  # noqa: BLE001 - any failure is the trial's outcome, and the search goes on
         record.state, record.error, record.value = "failed", describe_error(err), None
         (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")

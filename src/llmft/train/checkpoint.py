@@ -3,7 +3,7 @@
 Layout: ``OUTPUT/checkpoints/step-000120/`` holding
 - ``trainable.safetensors``  every parameter that trains (LoRA weights, saved heads, or the full model)
 - ``optimizer.pt``, ``scheduler.pt``, ``rng.pt``  tensors and plain values only, loaded with weights_only=True
-- ``state.json``             the loop counters and data position (LoopState), config hash, versions
+- ``state.json``             the loop counters and data position (LoopState), config hash, data fingerprint
 - ``config.yaml``            the config the run was started with (for the change check on resume)
 - ``COMPLETE``               written last
 A checkpoint is written into a temporary sibling folder, every file fsynced, then renamed into place. A
@@ -66,8 +66,13 @@ def rng_state() -> dict[str, object]:
     np_state = np.random.get_state()
     state: dict[str, object] = {
         "python": [version, list(internal), gauss],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].copy()),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -107,12 +112,21 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
 
 
 def save_checkpoint(
-    out: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
-    state: LoopState, config_yaml: str, keep: int | None, scaler: object | None = None,
+    out: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
+    state: LoopState,
+    config_yaml: str,
+    keep: int | None,
+    scaler: object | None = None,
+    data_fingerprint: str = "",
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
+    ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
     """
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -120,10 +134,18 @@ def save_checkpoint(
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     parts = {
-        "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": rng_state(),  # type: ignore[attr-defined]
-        "state": {**dataclasses.asdict(state), "saved_at": time.time(), "config_hash": config_hash_of(config_yaml)},
-        "config_yaml": config_yaml, "scaler": scaler.state_dict() if scaler is not None else None,  # type: ignore[attr-defined]
+        "trainable": trainable_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),  # type: ignore[attr-defined]
+        "state": {
+            **dataclasses.asdict(state),
+            "saved_at": time.time(),
+            "config_hash": config_hash_of(config_yaml),
+            "data_fingerprint": data_fingerprint,
+        },
+        "config_yaml": config_yaml,
+        "scaler": scaler.state_dict() if scaler is not None else None,  # type: ignore[attr-defined]
     }
     try:
         tmp.mkdir()
@@ -178,12 +200,18 @@ def complete_checkpoints(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / MARKER).exists()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def latest_checkpoint(out: Path) -> Path | None:
     found = complete_checkpoints(out / CHECKPOINTS)
     return found[-1] if found else None
+
+
+def saved_data_fingerprint(folder: Path) -> str | None:
+    """The data fingerprint a checkpoint was written with; None for checkpoints from before it was saved."""
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    return state.get("data_fingerprint") or None
 
 
 def prune_checkpoints(root: Path, keep: int | None, protect: Path | None = None) -> None:
@@ -216,7 +244,11 @@ def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
 
 
 def load_checkpoint(
-    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object,
+    folder: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
     scaler: object | None = None,
 ) -> LoopState:
     """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
@@ -228,8 +260,11 @@ def load_checkpoint(
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
     if missing:
-        raise CheckpointError(f"checkpoint weights do not fit the model (e.g. {missing[0]})",
-                              where=str(folder), fix="resume with the config the run was started with")
+        raise CheckpointError(
+            f"checkpoint weights do not fit the model (e.g. {missing[0]})",
+            where=str(folder),
+            fix="resume with the config the run was started with",
+        )
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
@@ -241,6 +276,7 @@ def load_checkpoint(
     saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     saved.pop("saved_at", None)
     saved.pop("config_hash", None)
+    saved.pop("data_fingerprint", None)  # checked before loading (train/resume.py), not loop state
     saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
     saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
     return LoopState(**saved)

@@ -15,10 +15,11 @@ from pathlib import Path
 import yaml
 
 from llmft.config.redact import redact
+from llmft.config.schema import RunConfig
 from llmft.errors import CheckpointError, RunInterrupted
 from llmft.train import checkpoint as ckpt
 from llmft.train.loop import LoopState
-from llmft.train.resume import check_resume_config
+from llmft.train.resume import check_resume_config, check_resume_data
 from llmft.train.session import Session, run_training
 from llmft.train.signals import GracefulStop
 
@@ -38,8 +39,11 @@ def preflight(session: Session, trainable: int, total: int) -> None:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise CheckpointError(f"cannot write to the output dir: {err.strerror}", where=str(out),
-                              fix="choose a writable output_dir or fix its permissions") from None
+        raise CheckpointError(
+            f"cannot write to the output dir: {err.strerror}",
+            where=str(out),
+            fix="choose a writable output_dir or fix its permissions",
+        ) from None
     cfg = session.setup.cfg
     keep = 0
     if cfg.save_strategy != "no":
@@ -56,17 +60,24 @@ def preflight(session: Session, trainable: int, total: int) -> None:
         )
 
 
-def _config_yaml(session: Session) -> str:
-    return yaml.safe_dump(redact(session.config.model_dump(mode="json")), sort_keys=False)
+def _config_yaml(config: RunConfig) -> str:
+    """The config as a checkpoint saves it: secrets redacted, so none reaches the disk."""
+    return yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False)
 
 
 def save(session: Session, state: LoopState) -> Path:
     """A checkpoint now, plus the best-checkpoint bookkeeping."""
     cfg = session.setup.cfg
     folder = ckpt.save_checkpoint(
-        session.out, model=session.model_for_saving(), optimizer=session.setup.optimizer,
-        scheduler=session.setup.scheduler, state=state, config_yaml=_config_yaml(session),
-        keep=cfg.save_total_limit, scaler=getattr(session.setup.accelerator, "scaler", None),
+        session.out,
+        model=session.model_for_saving(),
+        optimizer=session.setup.optimizer,
+        scheduler=session.setup.scheduler,
+        state=state,
+        config_yaml=_config_yaml(session.config),
+        keep=cfg.save_total_limit,
+        scaler=getattr(session.setup.accelerator, "scaler", None),
+        data_fingerprint=session.data_fingerprint,
     )
     metric = cfg.save_best_metric
     value = session.last_eval.get(metric) if metric else None
@@ -85,26 +96,44 @@ def checkpoint_to_resume(out: Path, resume: bool | str | Path) -> Path:
     if isinstance(resume, bool):
         folder = ckpt.latest_checkpoint(out)
         if folder is None:
-            raise CheckpointError(f"no complete checkpoint in {root} to resume from",
-                                  fix="start without --resume (add --overwrite to replace the partial run)")
+            raise CheckpointError(
+                f"no complete checkpoint in {root} to resume from",
+                fix="start without --resume (add --overwrite to replace the partial run)",
+            )
         return folder
     folder = Path(resume)
     if not (folder / ckpt.MARKER).is_file():
         found = ", ".join(p.name for p in ckpt.complete_checkpoints(root)) or "none"
-        raise CheckpointError(f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
-                              fix="resume from one of those, or with --resume from the latest")
+        raise CheckpointError(
+            f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
+            fix="resume from one of those, or with --resume from the latest",
+        )
     return folder
 
 
-def resume_state(session: Session, resume: bool | str | Path, say: Say) -> LoopState:
-    """Load the checkpoint to resume from; refuse if the config changed what the run learns."""
-    folder = checkpoint_to_resume(session.out, resume)
-    allowed = check_resume_config(folder, yaml.safe_load(_config_yaml(session)))
-    for change in allowed:
+def check_resume(folder: Path, config: RunConfig, say: Say) -> None:
+    """Refuse a resume whose config changes what the run learns; runs before the data and model load."""
+    for change in check_resume_config(folder, yaml.safe_load(_config_yaml(config))):
         say(f"resume: allowed config change {change}")
-    state = ckpt.load_checkpoint(folder, model=session.model_for_saving(), optimizer=session.setup.optimizer,
-                                 scheduler=session.setup.scheduler,
-                                 scaler=getattr(session.setup.accelerator, "scaler", None))
+
+
+def check_resume_rows(folder: Path, fingerprint: str, say: Say) -> None:
+    """Refuse a resume on changed data rows; runs once the rows are known, before the slow model load."""
+    notice = check_resume_data(folder, fingerprint)
+    if notice:
+        say(notice)
+
+
+def resume_state(session: Session, resume: bool | str | Path, say: Say) -> LoopState:
+    """Load the checkpoint to resume from (already checked by check_resume and check_resume_rows)."""
+    folder = checkpoint_to_resume(session.out, resume)
+    state = ckpt.load_checkpoint(
+        folder,
+        model=session.model_for_saving(),
+        optimizer=session.setup.optimizer,
+        scheduler=session.setup.scheduler,
+        scaler=getattr(session.setup.accelerator, "scaler", None),
+    )
     _truncate_metrics(session.out / "metrics.jsonl", state.step)
     say(f"resumed from {folder} at step {state.step} (epoch {state.epoch})")
     return state

@@ -17,10 +17,9 @@ import torch
 
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import batch_order
+from llmft.data.labels import IGNORE
 from llmft.errors import TrainingError
 from llmft.train.progress import Progress
-
-IGNORE = -100
 
 
 @dataclass
@@ -119,8 +118,11 @@ def _finite_or_handle(setup: TrainSetup, state: LoopState, step_loss: torch.Tens
         state.skipped_nonfinite += 1
         setup.optimizer.zero_grad(set_to_none=True)
         if state.skipped_nonfinite > max(10, state.step // 10):
-            raise TrainingError(f"{state.skipped_nonfinite} non-finite losses skipped by step {state.step + 1}: "
-                                "training has diverged", fix="lower training.learning_rate")
+            raise TrainingError(
+                f"{state.skipped_nonfinite} non-finite losses skipped by step {state.step + 1}: "
+                "training has diverged",
+                fix="lower training.learning_rate",
+            )
         return False
     raise TrainingError(
         f"the loss became non-finite ({float(step_loss)}) at step {state.step + 1}",
@@ -150,7 +152,9 @@ def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> 
     metrics = setup.evaluate()
     setup.log({"step": state.step, "epoch": state.epoch, **metrics})
     if setup.progress:
-        setup.progress.note(", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith("_tokens")))
+        setup.progress.note(
+            ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith("_tokens"))
+        )
     _early_stopping(setup, state, metrics)
     if setup.on_evaluate is not None:
         setup.on_evaluate(state.step, metrics)
@@ -162,14 +166,18 @@ def _early_stopping(setup: TrainSetup, state: LoopState, metrics: dict[str, floa
     if value is None:
         return
     lower_is_better = cfg.early_stopping_metric.endswith(("loss", "perplexity"))
-    better = state.best_metric is None or (value < state.best_metric if lower_is_better else value > state.best_metric)
+    better = state.best_metric is None or (
+        value < state.best_metric if lower_is_better else value > state.best_metric
+    )
     if better:
         state.best_metric, state.evals_without_improvement = value, 0
     else:
         state.evals_without_improvement += 1
     patience = cfg.early_stopping_patience
     if patience is not None and state.evals_without_improvement >= patience:
-        state.stop_reason = f"early stopping: {cfg.early_stopping_metric} did not improve in {patience} evaluations"
+        state.stop_reason = (
+            f"early stopping: {cfg.early_stopping_metric} did not improve in {patience} evaluations"
+        )
 
 
 def _maybe_checkpoint(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
@@ -181,15 +189,22 @@ def _maybe_checkpoint(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -
         setup.on_checkpoint(state)
 
 
-def _log_step(setup: TrainSetup, state: LoopState, running: torch.Tensor, steps: int, since: tuple[float, int]) -> None:
+def _log_step(
+    setup: TrainSetup, state: LoopState, running: torch.Tensor, steps: int, since: tuple[float, int]
+) -> None:
     mean = float(running) / max(steps, 1)  # the only host sync of the loop, once per logging step
     state.train_losses.append((state.step, mean))
     lr = setup.scheduler.get_last_lr()[0]
     started, tokens_at_start = since
     elapsed = max(time.perf_counter() - started, 1e-9)
-    record = {"step": state.step, "epoch": state.epoch, "loss": mean, "learning_rate": lr,
-              "tokens_seen": state.tokens_seen,
-              "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed}
+    record = {
+        "step": state.step,
+        "epoch": state.epoch,
+        "loss": mean,
+        "learning_rate": lr,
+        "tokens_seen": state.tokens_seen,
+        "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed,
+    }
     setup.log(record)
     if setup.progress:
         setup.progress.update(state.step, loss=mean, lr=lr, tokens_per_second=record["tokens_per_second"])

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-IGNORE = -100
+from llmft.data.labels import IGNORE
+
 # Architectures whose forward is "backbone → lm_head" with nothing in between (no logit soft-capping or
 # scaling), so the head can be applied to selected positions only. They also build their attention masks
 # with transformers' masking_utils, which turns restarted position_ids into a block-diagonal mask: the
@@ -74,11 +75,14 @@ def full_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tupl
     out = model(**inputs, use_cache=False)
     logits = out.logits
     if logits.shape[1] != labels.shape[1]:  # prompt tuning prepends virtual tokens
-        logits = logits[:, -labels.shape[1]:]
+        logits = logits[:, -labels.shape[1] :]
     shifted = labels[:, 1:]
     count = int((shifted != IGNORE).sum())
     loss = F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        shifted.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
     )
     return loss, count
 
@@ -87,8 +91,12 @@ def seq2seq_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tupl
     labels = batch["labels"]
     out = model(**batch)
     count = int((labels != IGNORE).sum())
-    loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]).float(), labels.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    loss = F.cross_entropy(
+        out.logits.reshape(-1, out.logits.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
     return loss, count
 
 

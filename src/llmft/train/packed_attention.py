@@ -44,8 +44,17 @@ def segment_sdpa(  # noqa: PLR0913 - transformers' attention-interface signature
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     if attention_mask is not None or position_ids is None or query.shape[2] != key.shape[2]:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, position_ids=position_ids, **kwargs)
+        return sdpa_attention_forward(
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            position_ids=position_ids,
+            **kwargs,
+        )
     groups = getattr(module, "num_key_value_groups", 1)
     if groups > 1:
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
@@ -55,8 +64,12 @@ def segment_sdpa(  # noqa: PLR0913 - transformers' attention-interface signature
         bounds = _segment_bounds(position_ids[b if position_ids.shape[0] == batch else 0])
         parts = [
             torch.nn.functional.scaled_dot_product_attention(
-                query[b : b + 1, :, s:e], key[b : b + 1, :, s:e], value[b : b + 1, :, s:e],
-                is_causal=True, scale=scaling, dropout_p=dropout,
+                query[b : b + 1, :, s:e],
+                key[b : b + 1, :, s:e],
+                value[b : b + 1, :, s:e],
+                is_causal=True,
+                scale=scaling,
+                dropout_p=dropout,
             )
             for s, e in zip(bounds, bounds[1:], strict=False)
         ]
@@ -65,7 +78,9 @@ def segment_sdpa(  # noqa: PLR0913 - transformers' attention-interface signature
     return out.transpose(1, 2).contiguous(), None
 
 
-def _mask_unless_padded(*args: object, attention_mask: torch.Tensor | None = None, **kwargs: object) -> object:
+def _mask_unless_padded(
+    *args: object, attention_mask: torch.Tensor | None = None, **kwargs: object
+) -> object:
     """No 4D mask for unpadded (packed) batches, where ``segment_sdpa`` splits documents itself;
     the standard SDPA mask whenever a padding mask is given."""
     if attention_mask is None:

@@ -2,7 +2,7 @@
 
 Changes that alter what is learned (model, data, batch size, learning rate, seed, ...) are refused with
 the changed keys named; changes that only affect logging, evaluation, saving or how long to train are
-allowed and reported.
+allowed and reported. The data rows must be the same too: a checkpoint's data position counts in them.
 """
 
 from __future__ import annotations
@@ -11,13 +11,28 @@ from pathlib import Path
 
 import yaml
 
-from llmft.errors import CheckpointError
+from llmft.errors import CheckpointError, DataError
+from llmft.train.checkpoint import saved_data_fingerprint
 
 SAFE_PREFIXES = (
-    "training.logging_steps", "training.eval_steps", "training.eval_strategy", "training.save_steps",
-    "training.save_strategy", "training.save_total_limit", "training.save_best_metric", "training.max_steps",
-    "training.epochs", "training.early_stopping_", "training.num_threads", "training.nan_policy",
-    "evaluation.", "tracking.", "hpo.", "output_dir", "hf_token", "data.tokenization.num_proc",
+    "training.logging_steps",
+    "training.eval_steps",
+    "training.eval_strategy",
+    "training.save_steps",
+    "training.save_strategy",
+    "training.save_total_limit",
+    "training.save_best_metric",
+    "training.max_steps",
+    "training.epochs",
+    "training.early_stopping_",
+    "training.num_threads",
+    "training.nan_policy",
+    "evaluation.",
+    "tracking.",
+    "hpo.",
+    "output_dir",
+    "hf_token",
+    "data.tokenization.num_proc",
     "training.eval_batch_size",
 )
 
@@ -55,3 +70,24 @@ def check_resume_config(checkpoint: Path, new_config: dict[str, object]) -> list
             fix="restore those values, or start a new run (another output_dir, or --overwrite)",
         )
     return safe
+
+
+def check_resume_data(checkpoint: Path, fingerprint: str) -> str | None:
+    """Refuse a resume whose data rows changed since the checkpoint: the saved data position (epoch, batch)
+    would then point at other rows, and the run would go on silently as a different one.
+
+    The fingerprint covers the prepared rows of every split, as in run.json. Returns a notice for a
+    checkpoint written before fingerprints were saved, whose data cannot be checked.
+    """
+    saved = saved_data_fingerprint(checkpoint)
+    if saved is None:
+        return "resume: the checkpoint has no data fingerprint (older llmft); data changes are not checked"
+    if saved != fingerprint:
+        raise DataError(
+            f"the training data changed since the checkpoint was written (data fingerprint {saved[:8]} → "
+            f"{fingerprint[:8]}), so its data position no longer points at the same rows",
+            where=str(checkpoint),
+            fix="restore the data files as they were when the run started, "
+            "or start over with --overwrite (or another output_dir)",
+        )
+    return None

@@ -28,6 +28,7 @@ class Session:
     config: RunConfig
     out: Path
     config_path: str | None = None
+    data_fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
     last_eval: dict[str, float] = field(default_factory=dict)
     best_value: float | None = None
 
@@ -52,8 +53,14 @@ class Session:
         return [self.eval_collate([examples[i] for i in g]) for g in groups]
 
     def evaluate(self, examples: list[dict[str, object]], prefix: str) -> dict[str, float]:
-        metrics = evaluate(self.model, self.batches(examples), self.setup.loss_fn, self.setup.task,
-                           self.num_labels, prefix=prefix)
+        metrics = evaluate(
+            self.model,
+            self.batches(examples),
+            self.setup.loss_fn,
+            self.setup.task,
+            self.num_labels,
+            prefix=prefix,
+        )
         if prefix == "eval":
             self.last_eval = metrics
         return metrics
@@ -65,7 +72,9 @@ def mixed_precision(cfg: TrainingConfig) -> str:
     if cfg.mixed_precision == "auto":
         return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
     if cfg.mixed_precision == "fp16" and not cuda:
-        raise EnvironmentProblem("training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU")
+        raise EnvironmentProblem(
+            "training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU"
+        )
     return cfg.mixed_precision
 
 
@@ -74,7 +83,9 @@ def _collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = int(pad_id if pad_id is not None else getattr(tokenizer, "eos_token_id", 0) or 0)
     fixed = tok.max_length if tok.padding == "max_length" else None
-    return PadCollator(pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification")
+    return PadCollator(
+        pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification"
+    )
 
 
 def _packed(
@@ -83,8 +94,10 @@ def _packed(
     """Pack the training rows (causal LM on an architecture whose masks honour restarted positions)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if not supports_selective_head(model):
-        raise ModelError(f"data.packing is not supported for model type `{model_type}` with this adapter",
-                         fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})")
+        raise ModelError(
+            f"data.packing is not supported for model type `{model_type}` with this adapter",
+            fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})",
+        )
     packed = pack_examples(encoded.examples["train"], max_length)
     from llmft.train import packed_attention
 
@@ -93,8 +106,14 @@ def _packed(
 
 
 def build_session(
-    config: RunConfig, model: torch.nn.Module, tokenizer: object, encoded: EncodedData, task: str, out: Path,
-    *, progress: bool = True,
+    config: RunConfig,
+    model: torch.nn.Module,
+    tokenizer: object,
+    encoded: EncodedData,
+    task: str,
+    out: Path,
+    *,
+    progress: bool = True,
 ) -> Session:
     from accelerate import Accelerator
 
@@ -113,12 +132,27 @@ def build_session(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if cfg.compile:
         model = torch.compile(model)
-    session = Session(setup=TrainSetup(  # evaluate is attached below, once the session exists
-        model=model, optimizer=optimizer, scheduler=scheduler, accelerator=accelerator,
-        examples=train_examples, collate=train_collate, loss_fn=loss_function(task, model), task=task,
-        cfg=cfg, seed=config.seed, group_by_length=config.data.group_by_length, log=MetricsLog(out / "metrics.jsonl"),
-    ), eval_collate=collate, eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
-        num_labels=len(encoded.label_names) if encoded.label_names else None, config=config, out=out)
+    session = Session(
+        setup=TrainSetup(  # evaluate is attached below, once the session exists
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            accelerator=accelerator,
+            examples=train_examples,
+            collate=train_collate,
+            loss_fn=loss_function(task, model),
+            task=task,
+            cfg=cfg,
+            seed=config.seed,
+            group_by_length=config.data.group_by_length,
+            log=MetricsLog(out / "metrics.jsonl"),
+        ),
+        eval_collate=collate,
+        eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        num_labels=len(encoded.label_names) if encoded.label_names else None,
+        config=config,
+        out=out,
+    )
     validation = encoded.examples.get("validation")
     if validation:
         session.setup.evaluate = lambda: session.evaluate(validation, "eval")

@@ -33,8 +33,10 @@ class GracefulStop:
             raise SystemExit(128 + signum)
         self.signal = signum
         name = signal.Signals(signum).name
-        _notify(f"\n{name} received: finishing this step and writing a checkpoint "
-                "(send it again to exit at once)\n")
+        _notify(
+            f"\n{name} received: finishing this step and writing a checkpoint "
+            "(send it again to exit at once)\n"
+        )
 
     def __enter__(self) -> GracefulStop:
         for sig in STOPPABLE:

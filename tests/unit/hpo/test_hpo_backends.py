@@ -97,8 +97,13 @@ def test_grid_runs_every_combination_and_writes_results(fake: FakeTrainer, tmp_p
     assert result.best is not None and result.best.params["training.learning_rate"] == GOOD
     assert result.trials[0] is result.best  # sorted best first
     out = tmp_path / "search"
-    assert {p.name for p in out.iterdir()} >= {"trials", "search.json", "hpo_results.csv", "hpo_results.json",
-                                               "best_config.yaml"}
+    assert {p.name for p in out.iterdir()} >= {
+        "trials",
+        "search.json",
+        "hpo_results.csv",
+        "hpo_results.json",
+        "best_config.yaml",
+    }
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["000", "001", "002", "003"]
     saved = json.loads((out / "hpo_results.json").read_text())
     assert saved["best_trial"] == result.best.number and len(saved["trials"]) == 4
@@ -126,7 +131,8 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(fake: FakeTrainer, t
 
 
 def test_when_every_trial_fails_the_results_are_written_and_the_error_names_the_first(
-        fake: FakeTrainer, tmp_path: Path) -> None:
+    fake: FakeTrainer, tmp_path: Path
+) -> None:
     with pytest.raises(TrainingError) as err:
         quiet(make(tmp_path, {"parameters": {"learning_rate": [BROKEN]}}))
     assert "no trial completed (1 failed)" in err.value.message
@@ -135,7 +141,8 @@ def test_when_every_trial_fails_the_results_are_written_and_the_error_names_the_
 
 
 def test_a_metric_the_run_does_not_report_fails_the_trial_with_the_reported_names(
-        fake: FakeTrainer, tmp_path: Path) -> None:
+    fake: FakeTrainer, tmp_path: Path
+) -> None:
     with pytest.raises(TrainingError):
         quiet(make(tmp_path, {"metric": "eval_f1", "parameters": {"learning_rate": [GOOD]}}))
     record = json.loads((tmp_path / "search" / "trials" / "000" / "trial.json").read_text())
@@ -157,8 +164,10 @@ def test_grid_resumes_without_rerunning_finished_trials(fake: FakeTrainer, tmp_p
     assert len(fake.calls) == 4 and len(result.trials) == 4
 
 
-def test_resuming_with_other_settings_is_refused_unless_overwritten(fake: FakeTrainer, tmp_path: Path,
-                                                                   ) -> None:
+def test_resuming_with_other_settings_is_refused_unless_overwritten(
+    fake: FakeTrainer,
+    tmp_path: Path,
+) -> None:
     quiet(make(tmp_path, GRID))
     changed = make(tmp_path, {**GRID, "metric": "eval_loss"})
     with pytest.raises(ConfigError, match="holds a search with other settings") as err:
@@ -169,7 +178,8 @@ def test_resuming_with_other_settings_is_refused_unless_overwritten(fake: FakeTr
 
 @pytest.mark.parametrize("backend", ["grid", "optuna"])
 def test_ctrl_c_stops_the_search_and_the_interrupted_trial_runs_again_on_resume(
-        backend: str, fake: FakeTrainer, tmp_path: Path) -> None:
+    backend: str, fake: FakeTrainer, tmp_path: Path
+) -> None:
     values = [CTRL_C, GOOD] if backend == "grid" else [CTRL_C]  # optuna: the same value every trial
     extra = {} if backend == "grid" else {"search_algorithm": "random", "pruner": "none"}
     hpo = {"backend": backend, "max_trials": 2, "parameters": {"learning_rate": values}, **extra}
@@ -192,14 +202,19 @@ def test_the_first_trial_runs_even_past_the_timeout(fake: FakeTrainer, tmp_path:
 
 # ------------------------------------------------------------------------------------------- random
 def test_random_trials_are_seeded_and_inside_their_spaces(fake: FakeTrainer, tmp_path: Path) -> None:
-    space = {"backend": "random", "max_trials": 5,
-             "parameters": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "r": ["int", 4, 16]}}
+    space = {
+        "backend": "random",
+        "max_trials": 5,
+        "parameters": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "r": ["int", 4, 16]},
+    }
     first = quiet(make(tmp_path, space, "a"))
     second = quiet(make(tmp_path, space, "b"))
     params = sorted((t.number, t.params) for t in first.trials)
     assert params == sorted((t.number, t.params) for t in second.trials)
-    assert all(1e-4 <= p["training.learning_rate"] <= 1e-2 and 4 <= p["model.adapter.r"] <= 16  # type: ignore[operator]
-               for _, p in params)
+    assert all(
+        1e-4 <= p["training.learning_rate"] <= 1e-2 and 4 <= p["model.adapter.r"] <= 16  # type: ignore[operator]
+        for _, p in params
+    )
     assert len({p["training.learning_rate"] for _, p in params}) == 5
 
 
@@ -235,8 +250,17 @@ def test_optuna_resumes_from_its_database(fake: FakeTrainer, tmp_path: Path) -> 
 
 
 def test_optuna_records_failures_and_goes_on(fake: FakeTrainer, tmp_path: Path) -> None:
-    result = quiet(make(tmp_path, {**OPTUNA, "pruner": "none", "search_algorithm": "random",
-                                   "parameters": {"learning_rate": [GOOD, BROKEN]}}))
+    result = quiet(
+        make(
+            tmp_path,
+            {
+                **OPTUNA,
+                "pruner": "none",
+                "search_algorithm": "random",
+                "parameters": {"learning_rate": [GOOD, BROKEN]},
+            },
+        )
+    )
     failed = [t for t in result.trials if t.state == "failed"]
     assert failed and all("CUDA out of memory" in (t.error or "") for t in failed)
     assert len(result.trials) == 6
@@ -253,8 +277,9 @@ def test_a_trial_left_running_by_a_dead_process_is_retried(fake: FakeTrainer, tm
     plan = make_plan(cfg)
     (tmp_path / "search").mkdir()
     study = open_study(plan)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     orphan = study.ask({"training.learning_rate": optuna.distributions.CategoricalDistribution([GOOD, BAD])})
     import socket
 
@@ -279,8 +304,9 @@ def test_a_shared_study_must_search_the_same_space(fake: FakeTrainer, tmp_path: 
 
 # --------------------------------------------------------------------------------- optional packages
 @pytest.mark.parametrize(("backend", "extra"), [("optuna", "llmft[optuna]"), ("ray", "llmft[ray]")])
-def test_a_missing_backend_package_names_the_extra(backend: str, extra: str, fake: FakeTrainer,
-                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_backend_package_names_the_extra(
+    backend: str, extra: str, fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, backend, None)
     monkeypatch.setitem(sys.modules, f"{backend}.tune", None)
     with pytest.raises(EnvironmentProblem) as err:
@@ -291,7 +317,8 @@ def test_a_missing_backend_package_names_the_extra(backend: str, extra: str, fak
 
 
 def test_a_missing_search_algorithm_package_is_named_before_ray_starts(
-        fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ray.tune")
     monkeypatch.setitem(sys.modules, "hyperopt", None)
     with pytest.raises(EnvironmentProblem) as err:
@@ -301,8 +328,9 @@ def test_a_missing_search_algorithm_package_is_named_before_ray_starts(
     assert not (tmp_path / "search").exists()
 
 
-def test_plots_are_skipped_with_a_notice_without_matplotlib(fake: FakeTrainer, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plots_are_skipped_with_a_notice_without_matplotlib(
+    fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from llmft.hpo import plots
 
     monkeypatch.setattr(plots, "plots_available", lambda: False)
@@ -311,15 +339,19 @@ def test_plots_are_skipped_with_a_notice_without_matplotlib(fake: FakeTrainer, t
     assert any(line.startswith("notice: plots skipped: matplotlib is not installed") for line in result.lines)
 
 
-def test_plots_show_the_metric_over_time_and_against_each_parameter(fake: FakeTrainer, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plots_show_the_metric_over_time_and_against_each_parameter(
+    fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("matplotlib")
     from llmft.hpo import plots
 
     monkeypatch.setattr(plots, "plots_available", lambda: True)
     result = quiet(make(tmp_path, GRID))
-    assert sorted(p.name for p in result.plots) == ["metric_over_time.png", "metric_vs_model.adapter.r.png",
-                                                     "metric_vs_training.learning_rate.png"]
+    assert sorted(p.name for p in result.plots) == [
+        "metric_over_time.png",
+        "metric_vs_model.adapter.r.png",
+        "metric_vs_training.learning_rate.png",
+    ]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.plots)
 
 

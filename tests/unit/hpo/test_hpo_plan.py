@@ -79,17 +79,33 @@ def test_unknown_metric_gets_the_nearest_names() -> None:
     assert problem.fix is not None and problem.fix.startswith("use eval_accuracy")
 
 
-@pytest.mark.parametrize(("hpo", "sections", "fragment"), [
-    ({"metric": "eval_accuracy"}, {"model": {"name_or_path": "m", "task": "causal_lm"}},
-     "eval_accuracy needs a classification task"),
-    ({"metric": "eval_perplexity"}, {"model": {"name_or_path": "m", "task": "sequence_classification"}},
-     "perplexity needs a language-model task"),
-    ({"metric": "eval_loss"}, {"data": {"dataset": {"train_file": "t.jsonl", "validation_fraction": 0}}},
-     "eval_loss is measured on validation data, and there is none"),
-    ({"metric": "test_accuracy"}, {}, "test_accuracy is measured on test data, and there is none"),
-    ({"backend": "optuna", "search_algorithm": "hyperopt"}, {}, "hyperopt is a Ray Tune search algorithm"),
-    ({"backend": "ray", "search_algorithm": "bayesopt"}, {}, "bayesopt searches numeric ranges only"),
-])
+@pytest.mark.parametrize(
+    ("hpo", "sections", "fragment"),
+    [
+        (
+            {"metric": "eval_accuracy"},
+            {"model": {"name_or_path": "m", "task": "causal_lm"}},
+            "eval_accuracy needs a classification task",
+        ),
+        (
+            {"metric": "eval_perplexity"},
+            {"model": {"name_or_path": "m", "task": "sequence_classification"}},
+            "perplexity needs a language-model task",
+        ),
+        (
+            {"metric": "eval_loss"},
+            {"data": {"dataset": {"train_file": "t.jsonl", "validation_fraction": 0}}},
+            "eval_loss is measured on validation data, and there is none",
+        ),
+        ({"metric": "test_accuracy"}, {}, "test_accuracy is measured on test data, and there is none"),
+        (
+            {"backend": "optuna", "search_algorithm": "hyperopt"},
+            {},
+            "hyperopt is a Ray Tune search algorithm",
+        ),
+        ({"backend": "ray", "search_algorithm": "bayesopt"}, {}, "bayesopt searches numeric ranges only"),
+    ],
+)
 def test_search_problems(hpo: dict, sections: dict, fragment: str) -> None:
     cfg = config({"parameters": {"r": [4, 8]}, **hpo}, **sections)
     errors = [m for m in messages(cfg) if m[1] == "error"]
@@ -99,8 +115,9 @@ def test_search_problems(hpo: dict, sections: dict, fragment: str) -> None:
 
 
 def test_settings_the_backend_ignores_are_warnings() -> None:
-    cfg = config({"backend": "grid", "storage": "sqlite:///x.db", "ray_address": "auto",
-                  "parameters": {"r": [4]}})
+    cfg = config(
+        {"backend": "grid", "storage": "sqlite:///x.db", "ray_address": "auto", "parameters": {"r": [4]}}
+    )
     found = [(p, s) for p, s, _ in messages(cfg)]
     assert found == [("hpo.storage", "warning"), ("hpo.ray_address", "warning")]
 
@@ -117,7 +134,8 @@ def test_grid_size_caps_max_trials_and_ranges_are_split_into_three_values() -> N
     assert plan.max_trials == 6
     notes = {p.path: p.message for p in plan.notices}
     assert notes["hpo.parameters.training.learning_rate"] == (
-        "the grid tries 3 values of this range: 0.0001, 0.001, 0.01")
+        "the grid tries 3 values of this range: 0.0001, 0.001, 0.01"
+    )
 
 
 def test_search_backends_default_to_ten_trials() -> None:
@@ -139,8 +157,11 @@ def test_legacy_ray_tune_block_becomes_a_ray_plan() -> None:
     assert (plan.backend, plan.max_trials, plan.parallel, plan.pruner) == ("ray", 8, 2, "asha")
     assert (plan.metric, plan.direction) == ("eval_loss", "minimize")
     kinds = {s.path: (s.kind, s.log) for s in plan.spaces}
-    assert kinds == {"training.learning_rate": ("float", True), "model.adapter.r": ("choice", False),
-                     "training.warmup_ratio": ("float", False)}
+    assert kinds == {
+        "training.learning_rate": ("float", True),
+        "model.adapter.r": ("choice", False),
+        "training.warmup_ratio": ("float", False),
+    }
     assert plan.max_reports == 1  # one evaluation per epoch, one epoch
 
 
@@ -191,8 +212,9 @@ def test_a_ray_trial_without_its_last_report_was_stopped_by_the_scheduler(tmp_pa
     assert (failed.state, failed.error) == ("failed", "TrialFailed: boom")
 
 
-@pytest.mark.parametrize("spec", [{"low": 4, "high": 16, "step": 0}, ["float", 10**400, 1],
-                                  ["float", 1e-3, 1e-5]])
+@pytest.mark.parametrize(
+    "spec", [{"low": 4, "high": 16, "step": 0}, ["float", 10**400, 1], ["float", 1e-3, 1e-5]]
+)
 def test_unusable_spaces_stop_the_plan(spec: object) -> None:
     cfg = config({"parameters": {"r": [4]}})
     cfg.hpo.parameters = {"training.learning_rate": spec}  # set by a program: config/checks.py never saw it

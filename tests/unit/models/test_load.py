@@ -112,7 +112,9 @@ def test_gpt2_tanh_gelu_is_fused_with_the_same_logits(tiny_model) -> None:
     plain = AutoModelForCausalLM.from_pretrained(path).eval()
     ids = torch.randint(5, fused.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            fused(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-5, rtol=0
+        )
 
 
 # ------------------------------------------------------------------------------------------ tokenizer

@@ -27,10 +27,20 @@ def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[tor
 def setup(cfg: TrainingConfig, examples: list[dict[str, object]], evaluate=None) -> TrainSetup:  # noqa: ANN001
     model = Regressor()
     opt = build_optimizer(model, cfg)
-    return TrainSetup(model=model, optimizer=opt, scheduler=build_scheduler(opt, cfg, total_steps(len(examples), cfg)),
-                      accelerator=Accelerator(cpu=True), examples=examples,
-                      collate=PadCollator(0, None, label_is_sequence=False), loss_fn=loss_fn,
-                      task="sequence_classification", cfg=cfg, seed=0, group_by_length=False, evaluate=evaluate)
+    return TrainSetup(
+        model=model,
+        optimizer=opt,
+        scheduler=build_scheduler(opt, cfg, total_steps(len(examples), cfg)),
+        accelerator=Accelerator(cpu=True),
+        examples=examples,
+        collate=PadCollator(0, None, label_is_sequence=False),
+        loss_fn=loss_fn,
+        task="sequence_classification",
+        cfg=cfg,
+        seed=0,
+        group_by_length=False,
+        evaluate=evaluate,
+    )
 
 
 def examples(n: int) -> list[dict[str, object]]:
@@ -40,10 +50,24 @@ def examples(n: int) -> list[dict[str, object]]:
 def test_accumulation_equals_one_big_batch() -> None:
     """4 micro-batches of 2 accumulated give the same update as one batch of 8 (every row weighs the same)."""
     data = examples(8)
-    a = setup(TrainingConfig(batch_size=2, gradient_accumulation_steps=4, max_steps=1, optimizer="sgd",
-                             learning_rate=0.1, adam_beta1=0.5, max_grad_norm=None), data)
-    b = setup(TrainingConfig(batch_size=8, max_steps=1, optimizer="sgd", learning_rate=0.1, adam_beta1=0.5,
-                             max_grad_norm=None), data)
+    a = setup(
+        TrainingConfig(
+            batch_size=2,
+            gradient_accumulation_steps=4,
+            max_steps=1,
+            optimizer="sgd",
+            learning_rate=0.1,
+            adam_beta1=0.5,
+            max_grad_norm=None,
+        ),
+        data,
+    )
+    b = setup(
+        TrainingConfig(
+            batch_size=8, max_steps=1, optimizer="sgd", learning_rate=0.1, adam_beta1=0.5, max_grad_norm=None
+        ),
+        data,
+    )
     train(a)
     train(b)
     torch.testing.assert_close(a.model.weight, b.model.weight)
@@ -51,17 +75,32 @@ def test_accumulation_equals_one_big_batch() -> None:
 
 def test_early_stopping_after_patience() -> None:
     scores = iter([1.0, 0.9, 0.95, 0.97, 0.99, 0.5])
-    s = setup(TrainingConfig(batch_size=4, max_steps=50, eval_strategy="steps", eval_steps=1,
-                             early_stopping_patience=3, learning_rate=0.01), examples(16),
-              evaluate=lambda: {"eval_loss": next(scores)})
+    s = setup(
+        TrainingConfig(
+            batch_size=4,
+            max_steps=50,
+            eval_strategy="steps",
+            eval_steps=1,
+            early_stopping_patience=3,
+            learning_rate=0.01,
+        ),
+        examples(16),
+        evaluate=lambda: {"eval_loss": next(scores)},
+    )
     state = train(s)
     assert state.step == 5 and "early stopping" in state.stop_reason
 
 
 def test_resume_state_continues_mid_epoch() -> None:
     data = examples(12)
-    cfg = TrainingConfig(batch_size=2, max_steps=6, learning_rate=0.05, optimizer="sgd", adam_beta1=0.5,
-                         lr_scheduler="constant")
+    cfg = TrainingConfig(
+        batch_size=2,
+        max_steps=6,
+        learning_rate=0.05,
+        optimizer="sgd",
+        adam_beta1=0.5,
+        lr_scheduler="constant",
+    )
     full = setup(cfg, data)
     train(full)
     first = setup(cfg.model_copy(update={"max_steps": 3}), data)

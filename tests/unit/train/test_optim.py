@@ -23,7 +23,11 @@ def test_no_weight_decay_on_biases_and_norms() -> None:
     decay, no_decay = parameter_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and decay["params"] == [model.proj.weight]
     assert no_decay["weight_decay"] == 0.0
-    assert {id(p) for p in no_decay["params"]} == {id(model.proj.bias), id(model.norm.weight), id(model.norm.bias)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model.proj.bias),
+        id(model.norm.weight),
+        id(model.norm.bias),
+    }
 
 
 @pytest.mark.parametrize("kind,mid,end", [("linear", 0.5, 0.0), ("cosine", 0.5, 0.0), ("constant", 1.0, 1.0)])

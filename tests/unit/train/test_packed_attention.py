@@ -39,8 +39,10 @@ def test_each_packed_document_gets_the_logits_it_gets_alone(tiny_model, arch: st
     assert model.config._attn_implementation == packed_attention.NAME
     with torch.no_grad():
         logits = _forward(model, batch)
-        alone = {tuple(r["input_ids"]): model(input_ids=torch.tensor([r["input_ids"]]), use_cache=False).logits[0]
-                 for r in rows}
+        alone = {
+            tuple(r["input_ids"]): model(input_ids=torch.tensor([r["input_ids"]]), use_cache=False).logits[0]
+            for r in rows
+        }
     checked = 0
     for b, pack in enumerate(packs):
         starts = [i for i, p in enumerate(pack["position_ids"]) if p == 0] + [len(pack["input_ids"])]

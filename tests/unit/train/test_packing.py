@@ -40,9 +40,13 @@ def test_no_token_attends_across_a_boundary(arch: str, tiny_model) -> None:
     assert len(packed) == 1
     batch = PackedCollator(pad_id=0, length=24)([packed[0]])
     with torch.no_grad():
-        together = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-        alone = {len(r["input_ids"]): model(input_ids=torch.tensor([r["input_ids"]]), use_cache=False).logits[0]
-                 for r in (a, b)}
+        together = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
+        alone = {
+            len(r["input_ids"]): model(input_ids=torch.tensor([r["input_ids"]]), use_cache=False).logits[0]
+            for r in (a, b)
+        }
     first, second = (11, 7)  # first-fit decreasing puts the longer row first
     torch.testing.assert_close(together[0, :first], alone[first], atol=1e-5, rtol=0)
     torch.testing.assert_close(together[0, first : first + second], alone[second], atol=1e-5, rtol=0)
@@ -58,7 +62,11 @@ def test_packed_loss_equals_sum_of_row_losses(tiny_model) -> None:
     batch = PackedCollator(pad_id=0, length=32)(packed)
     with torch.no_grad():
         total, count = selective_lm_loss(model, {k: v for k, v in batch.items() if k != "token_mask"})
-        parts = [full_lm_loss(model, {"input_ids": torch.tensor([e["input_ids"]]),
-                                      "labels": torch.tensor([e["labels"]])}) for e in examples]
+        parts = [
+            full_lm_loss(
+                model, {"input_ids": torch.tensor([e["input_ids"]]), "labels": torch.tensor([e["labels"]])}
+            )
+            for e in examples
+        ]
     assert count == sum(n for _, n in parts) == sum(len(e["input_ids"]) - 1 for e in examples)
     torch.testing.assert_close(total, sum(loss for loss, _ in parts), atol=1e-4, rtol=1e-5)
