@@ -1,4 +1,5 @@
-"""`llmft validate --deep`: a target module the model lacks and a column the data lacks, with the real names."""
+"""`llmft validate --deep`: a target module the model lacks and a column the data lacks, named with the
+real ones."""
 
 from __future__ import annotations
 

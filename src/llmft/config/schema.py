@@ -59,7 +59,8 @@ class DatasetConfig(Section):
     split: SplitNames = Field(default_factory=SplitNames, description="Which splits to use.")
     validation_fraction: Fraction = Field(
         0.1,
-        description="Fraction of the training rows held out for validation when no validation split is given.",
+        description="Fraction of the training rows held out for validation "
+        "when no validation split is given.",
     )
     max_train_rows: PositiveInt | None = Field(None, description="Use at most this many training rows.")
     max_eval_rows: PositiveInt | None = Field(None, description="Use at most this many validation/test rows.")
@@ -95,7 +96,8 @@ DataFormat = Literal[
 class PreprocessingConfig(Section):
     format: DataFormat = Field(
         "auto",
-        description="Row format. `auto` detects it from the columns: text, alpaca (instruction/input/output), "
+        description="Row format. `auto` detects it from the columns: "
+        "text, alpaca (instruction/input/output), "
         "sharegpt (conversations), messages (role/content), classification (text + label), "
         "preference (prompt/chosen/rejected), seq2seq (input/target).",
     )
@@ -334,7 +336,8 @@ Metric = Literal["loss", "perplexity", "accuracy", "precision", "recall", "f1", 
 class EvaluationConfig(Section):
     metrics: list[Metric] | None = Field(
         None,
-        description="Metrics to report; default: loss+perplexity (LM) or accuracy/precision/recall/f1 (classification).",
+        description="Metrics to report; default: loss+perplexity (LM) "
+        "or accuracy/precision/recall/f1 (classification).",
     )
     on_test: bool = Field(True, description="Evaluate on the test split at the end when there is one.")
 
@@ -351,7 +354,8 @@ class HpoConfig(Section):
     )
     parameters: dict[str, object] = Field(
         default_factory=dict,
-        description="Config path → space: a list (choices), `{low, high, log}` (float) or `{low, high, step}` (int).",
+        description="Config path → space: a list (choices), `{low, high, log}` (float) "
+        "or `{low, high, step}` (int).",
     )
     parallel: PositiveInt = Field(1, description="Trials at once on this machine.")
     timeout: PositiveFloat | None = Field(None, description="Stop starting trials after this many seconds.")

@@ -126,7 +126,8 @@ def _parse_yaml(text: str, source: str) -> object:
         raise ConfigError(
             f"invalid YAML: {problem}",
             source=f"{source}{line}",
-            fix="check indentation (spaces, not tabs) and that every `key: value` has a space after the colon",
+            fix="check indentation (spaces, not tabs) "
+            "and that every `key: value` has a space after the colon",
         ) from None
 
 

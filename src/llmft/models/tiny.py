@@ -355,7 +355,8 @@ def _model_config(
     if arch == "gpt2":
         return GPT2Config(
             vocab_size=vocab, n_positions=1024, n_embd=hidden, n_layer=layers, n_head=heads,
-            n_inner=4 * hidden, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad, initializer_range=INIT_STD,
+            n_inner=4 * hidden, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad,
+            initializer_range=INIT_STD,
         )  # fmt: skip
     if arch in ("llama", "qwen2"):
         cls = LlamaConfig if arch == "llama" else Qwen2Config
@@ -368,7 +369,8 @@ def _model_config(
     if arch == "bert":
         return BertConfig(
             vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            intermediate_size=4 * hidden, max_position_embeddings=2048, pad_token_id=pad, initializer_range=INIT_STD,
+            intermediate_size=4 * hidden, max_position_embeddings=2048, pad_token_id=pad,
+            initializer_range=INIT_STD,
         )  # fmt: skip
     if arch == "distilbert":
         return DistilBertConfig(

@@ -40,7 +40,7 @@ class Session:
         return self.setup.accelerator.unwrap_model(self.setup.model)  # type: ignore[attr-defined]
 
     def finish_training(self) -> None:
-        """Undo training-only model settings (packed attention), so the saved and returned model is standard."""
+        """Undo training-only settings (packed attention): the saved and returned model is standard."""
         from llmft.train import packed_attention
 
         packed_attention.disable(self.model_for_saving())

@@ -255,7 +255,7 @@ def test_nothing_left_after_tokenization_is_an_error(tmp_path: Path, tokenizer) 
 
 
 def test_parallel_encoding_equals_one_process(shared_data_dir: Path, tokenizer, monkeypatch) -> None:
-    """Worker processes (data.tokenization.num_proc) give the same examples, in order, and the same statistics."""
+    """Worker processes (data.tokenization.num_proc) give the same examples, in order, and statistics."""
     import llmft.data.build as build
     from llmft.data.tokenize import Encoder
 
