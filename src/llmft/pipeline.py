@@ -103,6 +103,8 @@ def run(
 
     session = build_session(config, model, tokenizer, encoded, task, out, progress=progress)
     session.setup.on_evaluate = on_evaluate
+    for note in session.notes:
+        say(note)
     session.config_path = config_path
     session.data_fingerprint = prepared.fingerprint
     preflight(session, adapter.trainable_params, adapter.total_params)

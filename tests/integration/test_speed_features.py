@@ -59,8 +59,11 @@ def test_packing_learns_like_padding(tiny_model, synth_data, tmp_path: Path) -> 
                 "training.batch_size=2" if packing else "training.batch_size=10",
             ],
         )
-        results[packing] = run(config, say=lambda _: None, progress=False)
+        said: list[str] = []
+        results[packing] = run(config, say=said.append, progress=False)
     padded, packed = results[False], results[True]
+    packing_lines = [line for line in said if line.startswith("packing:")]
+    assert len(packing_lines) == 1 and "attention per document" in packing_lines[0], said
     # Packed training ran with per-document attention; the returned (and saved) model is back on plain sdpa.
     assert packed.model.get_base_model().config._attn_implementation == "sdpa"
     seen = {k: json.loads((r.output_dir / "run.json").read_text())["tokens_seen"] for k, r in results.items()}

@@ -30,6 +30,7 @@ class Session:
     config_path: str | None = None
     data_fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
     last_eval: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know about the set-up (packing)
     best_value: float | None = None
 
     @property
@@ -89,19 +90,27 @@ def _collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
 
 
 def _packed(
-    model: torch.nn.Module, encoded: EncodedData, collate: PadCollator, max_length: int
+    model: torch.nn.Module, encoded: EncodedData, collate: PadCollator, max_length: int, notes: list[str]
 ) -> tuple[list[dict[str, object]], PackedCollator]:
-    """Pack the training rows (causal LM on an architecture whose masks honour restarted positions)."""
+    """Pack the training rows (causal LM on an architecture whose masks honour restarted positions);
+    appends a line for the user to ``notes``."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if not supports_selective_head(model):
         raise ModelError(
             f"data.packing is not supported for model type `{model_type}` with this adapter",
             fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})",
         )
-    packed = pack_examples(encoded.examples["train"], max_length)
+    rows = encoded.examples["train"]
+    packed = pack_examples(rows, max_length)
     from llmft.train import packed_attention
 
-    packed_attention.enable(model, max_length)  # per-document causal attention, not a dense block mask
+    per_document = packed_attention.enable(model, max_length)  # instead of a dense block-diagonal mask
+    tokens = sum(len(p["input_ids"]) for p in packed)  # type: ignore[arg-type]
+    notes.append(
+        f"packing: {len(rows)} rows into {len(packed)} sequences of up to {max_length} tokens "
+        f"({tokens / max(1, len(packed) * max_length):.0%} full); attention "
+        + ("per document (causal SDPA)" if per_document else "through a block-diagonal mask")
+    )
     return packed, PackedCollator(collate.pad_id, max_length, collate.pad_to_multiple_of)
 
 
@@ -125,8 +134,11 @@ def build_session(
             model.enable_input_require_grads()  # type: ignore[operator]
     collate = _collator(tokenizer, config, task)
     train_examples, train_collate = encoded.examples["train"], collate
+    notes: list[str] = []
     if config.data.packing:
-        train_examples, train_collate = _packed(model, encoded, collate, config.data.tokenization.max_length)
+        train_examples, train_collate = _packed(
+            model, encoded, collate, config.data.tokenization.max_length, notes
+        )
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -152,6 +164,7 @@ def build_session(
         num_labels=len(encoded.label_names) if encoded.label_names else None,
         config=config,
         out=out,
+        notes=notes,
     )
     validation = encoded.examples.get("validation")
     if validation:
