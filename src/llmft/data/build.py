@@ -46,7 +46,7 @@ class PreparedData:
         return self.format == "classification"
 
     def label_names(self, declared: list[str] | None) -> list[str] | None:
-        """Class names in id order: declared ones, or the sorted set of training labels (stable across runs)."""
+        """Class names in id order: the declared ones, or the sorted training labels (stable across runs)."""
         if not self.has_labels:
             return None
         found = {str(r["label"]) for r in self.rows["train"]}
