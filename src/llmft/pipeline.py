@@ -9,8 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmft.config.schema import RunConfig
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports this module before torch is wanted
+    from llmft.adapters.build import AdapterSummary
+    from llmft.data.build import EncodedData, PreparedData
+    from llmft.train.loop import LoopState
 
 Say = Callable[[str], None]
 
@@ -121,17 +127,7 @@ def run(
     artifacts.write_json(out / "eval_results.json", metrics)
     model_dir = artifacts.save_model(session.model_for_saving(), tokenizer, out)
     artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"))
-    artifacts.write_json(
-        out / "data_report.json",
-        {
-            "origin": prepared.origin,
-            "format": prepared.format,
-            "template": encoded.template,
-            "splits": {
-                s: {**prepared.reports[s].to_dict(), **encoded.stats[s].to_dict()} for s in encoded.stats
-            },
-        },
-    )
+    artifacts.write_json(out / "data_report.json", _data_report(prepared, encoded))
     if encoded.label_names:
         artifacts.write_json(out / "labels.json", {"id2label": dict(enumerate(encoded.label_names))})
     artifacts.write_json(
@@ -145,14 +141,8 @@ def run(
             "task_reason": why,
             "data_fingerprint": prepared.fingerprint,
             "data_format": prepared.format,
-            "adapter": adapter.describe(),
-            "trainable_params": adapter.trainable_params,
-            "total_params": adapter.total_params,
-            "steps": state.step,
-            "epochs_completed": state.epoch,
-            "tokens_seen": state.tokens_seen,
-            "stop_reason": state.stop_reason or "completed",
-            "skipped_nonfinite_steps": state.skipped_nonfinite,
+            **_adapter_record(adapter),
+            **_outcome_record(state),
             "model_dir": str(model_dir),
             "resumed_from": str(resumed_from) if resumed_from else None,
         },
@@ -162,6 +152,37 @@ def run(
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
     return RunResult(metrics, out, task, state.train_losses, session.model_for_saving(), tokenizer)
+
+
+def _data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, object]:
+    """data_report.json: where the rows came from, and per split what was kept, dropped and truncated."""
+    return {
+        "origin": prepared.origin,
+        "format": prepared.format,
+        "template": encoded.template,
+        "splits": {
+            s: {**prepared.reports[s].to_dict(), **stats.to_dict()} for s, stats in encoded.stats.items()
+        },
+    }
+
+
+def _adapter_record(adapter: AdapterSummary) -> dict[str, object]:
+    return {
+        "adapter": adapter.describe(),
+        "trainable_params": adapter.trainable_params,
+        "total_params": adapter.total_params,
+    }
+
+
+def _outcome_record(state: LoopState) -> dict[str, object]:
+    """How training ended, for run.json: a resumed or stopped run says so here."""
+    return {
+        "steps": state.step,
+        "epochs_completed": state.epoch,
+        "tokens_seen": state.tokens_seen,
+        "stop_reason": state.stop_reason or "completed",
+        "skipped_nonfinite_steps": state.skipped_nonfinite,
+    }
 
 
 def _seed(seed: int, threads: int | None) -> None:
