@@ -1,4 +1,6 @@
-"""models/load.py: the right class per task, safe weights, dtype, dropout, offline and qlora errors."""
+"""models/load.py and the modules it draws on (local, hub, precision, dropout, tokenizer), through the
+names load.py re-exports: the right class per task, safe weights, dtype, dropout, offline and qlora errors.
+"""
 
 from __future__ import annotations
 
