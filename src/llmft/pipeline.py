@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports this module before to
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
     from llmft.train.loop import LoopState
+    from llmft.train.session import Session
 
 Say = Callable[[str], None]
 
@@ -55,18 +56,8 @@ def run(
     ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
     through it, by raising).
     """
-    from llmft.adapters.build import attach_adapter
-    from llmft.data.build import encode_splits, prepare_rows
-    from llmft.models.load import infer_task, load_model, load_model_config, load_tokenizer
     from llmft.train import artifacts
-    from llmft.train.lifecycle import (
-        check_resume,
-        check_resume_rows,
-        checkpoint_to_resume,
-        preflight,
-        resume_state,
-        train_with_signals,
-    )
+    from llmft.train.lifecycle import check_resume, checkpoint_to_resume
     from llmft.train.session import build_session, final_metrics
 
     started = artifacts.now()
@@ -75,72 +66,28 @@ def run(
     if resumed_from:
         check_resume(resumed_from, config, say)
     _seed(config.seed, config.training.num_threads)
-    token = config.hf_token
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
-
-    prepared = prepare_rows(config.data, config.seed, token)
-    say(
-        f"data: {prepared.origin}, format {prepared.format} ("
-        + "; ".join(f"{s}: {r.summary()}" for s, r in prepared.reports.items())
-        + ")"
+    inputs = _load_inputs(config, resumed_from, say)
+    model, adapter = _load_model(config, inputs, say)
+    session = build_session(
+        config, model, inputs.tokenizer, inputs.encoded, inputs.task, out, progress=progress
     )
-    if resumed_from:  # before the model loads: other rows would make the saved data position meaningless
-        check_resume_rows(resumed_from, prepared.fingerprint, say)
-    model_config = load_model_config(config.model, token)
-    task, why = infer_task(config.model, model_config, prepared.has_labels)
-    say(f"task: {task} ({why})")
-    tokenizer = load_tokenizer(
-        config.data.tokenization.tokenizer or config.model.name_or_path,
-        trust_remote_code=config.model.trust_remote_code,
-        revision=config.model.revision,
-        token=token,
-    )
-    encoded = encode_splits(prepared, config.data, tokenizer, task)
-    _say_tokens(say, encoded)
-    model = load_model(config.model, task, tokenizer=tokenizer, label_names=encoded.label_names, token=token)
-    model, adapter = attach_adapter(
-        model,
-        config.model.adapter,
-        task,
-        log=say,
-        tokenizer_name_or_path=config.data.tokenization.tokenizer or config.model.name_or_path,
-    )
-
-    session = build_session(config, model, tokenizer, encoded, task, out, progress=progress)
     session.setup.on_evaluate = on_evaluate
+    session.config_path = config_path
+    session.data_fingerprint = inputs.prepared.fingerprint
     for note in session.notes:
         say(note)
-    session.config_path = config_path
-    session.data_fingerprint = prepared.fingerprint
-    preflight(session, adapter.trainable_params, adapter.total_params)
-    state = resume_state(session, resumed_from, say) if resumed_from else None
-    t0 = time.perf_counter()
-    state = train_with_signals(session, state, say)
-    say(
-        f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s"
-        + (f" ({state.stop_reason})" if state.stop_reason else "")
-    )
-    session.finish_training()
-    metrics = final_metrics(session, encoded)
-
-    artifacts.write_json(out / "eval_results.json", metrics)
-    model_dir = artifacts.save_model(session.model_for_saving(), tokenizer, out)
-    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"))
-    artifacts.write_json(out / "data_report.json", _data_report(prepared, encoded))
-    if encoded.label_names:
-        artifacts.write_json(out / "labels.json", {"id2label": dict(enumerate(encoded.label_names))})
-    artifacts.write_json(
-        out / "run.json",
+    state = _train(session, adapter, resumed_from, say)
+    metrics = final_metrics(session, inputs.encoded)
+    model_dir = artifacts.save_model(session.model_for_saving(), inputs.tokenizer, out)
+    _write_run_files(
+        out,
+        config,
+        inputs,
+        metrics,
         {
-            "versions": artifacts.versions(),
-            "seed": config.seed,
             "started": started,
-            "finished": artifacts.now(),
-            "task": task,
-            "task_reason": why,
-            "data_fingerprint": prepared.fingerprint,
-            "data_format": prepared.format,
             **_adapter_record(adapter),
             **_outcome_record(state),
             "model_dir": str(model_dir),
@@ -151,7 +98,112 @@ def run(
         f"saved to {out}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
-    return RunResult(metrics, out, task, state.train_losses, session.model_for_saving(), tokenizer)
+    return RunResult(
+        metrics, out, inputs.task, state.train_losses, session.model_for_saving(), inputs.tokenizer
+    )
+
+
+@dataclass
+class _Inputs:
+    """What the model is trained on: the rows, the task they imply, and their tokens."""
+
+    prepared: PreparedData
+    task: str
+    task_reason: str
+    tokenizer: object
+    encoded: EncodedData
+
+
+def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inputs:
+    """Rows → task → tokenizer → tokens, each step reported. A resume is checked against the rows here,
+    before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
+    from llmft.data.build import encode_splits, prepare_rows
+    from llmft.models.load import infer_task, load_model_config, load_tokenizer
+    from llmft.train.lifecycle import check_resume_rows
+
+    token = config.hf_token
+    prepared = prepare_rows(config.data, config.seed, token)
+    say(
+        f"data: {prepared.origin}, format {prepared.format} ("
+        + "; ".join(f"{s}: {r.summary()}" for s, r in prepared.reports.items())
+        + ")"
+    )
+    if resumed_from:
+        check_resume_rows(resumed_from, prepared.fingerprint, say)
+    task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
+    say(f"task: {task} ({why})")
+    tokenizer = load_tokenizer(
+        config.data.tokenization.tokenizer or config.model.name_or_path,
+        trust_remote_code=config.model.trust_remote_code,
+        revision=config.model.revision,
+        token=token,
+    )
+    encoded = encode_splits(prepared, config.data, tokenizer, task)
+    _say_tokens(say, encoded)
+    return _Inputs(prepared, task, why, tokenizer, encoded)
+
+
+def _load_model(config: RunConfig, inputs: _Inputs, say: Say) -> tuple[object, AdapterSummary]:
+    from llmft.adapters.build import attach_adapter
+    from llmft.models.load import load_model
+
+    model = load_model(
+        config.model,
+        inputs.task,
+        tokenizer=inputs.tokenizer,
+        label_names=inputs.encoded.label_names,
+        token=config.hf_token,
+    )
+    return attach_adapter(
+        model,
+        config.model.adapter,
+        inputs.task,
+        log=say,
+        tokenizer_name_or_path=config.data.tokenization.tokenizer or config.model.name_or_path,
+    )
+
+
+def _train(session: Session, adapter: AdapterSummary, resumed_from: Path | None, say: Say) -> LoopState:
+    """Pre-flight checks, the resume (if any), training with signal handling; the model is left standard."""
+    from llmft.train.lifecycle import preflight, resume_state, train_with_signals
+
+    preflight(session, adapter.trainable_params, adapter.total_params)
+    state = resume_state(session, resumed_from, say) if resumed_from else None
+    t0 = time.perf_counter()
+    state = train_with_signals(session, state, say)
+    say(
+        f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s"
+        + (f" ({state.stop_reason})" if state.stop_reason else "")
+    )
+    session.finish_training()
+    return state
+
+
+def _write_run_files(
+    out: Path, config: RunConfig, inputs: _Inputs, metrics: dict[str, float], record: dict[str, object]
+) -> None:
+    """eval_results.json, config.yaml, data_report.json, labels.json and run.json (``record`` + facts)."""
+    from llmft.train import artifacts
+
+    artifacts.write_json(out / "eval_results.json", metrics)
+    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"))
+    artifacts.write_json(out / "data_report.json", _data_report(inputs.prepared, inputs.encoded))
+    if inputs.encoded.label_names:
+        artifacts.write_json(out / "labels.json", {"id2label": dict(enumerate(inputs.encoded.label_names))})
+    artifacts.write_json(
+        out / "run.json",
+        {
+            "versions": artifacts.versions(),
+            "seed": config.seed,
+            "started": record.pop("started"),
+            "finished": artifacts.now(),
+            "task": inputs.task,
+            "task_reason": inputs.task_reason,
+            "data_fingerprint": inputs.prepared.fingerprint,
+            "data_format": inputs.prepared.format,
+            **record,
+        },
+    )
 
 
 def _data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, object]:
