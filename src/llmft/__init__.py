@@ -21,11 +21,15 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     return _load(path, overrides or [])
 
 
-def run(config: RunConfig) -> dict[str, float]:
-    """Train and evaluate as the config says; returns the final metrics."""
+def run(config: RunConfig, **options: object) -> dict[str, float]:
+    """Train and evaluate as the config says; returns the final metrics.
+
+    ``options`` are those of :func:`llmft.pipeline.run` (``say``, ``progress``, ``overwrite``, ``resume``,
+    ``on_evaluate``); use that function directly for the run directory, losses and the live model.
+    """
     from llmft.pipeline import run as _run
 
-    return _run(config).metrics
+    return _run(config, **options).metrics  # type: ignore[arg-type]
 
 
 __all__ = ["__version__", "load_config", "run"]

@@ -6,12 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+import llmft
 from llmft.config.load import load_config
 from llmft.pipeline import run
 
@@ -25,6 +27,16 @@ def write_config(path: Path, config: dict[str, object]) -> Path:
 
 def quiet_run(config_path: Path, overrides: list[str] | None = None):  # noqa: ANN201
     return run(load_config(config_path, overrides or []), say=lambda _: None, progress=False)
+
+
+def importlib_version_or_none(name: str) -> str | None:
+    """The installed version of ``name``, or None when it runs from source without package metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def first_and_last_loss(result) -> tuple[float, float]:  # noqa: ANN001
@@ -72,7 +84,19 @@ def test_sft_alpaca_llama_lora_reloads_with_plain_peft(tiny_model, alpaca_200: P
         p.name for p in run_dir.iterdir()
     }
     assert (run_dir / "model" / "adapter_model.safetensors").exists()
-    assert json.loads((run_dir / "run.json").read_text())["task"] == "causal_lm"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["task"] == "causal_lm"
+    versions = record["versions"]
+    for package in ("torch", "transformers", "peft", "llmft"):
+        assert versions.get(package) not in (None, "", "not installed"), versions
+    assert versions["llmft"] in (llmft.__version__, importlib_version_or_none("llmft")), versions
+    assert record["seed"] == load_config(cfg, []).seed == 42  # the default seed
+    started, finished = (datetime.fromisoformat(record[k]) for k in ("started", "finished"))
+    assert started.tzinfo is not None and started <= finished, record
+    assert isinstance(record["data_fingerprint"], str) and record["data_fingerprint"]
+    assert record["steps"] == 30
+    assert record["tokens_seen"] > 0
+    assert record["stop_reason"] == "completed"
 
     batch = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29]])
     live = result.model.eval()

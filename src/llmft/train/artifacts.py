@@ -85,6 +85,11 @@ class MetricsLog:
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on, for run.json.
+
+    llmft run from a source checkout (``PYTHONPATH=src``) has no package metadata: its own
+    ``__version__`` is recorded then, rather than "not installed".
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
@@ -93,6 +98,10 @@ def versions() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "not installed"
+    if out["llmft"] == "not installed":
+        from llmft import __version__
+
+        out["llmft"] = __version__
     return out
 
 

@@ -1,18 +1,22 @@
 """Data sources: local files of every format, split files and `dir`, folders saved with `save_to_disk`, the
-Hub (offline here, so only its error), and the seeded validation carve-out."""
+Hub (its offline error, and its working path with `datasets.load_dataset` faked at the network boundary),
+and the seeded validation carve-out."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from llmft.config.load import load_config
 from llmft.config.schema import DatasetConfig
 from llmft.data.sources import file_format, load_splits, read_local_rows, rows_to_dataset
 from llmft.errors import DataError
 
+REPO = Path(__file__).resolve().parents[3]
 ROWS = [{"text": f"row number {i}", "label": f"class{i % 3}"} for i in range(20)]
 
 
@@ -277,3 +281,127 @@ def test_a_hub_dataset_offline_is_a_data_error(name: str, subset: str | None) ->
     with pytest.raises(DataError, match=f"dataset `{name}` is not available offline") as err:
         _load(name=name, subset=subset)
     assert "save_to_disk" in str(err.value.fix)
+
+
+class FakeHub:
+    """Stands in for `datasets.load_dataset` (the network boundary): records each call and serves rows
+    from an in-memory `DatasetDict`, slicing `train[10:20]`-style split names as the Hub does."""
+
+    def __init__(self, splits: dict[str, list[dict[str, object]]]) -> None:
+        import datasets
+
+        self.data = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, path: str, name: str | None = None, *, split: str | None = None, **kwargs: object):
+        self.calls.append({"path": path, "name": name, "split": split, **kwargs})
+        if split is None:
+            return self.data
+        base, start, stop = re.fullmatch(r"(\w+)(?:\[(\d*):(\d*)\])?", split).groups()
+        if base not in self.data:
+            raise ValueError(f'Unknown split "{base}". Should be one of {list(self.data)}.')
+        rows = range(len(self.data[base]))[int(start or 0) : int(stop) if stop else None]
+        return self.data[base].select(rows)
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Install a FakeHub holding ``ROWS`` as `train` and a separate 450-row `test` split."""
+    import datasets
+
+    test = [{"text": f"test row {i}", "label": f"class{i % 3}"} for i in range(450)]
+    fake = FakeHub({"train": ROWS, "test": test})
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    return fake
+
+
+def test_a_hub_dataset_is_loaded_by_name_and_subset(hub: FakeHub) -> None:
+    raw = _load(name="nyu-mll/glue", subset="sst2", validation_fraction=0)
+
+    assert hub.calls == [{"path": "nyu-mll/glue", "name": "sst2", "split": "train", "token": None}]
+    assert raw.train.to_list() == ROWS
+    assert raw.validation is None and raw.test is None
+    assert raw.origin == "hub:nyu-mll/glue/sst2"
+    assert raw.where("train") == "hub:nyu-mll/glue/sst2 (train split)"
+
+
+def test_a_hub_dataset_without_validation_gets_one_carved_with_the_seed(hub: FakeHub) -> None:
+    first, again, other = (_load(seed, name="imdb", validation_fraction=0.25) for seed in (3, 3, 4))
+
+    assert [c["split"] for c in hub.calls] == ["train"] * 3  # no validation or test split is asked for
+    assert first.validation_carved and (len(first.train), len(first.validation)) == (15, 5)
+    assert sorted(r["text"] for r in first.train.to_list() + first.validation.to_list()) == sorted(
+        r["text"] for r in ROWS
+    )
+    assert first.validation.to_list() == again.validation.to_list()
+    assert first.validation.to_list() != other.validation.to_list()
+    for split, dataset in (("train", first.train), ("validation", first.validation)):
+        assert [ROWS[n - 1] for n in first.row_numbers[split]] == dataset.to_list()
+    assert first.where("validation") == "hub:imdb (validation split)"
+
+
+def test_hub_split_names_and_slices_are_passed_through(hub: FakeHub) -> None:
+    raw = _load(name="imdb", split={"train": "train[2:12]", "validation": "test[:3]", "test": "test[3:8]"})
+
+    assert [(c["path"], c["name"], c["split"]) for c in hub.calls] == [
+        ("imdb", None, "train[2:12]"),
+        ("imdb", None, "test[:3]"),
+        ("imdb", None, "test[3:8]"),
+    ]
+    assert raw.train.to_list() == ROWS[2:12]
+    assert [r["text"] for r in raw.validation.to_list()] == [f"test row {i}" for i in range(3)]
+    assert [r["text"] for r in raw.test.to_list()] == [f"test row {i}" for i in range(3, 8)]
+    assert not raw.validation_carved
+
+
+def test_the_legacy_example_config_loads_its_hub_slices(hub: FakeHub) -> None:
+    """configs/example_config.json: `type: huggingface`, `load_from_hub: true`, a split per role."""
+    config = load_config(REPO / "configs" / "example_config.json", [])
+    dataset = config.data.dataset
+    assert (dataset.resolved_source(), dataset.name, dataset.subset) == ("hub", "imdb", None)
+
+    raw = load_splits(dataset, config.seed, config.hf_token)
+
+    assert hub.calls == [
+        {"path": "imdb", "name": None, "split": "train[:1000]", "token": None},
+        {"path": "imdb", "name": None, "split": "test[:200]", "token": None},
+        {"path": "imdb", "name": None, "split": "test[200:400]", "token": None},
+    ]
+    assert raw.train.to_list() == ROWS  # fewer rows than the slice asks for: all of them
+    assert [r["text"] for r in raw.validation.to_list()] == [f"test row {i}" for i in range(200)]
+    assert [r["text"] for r in raw.test.to_list()] == [f"test row {i}" for i in range(200, 400)]
+    assert not raw.validation_carved and raw.origin == "hub:imdb"
+
+
+def test_the_hub_token_is_passed_to_load_dataset(hub: FakeHub) -> None:
+    config = load_config(
+        None,
+        [
+            "data.dataset.name=someone/private",
+            "data.dataset.split.validation=test",
+            "hf_token=hf_secret",
+            "model.name_or_path=gpt2",
+        ],
+    )
+
+    load_splits(config.data.dataset, config.seed, config.hf_token)
+
+    assert [(c["split"], c["token"]) for c in hub.calls] == [("train", "hf_secret"), ("test", "hf_secret")]
+
+
+def test_hub_row_caps_apply(hub: FakeHub) -> None:
+    raw = _load(name="imdb", split={"validation": "test"}, max_train_rows=6, max_eval_rows=2)
+
+    assert raw.train.to_list() == ROWS[:6]
+    assert len(raw.validation) == 2
+
+
+def test_a_hub_error_online_names_the_split(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+
+    with pytest.raises(
+        DataError, match=r"cannot load `imdb` split `valid` from the Hub: Unknown split"
+    ) as err:
+        _load(name="imdb", split={"validation": "valid"})
+    assert "data.dataset.name, subset and split" in str(err.value.fix)
