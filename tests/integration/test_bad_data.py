@@ -5,6 +5,8 @@ The corpus is committed with a sidecar, ``expectations.json`` (file → message 
 Every file runs through the CLI entry point in-process (fast); a handful also run as a real subprocess,
 exactly as a user would type the command. Data is read before the model is loaded, so all of them fail
 within the data step. ``on_bad_rows: skip`` is checked here too: bad rows are dropped and counted by reason.
+Other bad input - a missing data file, filters that leave no row, a LoRA target the model lacks - must stop
+the same way: exit code 2, one short message that names the problem and says how to fix it.
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ def test_bad_file_stops_train_with_exit_code_2_and_a_located_message(
 
 
 @pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Iterator[dict[str, subprocess.Popen]]:
+def cli_runs(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model, synth_data
+) -> Iterator[dict[str, subprocess.Popen]]:
     """Start every subprocess case at once: each spends seconds importing torch, so they overlap."""
     env = {
         **os.environ,
@@ -121,12 +125,19 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model) -> Iterator[d
         "TRANSFORMERS_OFFLINE": "1",
     }
     env.pop("LLMFT_DEBUG", None)
-    runs = {}
+    commands = {}
     for name in SUBPROCESS_CASES:
         config = _write_config(tmp_path_factory.mktemp("cli"), CORPUS / name, tiny_model("gpt2"))
-        command = [sys.executable, "-m", "llmft.cli.main", "train", str(config)]
+        commands[name] = [str(config), *_overrides(EXPECTATIONS[name])]
+    # Good data, then a LoRA target the model lacks: fails after the model is loaded, not in the data step.
+    config = _write_config(
+        tmp_path_factory.mktemp("cli"), synth_data("sft", rows=16)["train"], tiny_model("llama")
+    )
+    commands[UNKNOWN_TARGET] = [str(config), UNKNOWN_TARGET]
+    runs = {}
+    for name, args in commands.items():
         runs[name] = subprocess.Popen(
-            [*command, *_overrides(EXPECTATIONS[name])],
+            [sys.executable, "-m", "llmft.cli.main", "train", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -164,6 +175,73 @@ def test_a_1mb_broken_line_is_reported_by_line_without_echoing_it(
     expected = {"message": "line 2 is not valid JSON: Unterminated string", "line": 2}
     _check_message("huge_line.jsonl", expected, output)
     assert len(output) < 2_000, "the 1 MB line must not be echoed back"
+
+
+# ----------------------------------------------------------------------- other bad input, through the CLI
+UNKNOWN_TARGET = "model.adapter.target_modules=[c_attn]"  # GPT-2's fused q/k/v; Llama has no such layer
+LLAMA_LINEAR = "down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"
+
+
+def _check_bad_input(output: str, stderr: str, fragments: list[str], fix: str) -> None:
+    """No traceback; a short `error:` paragraph holding every fragment, then a `Fix:` line."""
+    assert "Traceback" not in output, output
+    assert "internal error" not in output, output
+    found = re.search(r"^error: ", stderr, re.MULTILINE)
+    assert found, f"no `error:` line in stderr:\n{stderr}"
+    message = stderr[found.start() :].strip().splitlines()
+    assert len(message) <= 4, f"the message is not one short paragraph:\n{stderr}"
+    for fragment in fragments:
+        assert fragment in message[0], f"no {fragment!r} in:\n{stderr}"
+    assert any(line.startswith("Fix: ") and fix in line for line in message[1:]), f"no fix line in:\n{stderr}"
+
+
+def _bad_input(kind: str, tmp_path: Path) -> tuple[str, list[str], str]:
+    """The override that breaks a good config, what the message must name, and what the fix must say."""
+    if kind == "missing_file":
+        missing = tmp_path / "not_there" / "train.jsonl"
+        return (
+            f"data.dataset.train_file={missing}",
+            ["data file not found", str(missing)],
+            "check data.dataset.train_file",
+        )
+    if kind == "no_rows_left":
+        return (
+            "data.preprocessing.min_length=1000000",
+            ["no training rows left", "shorter than min_length (1000000 chars)"],
+            "loosen data.preprocessing filters",
+        )
+    assert kind == "unknown_target"
+    return (
+        UNKNOWN_TARGET,
+        ["`c_attn` matches no module in the model"],
+        f"use names of the model's linear layers: {LLAMA_LINEAR}",
+    )
+
+
+@pytest.mark.parametrize("kind", ["missing_file", "no_rows_left", "unknown_target"])
+def test_bad_input_stops_train_with_exit_code_2_and_a_fix(
+    kind: str, tmp_path: Path, tiny_model, synth_data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _write_config(tmp_path, synth_data("sft", rows=16)["train"], tiny_model("llama"))
+    override, fragments, fix = _bad_input(kind, tmp_path)
+
+    code = _main_in_process("train", str(config), override)
+
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert code == 2, output
+    _check_bad_input(output, captured.err, fragments, fix)
+    assert "self_attn" not in output  # a container LoRA refuses is never suggested
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_unknown_target_module_through_the_real_cli(cli_runs: dict[str, subprocess.Popen]) -> None:
+    stdout, stderr = cli_runs[UNKNOWN_TARGET].communicate(timeout=300)
+
+    assert cli_runs[UNKNOWN_TARGET].returncode == 2, stdout + stderr
+    _, fragments, fix = _bad_input("unknown_target", Path())
+    _check_bad_input(stdout + stderr, stderr, fragments, fix)
+    assert "self_attn" not in stderr
 
 
 # ------------------------------------------------------------------------------------- on_bad_rows: skip

@@ -170,10 +170,11 @@ def check_target_modules(model: nn.Module, names: Sequence[str]) -> None:
     bad = [(t, why) for t, why in bad if why]
     if not bad:
         return
-    leaf_names = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n} | set(available))
     details = []
     for target, why in bad:
-        close = difflib.get_close_matches(target, leaf_names, n=1)
+        # Suggest only names LoRA can take, the ones the fix lists: a container such as `self_attn` is
+        # close to many typos but would only be refused in turn.
+        close = difflib.get_close_matches(target, available, n=1)
         details.append(f"`{target}` {why}" + (f" (did you mean `{close[0]}`?)" if close else ""))
     raise ModelError(
         "target_modules: " + "; ".join(details),

@@ -113,6 +113,22 @@ def test_unknown_name_lists_the_real_ones(model) -> None:
     assert err.where == "model.adapter.target_modules"
 
 
+def test_did_you_mean_suggests_only_layers_lora_can_adapt(model) -> None:
+    llama = model("llama")
+    with pytest.raises(ModelError) as info:
+        resolve_target_modules(llama, ["c_attn"])  # GPT-2's name; Llama's container is `self_attn`
+    message = info.value.message
+    assert "`c_attn` matches no module in the model" in message
+    assert "self_attn" not in message
+    if "did you mean" in message:
+        suggested = message.split("did you mean `", 1)[1].split("`", 1)[0]
+        assert suggested in linear_module_names(llama)
+
+    with pytest.raises(ModelError) as info:
+        resolve_target_modules(llama, ["q_prj"])
+    assert "`q_prj` matches no module in the model (did you mean `q_proj`?)" in info.value.message
+
+
 def test_partly_wrong_list_names_only_the_wrong_ones(model) -> None:
     with pytest.raises(ModelError) as info:
         resolve_target_modules(model("llama"), ["q_proj", "vproj", "nothing_like_it"])
