@@ -152,3 +152,17 @@ def test_two_processes_share_one_study_through_its_storage_url(
         results = json.loads((out / "hpo_results.json").read_text())
         complete = sorted(n for n, s in trials if s == "COMPLETE")
         assert sorted(t["number"] for t in results["trials"]) == complete
+
+
+def test_train_with_hpo_enabled_runs_the_search(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """`llmft train CONFIG` with `hpo.enabled: true` searches instead of training once (the legacy configs'
+    way of asking for a search)."""
+    out = tmp_path / "search" / "run"
+    config = write_config(tmp_path, tiny_model, synth_data, out, {"backend": "random", "max_trials": 2})
+    train = [sys.executable, "-m", "llmft.cli.main", "train", str(config), "hpo.enabled=true", "--quiet"]
+    proc = subprocess.run(train, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "hpo_results.json").read_text())
+    assert [t["state"] for t in results["trials"]] == ["complete"] * 2
+    assert (out / "best_config.yaml").exists()
+    assert not (out / "model").exists()  # no single training run was made beside the search
