@@ -117,6 +117,8 @@ def test_broken_config_json_report(name: str, capsys: pytest.CaptureFixture[str]
         if p["path"] == expect["path"] and expect["contains"] in f"{p['message']} Fix: {p['fix']}"
     ]
     assert matching, report["problems"]
+    errors = [p for p in report["problems"] if p["severity"] == "error"]
+    assert all(isinstance(p["fix"], str) and p["fix"].strip() for p in errors), errors  # every error: a fix
     problem = matching[0]
     assert problem["severity"] == "error"
     assert set(problem) == {"path", "message", "fix", "severity", "location"}
@@ -161,12 +163,16 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "sft.yaml: 5 problems",
-        "  - model.adapter.lora_alpah: unknown key (did you mean `lora_alpha`?) (sft.yaml:7)",
-        "  - training.batch_size: expected a number > 0, got 0 (command line)",
-        '  - training.learning_rate: expected a number, got "fast" (sft.yaml:9)',
+        "  - model.adapter.lora_alpah: unknown key (did you mean `lora_alpha`?) (sft.yaml:7) "
+        "Fix: rename `lora_alpah` to `alpha` (the current name of `lora_alpha`)",
+        "  - training.batch_size: expected a number > 0, got 0 (command line) "
+        "Fix: use a whole number > 0, such as 8",
+        '  - training.learning_rate: expected a number, got "fast" (sft.yaml:9) '
+        "Fix: write a number such as 2e-4 (no quotes)",
         '  - training.optimizer: expected one of adamw, sgd; got "adamww" '
-        "(did you mean `adamw`?) (sft.yaml:10)",
-        "  - training: set warmup_steps or warmup_ratio, not both (sft.yaml:8)",
+        "(did you mean `adamw`?) (sft.yaml:10) Fix: use `adamw` (or sgd)",
+        "  - training: set warmup_steps or warmup_ratio, not both (sft.yaml:8) "
+        "Fix: delete `warmup_steps` or `warmup_ratio`",
     ]
 
 

@@ -98,8 +98,8 @@ def _field_exists(path: str) -> bool:
     return found.model is not None and found.key in found.model.model_fields
 
 
-def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
-    """Validate the config with one value substituted; returns the message for that path, if any."""
+def _probe(raw: dict[str, object], path: str, value: object) -> Problem | None:
+    """Validate the config with one value substituted; returns the problem at that path, if any."""
     trial = copy.deepcopy(raw)
     node = trial
     parts = path.split(".")
@@ -113,7 +113,7 @@ def _probe(raw: dict[str, object], path: str, value: object) -> str | None:
     except ValidationError as err:
         for problem in problems_from(err):
             if problem.path == path or problem.path.startswith(path):
-                return problem.message
+                return problem
     return None
 
 
@@ -151,7 +151,8 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         try:
             space = parse_space(name, spec)
         except SpaceError as err:
-            problems.append(Problem(where, str(err)))
+            fix = f"write e.g. {{low: 1e-5, high: 1e-3, log: true}}, {SPACE_EXAMPLE} or a list [1e-4, 3e-4]"
+            problems.append(Problem(where, str(err), fix))
             continue
         except (TypeError, ValueError, ArithmeticError):  # ["float", "a", "b"]: bounds that are not numbers
             fix = f"write e.g. {SPACE_EXAMPLE} or {{low: 1e-5, high: 1e-3, log: true}}"
@@ -172,10 +173,12 @@ def check_hpo(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
             )
             continue
         for value in space.probe_values():
-            message = _probe(raw, space.path, value)
-            if message:
-                rejected = f"value {show(value)} is rejected by `{space.path}`: {message}"
-                problems.append(Problem(where, rejected))
+            found = _probe(raw, space.path, value)
+            if found:
+                rejected = f"value {show(value)} is rejected by `{space.path}`: {found.message}"
+                accepted = f": {found.fix}" if found.fix else ""
+                fix = f"search only values `{space.path}` accepts{accepted}"
+                problems.append(Problem(where, rejected, fix))
                 break
     return problems
 

@@ -77,7 +77,8 @@ def check_data(config: RunConfig) -> tuple[list[Problem], str | None]:
         except LlmftError as err:
             problems.append(_problem(where, err))
         except (UnicodeDecodeError, json.JSONDecodeError, OSError, ValueError) as err:
-            problems.append(Problem(where, f"cannot read {path}: {err}"))
+            fix = "save it as UTF-8 in the format its extension names, or set data.dataset.file_format"
+            problems.append(Problem(where, f"cannot read {path}: {err}", fix))
     if fmt_found:
         problems.append(Problem("data", f"format detected: {fmt_found}", severity="notice"))
     return problems, fmt_found

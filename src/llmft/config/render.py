@@ -1,7 +1,7 @@
 """Turn pydantic's validation errors into problems a person can act on.
 
-Each problem names the dotted path, what was expected, what was found, and, for unknown keys and enum
-values, the nearest valid spelling (``did you mean``).
+Each problem names the dotted path, what was expected, what was found, and a fix (``fixes.py``); for
+unknown keys and enum values, the message names the nearest valid spelling (``did you mean``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Literal, NamedTuple, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES
+from llmft.config import fixes
+from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES, normalise_legacy
 from llmft.config.redact import is_secret_key
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
@@ -162,16 +163,61 @@ def _expected_choices(err: dict[str, object]) -> list[str]:
     return [c.strip().strip("'") for c in re.split(r", | or ", expected) if c.strip()]
 
 
-def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str:
-    """`` (did you mean `x`?)`` for the nearest option; a near legacy alias suggests what it stands for."""
+def nearest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str | None:
+    """The nearest option; a near legacy alias gives what it stands for (``adamw_torchh`` → ``adamw``)."""
     aliases = aliases or {}
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     match = match or difflib.get_close_matches(word, list(aliases), n=1, cutoff=0.8)  # "adamw_torchh"
-    return f" (did you mean `{aliases.get(match[0], match[0])}`?)" if match else ""
+    return aliases.get(match[0], match[0]) if match else None
+
+
+def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str:
+    """`` (did you mean `x`?)`` for the nearest option, else nothing."""
+    match = nearest(word, options, aliases)
+    return f" (did you mean `{match}`?)" if match else ""
+
+
+def modern_key(section: str, legacy_key: str) -> str | None:
+    """The dotted path a legacy key is read as (``model.lora_r`` → ``model.adapter.r``), if it has one."""
+    raw: dict[str, object] = {}
+    node = raw
+    for part in [p for p in section.split(".") if p]:
+        node = node.setdefault(part, {})  # type: ignore[assignment]
+    node[legacy_key] = 1
+    old = f"{section}.{legacy_key}" if section else legacy_key
+    try:
+        aliases = normalise_legacy(raw).aliases
+    except (TypeError, ValueError, KeyError):  # a legacy block that cannot hold a placeholder value
+        return None
+    return next((new for new, was in aliases.items() if was == old), None)
+
+
+def _owners(display: list[str], key: str) -> list[str]:
+    """The other kinds of a section union (adapter types) that have ``key``: `r` belongs to lora, qlora."""
+    parent = walk_loc(tuple(display[:-1])) if len(display) > 1 else None
+    if parent is None or parent.model is None or parent.key not in parent.model.model_fields:
+        return []
+    members = _union_members(parent.model.model_fields[parent.key].annotation)  # type: ignore[index]
+    return [
+        str(get_args(m.model_fields["type"].annotation)[0])
+        for m in members
+        if key in m.model_fields and "type" in m.model_fields
+    ]
 
 
 def _bound(value: object) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _sections_at(model: type[BaseModel] | None, key: str | None) -> list[type[BaseModel]]:
+    """The section class(es) a key holds: one, the kinds of a union (adapters), or none (a dict field)."""
+    if model is None:
+        return []
+    field = model.model_fields.get(str(key))
+    if field is None:  # the location went through a union tag: ``model`` is the section itself
+        return [model]
+    inner = _model_in(field.annotation, None)
+    return _union_members(field.annotation) or ([inner] if inner is not None else [])
 
 
 def _problem(err: dict[str, object]) -> Problem:
@@ -180,43 +226,58 @@ def _problem(err: dict[str, object]) -> Problem:
     value = err.get("input")
     model, key, display, _ = walk_loc(loc)
     path = ".".join(display)
+    name = display[-1] if display else str(key)
     if display and is_secret_key(str(display[-1])):  # a token is never repeated back, even a malformed one
         value = f"<{type(value).__name__}, not shown>"
     if kind == "extra_forbidden":
+        section = ".".join(display[:-1])
         options = list(model.model_fields) if model is not None else []
-        legacy = list(LEGACY_KEYS.get(".".join(display[:-1]), ()))
-        hint = suggest(str(key), options + legacy)
-        fix = f"valid keys here: {', '.join(options)}" if not hint else None
+        match = nearest(str(key), options + list(LEGACY_KEYS.get(section, ())))
+        modern = modern_key(section, match) if match and match not in options else None
+        if modern is not None and modern.rpartition(".")[2] == key:  # `alpha` is not `lora_alpha`'s typo
+            match = modern = None
+        hint = f" (did you mean `{match}`?)" if match else ""
+        owners = _owners(display, str(key)) if match is None else []
+        fix = fixes.unknown_key(str(key), section, options, match, modern, owners)
         return Problem(path, f"unknown key{hint}", fix=fix)
     if kind in ("literal_error", "enum"):
         choices = literal_choices(model, key) or _expected_choices(err)
-        hint = suggest(str(value), choices, LEGACY_VALUES.get(path))
-        return Problem(path, f"expected one of {', '.join(choices)}; got {show(value)}{hint}")
+        match = nearest(str(value), choices, LEGACY_VALUES.get(path))
+        hint = f" (did you mean `{match}`?)" if match else ""
+        fix = fixes.choice(choices, match)
+        return Problem(path, f"expected one of {', '.join(choices)}; got {show(value)}{hint}", fix=fix)
     if kind == "union_tag_invalid":
         ctx = err.get("ctx") or {}
         tags = str(ctx.get("expected_tags", "")).replace("'", "")  # type: ignore[union-attr]
         tag = str(ctx.get("tag", value))  # type: ignore[union-attr]
-        hint = suggest(tag, tags.split(", "), LEGACY_VALUES.get(f"{path}.type"))
-        return Problem(f"{path}.type", f"expected one of {tags}; got {show(tag)}{hint}")
+        match = nearest(tag, tags.split(", "), LEGACY_VALUES.get(f"{path}.type"))
+        hint = f" (did you mean `{match}`?)" if match else ""
+        fix = fixes.choice(tags.split(", "), match)
+        return Problem(f"{path}.type", f"expected one of {tags}; got {show(tag)}{hint}", fix=fix)
     if kind == "missing":
-        return Problem(path, "required key is missing", fix=f"add `{key}:` (see docs/CONFIG.md)")
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        fix = fixes.missing(str(key), ".".join(display[:-1]), model)
+        return Problem(path, "required key is missing", fix=fix)
+    if kind in fixes.KIND_OPS:
         ctx = err.get("ctx") or {}
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[
-            kind
-        ]
-        bound = _bound(next(iter(ctx.values()))) if ctx else "?"  # type: ignore[union-attr]
-        return Problem(path, f"expected a number {op} {bound}, got {show(value)}")
+        op = fixes.OPS[fixes.KIND_OPS[kind]]
+        raw_bound = next(iter(ctx.values())) if ctx else None  # type: ignore[union-attr]
+        bound = _bound(raw_bound) if ctx else "?"
+        fix = fixes.out_of_range(kind, raw_bound, model, key, path)
+        return Problem(path, f"expected a number {op} {bound}, got {show(value)}", fix=fix)
     if kind in EXPECTED:
-        fix = None
-        no_space = isinstance(value, str) and re.match(r"^[\w.-]+:\S", value)
-        if EXPECTED[kind].startswith("a mapping") and no_space:
-            fix = f"put a space after the colon: `{value.replace(':', ': ', 1)}`"
+        if EXPECTED[kind].startswith("a mapping"):
+            sections = _sections_at(model, key)
+            fix = fixes.mapping(name, value, path, sections, dict_field=not sections)
+        else:
+            fix = fixes.wrong_type(kind, name, value, model, key, path)
+            fix = fix or fixes.generic(name, path, model, key)
         return Problem(path, f"expected {EXPECTED[kind]}, got {show(value)}", fix=fix)
     message = str(err["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
-        return Problem(path, message)
-    return Problem(path, f"{message[0].lower()}{message[1:]}, got {show(value)}")
+        error = (err.get("ctx") or {}).get("error")  # type: ignore[union-attr]
+        return Problem(path, message, fix=getattr(error, "fix", None) or f"see `{path}` in docs/CONFIG.md")
+    fix = fixes.generic(name, path, model, key)
+    return Problem(path, f"{message[0].lower()}{message[1:]}, got {show(value)}", fix=fix)
 
 
 def _merge_branches(problems: list[tuple[Problem, bool]]) -> list[Problem]:
@@ -238,7 +299,8 @@ def _merge_branches(problems: list[tuple[Problem, bool]]) -> list[Problem]:
             first = merged[problem.path]
             wanted = problem.message.removeprefix("expected ").split(", got ")[0].split("; got ")[0]
             head, sep, tail = first.message.rpartition("; got " if "; got " in first.message else ", got ")
-            merged[problem.path] = Problem(first.path, f"{head}, or {wanted}{sep}{tail}", first.fix)
+            fix = first.fix if "(did you mean" in first.message else f"{first.fix}; or {problem.fix}"
+            merged[problem.path] = Problem(first.path, f"{head}, or {wanted}{sep}{tail}", fix)
             out[out.index(first)] = merged[problem.path]
         else:
             merged[problem.path] = problem

@@ -16,6 +16,14 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
+class RuleError(ValueError):
+    """A section rule broken; ``fix`` says what to change (pydantic keeps the exception in the error)."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are validated on assignment too.
 
@@ -69,13 +77,16 @@ class DatasetConfig(Section):
     def _one_source(self) -> DatasetConfig:
         kinds = [k for k, v in (("files", self.train_file), ("disk", self.path), ("hub", self.name)) if v]
         if len(kinds) > 1:
-            raise ValueError(
+            keys = {"files": "train_file", "disk": "path", "hub": "name"}
+            raise RuleError(
                 f"set only one data source, found {', '.join(kinds)} "
-                "(train_file for local files, path for a saved dataset, name for the Hub)"
+                "(train_file for local files, path for a saved dataset, name for the Hub)",
+                fix=f"keep one of {', '.join(f'`{keys[k]}`' for k in kinds)} under `data.dataset:`",
             )
         if not kinds:
-            raise ValueError(
-                "no data source: set `train_file` (local file), `path` (saved dataset) or `name` (Hub)"
+            raise RuleError(
+                "no data source: set `train_file` (local file), `path` (saved dataset) or `name` (Hub)",
+                fix="add e.g. `train_file: data/train.jsonl` under `data.dataset:`",
             )
         return self
 
@@ -314,13 +325,21 @@ class TrainingConfig(Section):
     @model_validator(mode="after")
     def _exclusive(self) -> TrainingConfig:
         if self.epochs is not None and self.max_steps is not None:
-            raise ValueError("set epochs or max_steps, not both")
+            raise RuleError("set epochs or max_steps, not both", fix="delete `epochs` or `max_steps`")
         if self.warmup_steps is not None and self.warmup_ratio is not None:
-            raise ValueError("set warmup_steps or warmup_ratio, not both")
+            raise RuleError(
+                "set warmup_steps or warmup_ratio, not both", fix="delete `warmup_steps` or `warmup_ratio`"
+            )
         if self.eval_strategy == "steps" and self.eval_steps is None:
-            raise ValueError("eval_strategy is `steps` but eval_steps is not set")
+            raise RuleError(
+                "eval_strategy is `steps` but eval_steps is not set",
+                fix="add e.g. `eval_steps: 100`, or set `eval_strategy: epoch`",
+            )
         if self.save_strategy == "steps" and self.save_steps is None:
-            raise ValueError("save_strategy is `steps` but save_steps is not set")
+            raise RuleError(
+                "save_strategy is `steps` but save_steps is not set",
+                fix="add e.g. `save_steps: 500`, or set `save_strategy: epoch`",
+            )
         return self
 
     @property

@@ -266,8 +266,10 @@ def test_load_config_raises_one_error_with_every_problem(tmp_path: Path) -> None
     assert isinstance(err, LlmftError) and isinstance(err, ValueError) and err.exit_code == 2
     assert err.render() == (
         f"{path}: 2 problems\n"
-        f"  - model.adapter.lora_alpah: unknown key (did you mean `lora_alpha`?) ({path}:7)\n"
-        f'  - training.learning_rate: expected a number, got "fast" ({path}:9)'
+        f"  - model.adapter.lora_alpah: unknown key (did you mean `lora_alpha`?) ({path}:7) "
+        "Fix: rename `lora_alpah` to `alpha` (the current name of `lora_alpha`)\n"
+        f'  - training.learning_rate: expected a number, got "fast" ({path}:9) '
+        "Fix: write a number such as 2e-4 (no quotes)"
     )
 
 

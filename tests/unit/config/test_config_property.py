@@ -206,6 +206,7 @@ def test_inspect_config_only_answers_with_problems(
             and problem.severity in ("error", "warning", "notice")
         )
         assert "\n" not in problem.render()
+        assert problem.severity != "error" or problem.fix, problem  # every error says what to write
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from llmft.config.fixes import EXAMPLES, value_text
 from llmft.config.legacy import normalise_legacy
 from llmft.config.load import validate_dict
 from llmft.config.render import show, suggest, walk_loc
@@ -123,14 +124,159 @@ def test_message(patch: dict, expected: str) -> None:
 
 def test_unknown_key_without_a_near_name_lists_the_valid_keys() -> None:
     [message] = messages({"model": {"adapter": {"type": "prefix_tuning", "r": 8}}})
-    assert message == "model.adapter.r: unknown key Fix: valid keys here: type, num_virtual_tokens"
+    assert message == (
+        "model.adapter.r: unknown key Fix: remove `r`: it belongs to `type: lora` or `type: qlora`; "
+        "keys allowed here: type, num_virtual_tokens"
+    )
 
 
 def test_missing_required_section() -> None:
     data = {"model": {"name_or_path": "gpt2"}}
     _, problems = validate_dict(data)
     assert [p.render() for p in problems] == [
-        "data: required key is missing Fix: add `data:` (see docs/CONFIG.md)"
+        "data: required key is missing Fix: add `data: {dataset: {train_file: data/train.jsonl}}`"
+    ]
+
+
+def fixes_of(patch: dict) -> dict[str, str | None]:
+    """Path → fix of the errors of MINIMAL + patch."""
+    data = copy.deepcopy(MINIMAL)
+    for section, value in patch.items():
+        if isinstance(value, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **value}  # type: ignore[dict-item]
+        else:
+            data[section] = value
+    _, problems = validate_dict(normalise_legacy(data).data)
+    return {p.path: p.fix for p in problems if p.severity == "error"}
+
+
+@pytest.mark.parametrize(
+    ("patch", "path", "fix"),
+    [
+        # unknown key: a near name, a near legacy name (its current spelling), none (the keys allowed)
+        (
+            {"training": {"learnig_rate": 1e-4}},
+            "training.learnig_rate",
+            "rename `learnig_rate` to `learning_rate`",
+        ),
+        (
+            {"model": {"adapter": {"type": "lora", "lora_alpah": 16}}},
+            "model.adapter.lora_alpah",
+            "rename `lora_alpah` to `alpha` (the current name of `lora_alpha`)",
+        ),
+        (
+            {"model": {"lora_rr": 8}},
+            "model.lora_rr",
+            "replace `lora_rr` with `model.adapter.r` (the current spelling of `lora_r`)",
+        ),
+        (
+            {"zzz": 1},
+            "zzz",
+            "remove `zzz` (allowed keys here: output_dir, seed, data, model, training, evaluation, hpo, "
+            "tracking, hf_token)",
+        ),
+        (
+            {"training": {"zzz": 1}},
+            "training.zzz",
+            "remove `zzz` (allowed keys here: epochs, max_steps, batch_size, eval_batch_size, "
+            "gradient_accumulation_steps, learning_rate, weight_decay, optimizer, adam_beta1, ... "
+            "(20 more in docs/CONFIG.md))",
+        ),
+        # enum values: the near value first, else every allowed value
+        (
+            {"training": {"lr_scheduler": "cosin"}},
+            "training.lr_scheduler",
+            "use `cosine` (or one of: linear, constant)",
+        ),
+        ({"training": {"optimizer": "adamw_torchh"}}, "training.optimizer", "use `adamw` (or sgd)"),
+        ({"model": {"dtype": "fp32"}}, "model.dtype", "use one of: auto, float32, bfloat16, float16"),
+        (
+            {"model": {"adapter": {"type": "ia3"}}},
+            "model.adapter.type",
+            "use one of: lora, qlora, prefix_tuning, prompt_tuning, none",
+        ),
+        # wrong types: an example of the expected type (the field's default when it has one)
+        (
+            {"training": {"learning_rate": "fast"}},
+            "training.learning_rate",
+            "write a number such as 2e-4 (no quotes)",
+        ),
+        (
+            {"training": {"batch_size": 2.5}},
+            "training.batch_size",
+            "write a whole number such as 8 (no decimal point)",
+        ),
+        (
+            {"data": {"packing": "yes please"}},
+            "data.packing",
+            "write `packing: true` or `packing: false` (no quotes)",
+        ),
+        ({"tracking": {"report_to": "wandb"}}, "tracking.report_to", "write a list: `report_to: [wandb]`"),
+        ({"model": {"name_or_path": 5}}, "model.name_or_path", 'quote it: `"5"`'),
+        (
+            {"model": {"adapter": {"type": "lora", "target_modules": 5}}},
+            "model.adapter.target_modules",
+            "use one of: auto, all-linear; or write a list such as [q_proj, v_proj]",
+        ),
+        ({"model": "gpt2"}, "model", "write `model: {name_or_path: gpt2}`"),
+        ({"model": {"adapter": "lora"}}, "model.adapter", "write `adapter: {type: lora}`"),
+        (
+            {"training": None},
+            "training",
+            "indent its `key: value` lines under `training:`, or delete the empty `training:` line",
+        ),
+        # out of range: every bound of the field, and an example inside them
+        ({"training": {"learning_rate": -1e-4}}, "training.learning_rate", "use a value > 0, such as 2e-4"),
+        ({"training": {"batch_size": 0}}, "training.batch_size", "use a whole number > 0, such as 8"),
+        (
+            {"training": {"warmup_ratio": 1.5}},
+            "training.warmup_ratio",
+            "use a value >= 0 and < 1, such as 0.1",
+        ),
+        (
+            {"training": {"learning_rate": float("inf")}},
+            "training.learning_rate",
+            "write a finite number such as 2e-4 (not .inf or .nan)",
+        ),
+        # section rules
+        ({"training": {"epochs": 1, "max_steps": 5}}, "training", "delete `epochs` or `max_steps`"),
+        (
+            {"training": {"eval_strategy": "steps"}},
+            "training",
+            "add e.g. `eval_steps: 100`, or set `eval_strategy: epoch`",
+        ),
+    ],
+)
+def test_fix(patch: dict, path: str, fix: str) -> None:
+    found = fixes_of(patch)
+    assert found.get(path) == fix, found
+
+
+def test_fix_of_a_missing_key_shows_an_example() -> None:
+    _, problems = validate_dict({"data": MINIMAL["data"], "model": {"task": "causal_lm"}})
+    assert [(p.path, p.fix) for p in problems] == [
+        ("model.name_or_path", "add `name_or_path: gpt2` under `model:`")
+    ]
+
+
+def test_a_secret_is_not_repeated_in_its_fix() -> None:
+    assert fixes_of({"hf_token": 12345}) == {"hf_token": "write text (quoted if it looks like a number)"}
+
+
+def test_every_example_names_a_config_field() -> None:
+    for path in EXAMPLES:
+        found = walk_loc(tuple(path.split(".")))
+        assert found.model is not None and found.key in found.model.model_fields, path
+
+
+def test_value_text_writes_values_as_yaml() -> None:
+    assert [value_text(v) for v in (2e-4, 1e-8, 0.999, 16.0, True, "gpt2")] == [
+        "2e-4",
+        "1e-8",
+        "0.999",
+        "16",
+        "true",
+        "gpt2",
     ]
 
 
