@@ -51,6 +51,8 @@ class PreparedData:
             return None
         found = {str(r["label"]) for r in self.rows["train"]}
         if declared:
+            # prepare_rows already reported (or skipped) such rows by file and row; this guards rows built
+            # some other way.
             unknown = sorted(found - set(declared))
             if unknown:
                 raise DataError(

@@ -226,7 +226,15 @@ def _classification(row: Row, cfg: PreprocessingConfig) -> Row:
         label = int(label)
     if not isinstance(label, (str, int)) or isinstance(label, bool):
         raise BadRow(f"label is not a string or integer ({type(label).__name__})")
+    if cfg.label_names and str(label) not in cfg.label_names:
+        shown = ", ".join(cfg.label_names[:10]) + (", ..." if len(cfg.label_names) > 10 else "")
+        raise BadRow(f"label not in label_names (`{_clip(str(label))}`; declared: {shown})")
     return {"text": _string(row.get(cfg.text_column), "text"), "label": label}
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """A value short enough to quote in a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:

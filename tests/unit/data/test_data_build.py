@@ -140,6 +140,71 @@ def test_declared_label_names_keep_their_order_and_must_cover_the_data() -> None
         _labelled(["pos", "meh"]).label_names(["pos", "neg"])
 
 
+DECLARED = "data.preprocessing.label_names=[neg, pos]"
+
+
+def test_a_label_outside_the_declared_label_names_names_its_file_and_row(tmp_path: Path) -> None:
+    rows = [
+        {"text": "good", "label": "pos"},
+        {"text": "bad", "label": "neg"},
+        {"text": "meh", "label": "meh"},
+    ]
+    config = _config(_jsonl(tmp_path / "train.jsonl", rows), DECLARED, "data.dataset.validation_fraction=0")
+
+    with pytest.raises(
+        DataError, match=r"row 3: label not in label_names \(`meh`; declared: neg, pos\)"
+    ) as err:
+        prepare_rows(config.data, config.seed)
+    assert str(tmp_path / "train.jsonl") in str(err.value.where)
+    assert "on_bad_rows: skip" in str(err.value.fix)
+
+
+def test_a_label_outside_the_declared_label_names_in_validation_names_that_file(tmp_path: Path) -> None:
+    train = _jsonl(
+        tmp_path / "train.jsonl", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]
+    )
+    validation = _jsonl(
+        tmp_path / "dev.jsonl", [{"text": "ok", "label": "pos"}, {"text": "so-so", "label": "neutral"}]
+    )
+    config = _config(train, DECLARED, f"data.dataset.validation_file={validation}")
+
+    with pytest.raises(DataError, match=r"row 2: label not in label_names \(`neutral`") as err:
+        prepare_rows(config.data, config.seed)
+    assert err.value.where == f"{validation} (validation split)"
+
+
+def test_skip_drops_and_counts_labels_outside_the_declared_label_names(tmp_path: Path, tokenizer) -> None:
+    train = _jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"text": f"film {i}", "label": w}
+            for i, w in enumerate(["pos", "neg", "meh", "pos", "neg", "neutral"])
+        ],
+    )
+    validation = _jsonl(
+        tmp_path / "dev.jsonl", [{"text": "ok", "label": "pos"}, {"text": "hm", "label": "meh"}]
+    )
+    config = _config(
+        train, DECLARED, "data.preprocessing.on_bad_rows=skip", f"data.dataset.validation_file={validation}"
+    )
+
+    prepared = prepare_rows(config.data, config.seed)
+
+    reports = prepared.reports
+    assert (reports["train"].rows_in, reports["train"].kept) == (6, 4)
+    assert reports["train"].dropped == {"label not in label_names": 2}
+    assert [n for n, _ in reports["train"].bad_rows] == [3, 6]
+    assert reports["validation"].dropped == {"label not in label_names": 1}
+    assert reports["validation"].to_dict()["dropped"] == {"label not in label_names": 1}  # data_report.json
+    assert "4/6 rows kept; dropped: 2 label not in label_names" in reports["train"].summary()
+    assert {r["label"] for split in prepared.rows.values() for r in split} == {"pos", "neg"}
+
+    encoded = encode_splits(prepared, config.data, tokenizer("bert"), "sequence_classification")
+
+    assert encoded.label_names == ["neg", "pos"]
+    assert {s: st.rows for s, st in encoded.stats.items()} == {"train": 4, "validation": 1}
+
+
 def test_classification_ids_and_integer_labels(tmp_path: Path, tokenizer) -> None:
     rows = [{"text": f"film number {i} was {w}", "label": w} for i, w in enumerate(["good", "bad"] * 10)]
     config = _config(_jsonl(tmp_path / "cls.jsonl", rows))

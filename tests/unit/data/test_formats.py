@@ -370,6 +370,26 @@ def test_bad_row_reasons(fmt: str, row: dict[str, object], reason: str) -> None:
     assert reason in report.bad_rows[0][1]
 
 
+@pytest.mark.parametrize("label, shown", [("neutral", "neutral"), (3, "3"), (2.0, "2")])
+def test_a_label_outside_the_declared_label_names_is_a_bad_row(label: object, shown: str) -> None:
+    pre = _pre(label_names=["0", "1", "pos"], on_bad_rows="skip")
+    rows = [{"text": "t", "label": "pos"}, {"text": "t", "label": label}, {"text": "t", "label": 1}]
+
+    kept, report = format_rows(rows, "classification", pre, "x")
+
+    assert [r["label"] for r in kept] == ["pos", 1]
+    assert report.dropped == {"label not in label_names": 1}
+    assert report.bad_rows == [(2, f"label not in label_names (`{shown}`; declared: 0, 1, pos)")]
+
+
+def test_labels_are_not_checked_when_no_label_names_are_declared() -> None:
+    rows = [{"text": "t", "label": w} for w in ("a", "b", "c")]
+
+    kept, report = format_rows(rows, "classification", PRE, "x")
+
+    assert len(kept) == 3 and not report.bad_rows
+
+
 def test_unknown_roles_are_counted_together() -> None:
     rows = [
         {"messages": [_user("q"), {"role": role, "content": "a"}]} for role in ("tool", "robot", "function")
