@@ -112,14 +112,15 @@ class EnvironmentProblem(LlmftError, RuntimeError):
 
 
 class TrainingError(LlmftError, RuntimeError):
-    """Training failed at run time (non-finite loss, a write that failed)."""
+    """Training failed at run time (a non-finite loss or gradient norm)."""
 
     code = "LLMFT500"
     exit_code = 1
 
 
 class CheckpointError(LlmftError, RuntimeError):
-    """A checkpoint cannot be written or resumed from."""
+    """A checkpoint or another file of the run cannot be written (disk full, permission denied), or a
+    checkpoint cannot be resumed from. A failed write names the last good checkpoint."""
 
     code = "LLMFT600"
     exit_code = 1

@@ -71,16 +71,24 @@ def run(
     inputs = _load_inputs(config, resumed_from, say)
     model, adapter = _load_model(config, inputs, say)
     session = build_session(
-        config, model, inputs.tokenizer, inputs.encoded, inputs.task, out, progress=progress
+        config,
+        model,
+        inputs.tokenizer,
+        inputs.encoded,
+        inputs.task,
+        out,
+        progress=progress,
+        config_path=config_path,
     )
     session.setup.on_evaluate = on_evaluate
-    session.config_path = config_path
     session.data_fingerprint = inputs.prepared.fingerprint
     for note in session.notes:
         say(note)
     state = _train(session, adapter, resumed_from, say)
     metrics = final_metrics(session, inputs.encoded)
-    model_dir = artifacts.save_model(session.model_for_saving(), inputs.tokenizer, out)
+    model_dir = artifacts.save_model(
+        session.model_for_saving(), inputs.tokenizer, out, config_path=config_path
+    )
     _write_run_files(
         out,
         config,
@@ -93,6 +101,7 @@ def run(
             "model_dir": str(model_dir),
             "resumed_from": str(resumed_from) if resumed_from else None,
         },
+        config_path=config_path,
     )
     say(
         f"saved to {out}: "
@@ -180,17 +189,26 @@ def _train(session: Session, adapter: AdapterSummary, resumed_from: Path | None,
 
 
 def _write_run_files(
-    out: Path, config: RunConfig, inputs: _Inputs, metrics: dict[str, float], record: dict[str, object]
+    out: Path,
+    config: RunConfig,
+    inputs: _Inputs,
+    metrics: dict[str, float],
+    record: dict[str, object],
+    config_path: str | None = None,
 ) -> None:
     """eval_results.json, config.yaml, data_report.json, labels.json and run.json (``record`` + facts)."""
+    from functools import partial
+
     from llmft.train import artifacts
 
-    artifacts.write_json(out / "eval_results.json", metrics)
-    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"))
-    artifacts.write_json(out / "data_report.json", _data_report(inputs.prepared, inputs.encoded))
+    # A failed write (disk full) names the last good checkpoint and how to resume from it.
+    write_json = partial(artifacts.write_json, config_path=config_path)
+    write_json(out / "eval_results.json", metrics)
+    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"), config_path=config_path)
+    write_json(out / "data_report.json", _data_report(inputs.prepared, inputs.encoded))
     if inputs.encoded.label_names:
-        artifacts.write_json(out / "labels.json", {"id2label": dict(enumerate(inputs.encoded.label_names))})
-    artifacts.write_json(
+        write_json(out / "labels.json", {"id2label": dict(enumerate(inputs.encoded.label_names))})
+    write_json(
         out / "run.json",
         {
             "versions": artifacts.versions(),

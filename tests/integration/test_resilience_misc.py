@@ -279,11 +279,43 @@ def test_resume_refuses_changed_data_before_loading_the_model(
 
 
 # --------------------------------------------------------------------------------- non-finite losses
-def test_a_non_finite_loss_stops_with_the_step(config: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def _poison_loss(monkeypatch: pytest.MonkeyPatch, batches: set[int]) -> None:
+    """A NaN in the training loss of the given (1-based) batches, as fp16 overflow on a long batch gives."""
+    from llmft.train import session as session_module
+
+    real = session_module.loss_function
+
+    def loss_function(task: str, model: torch.nn.Module):  # noqa: ANN202
+        inner, calls = real(task, model), [0]
+
+        def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+            total, count = inner(model, batch)
+            if model.training:
+                calls[0] += 1
+                if calls[0] in batches:
+                    total = total * float("nan")
+            return total, count
+
+        return loss
+
+    monkeypatch.setattr(session_module, "loss_function", loss_function)
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     code, output = train_cli(capfd, config, "-q", "training.learning_rate=1e8", "training.max_grad_norm=null")
     assert_clean_failure(code, output, expected_code=1)
     assert "non-finite" in output and re.search(r"\bstep \d+\b", output), output
     assert "nan_policy" in output, "the message should say how to skip such batches"
+    assert "last good checkpoint is" in output or "no checkpoint was saved yet" in output, output
+
+    _poison_loss(monkeypatch, {5})  # after the checkpoint of step 3
+    code, output = train_cli(capfd, config, "-q", "--overwrite")
+    assert_clean_failure(code, output, expected_code=1)
+    assert "loss became non-finite (nan) at step 5" in output, output
+    last = config.parent / "run" / "checkpoints" / "step-0000003"
+    assert f"the last good checkpoint is {last}" in output, output
 
 
 def test_skip_policy_gives_up_when_every_batch_diverges(
@@ -306,25 +338,8 @@ def test_skip_policy_skips_non_finite_batches_and_counts_them(
 ) -> None:
     """Some batches give a NaN loss (as fp16 overflow on one long batch would): the run skips those
     updates, trains on, and run.json counts the skips. A NaN is injected into the loss of batches 2 and 5."""
-    from llmft.train import session as session_module
-
-    real = session_module.loss_function
     poisoned = {2, 5}
-
-    def loss_function(task: str, model: torch.nn.Module):  # noqa: ANN202
-        inner, calls = real(task, model), [0]
-
-        def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-            total, count = inner(model, batch)
-            if model.training:
-                calls[0] += 1
-                if calls[0] in poisoned:
-                    total = total * float("nan")
-            return total, count
-
-        return loss
-
-    monkeypatch.setattr(session_module, "loss_function", loss_function)
+    _poison_loss(monkeypatch, poisoned)
     code, output = train_cli(capfd, config, "-q", "training.nan_policy=skip")
 
     assert code == 0, output
@@ -411,6 +426,79 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one_resumable(
     with pytest.raises(CheckpointError) as caught:
         run(load_config(config), say=lambda _: None, progress=False)
     _check_disk_full_and_resume(config, config.parent / "run", caught.value, monkeypatch)
+
+
+def _check_write_failure(code: int, output: str, what: str, last: str) -> None:
+    """The clean error of a write that failed outside a checkpoint: what, why, and where to resume from."""
+    assert_clean_failure(code, output, expected_code=1)
+    assert f"could not write {what}" in output, output
+    assert "No space left on device (ENOSPC)" in output and "LLMFT600" in output, output
+    assert f"the last good checkpoint is {last}" in output and "--resume" in output, output
+
+
+def test_disk_full_writing_the_final_model_names_the_last_good_checkpoint(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import peft
+
+    def disk_full(self: object, path: str, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(path) / "adapter_model.safetensors"))
+
+    monkeypatch.setattr(peft.PeftModel, "save_pretrained", disk_full)
+    code, output = train_cli(capfd, config, "-q")
+
+    out = config.parent / "run"
+    _check_write_failure(code, output, "the final model", str(out / "checkpoints" / f"step-{STEPS:07d}"))
+    assert ckpt.latest_checkpoint(out) == out / "checkpoints" / f"step-{STEPS:07d}"
+    monkeypatch.undo()  # the disk has room again: the resume only evaluates and saves
+    code, output = train_cli(capfd, config, "-q", "--resume")
+    assert code == 0, output
+    assert (out / "model" / "adapter_model.safetensors").exists()
+    assert json.loads((out / "run.json").read_text())["steps"] == STEPS
+
+
+class _DiskFullOnWrite:
+    """A file handle whose write stores half the text, then fails as a full disk does."""
+
+    def __init__(self, handle: object) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> _DiskFullOnWrite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()  # type: ignore[attr-defined]
+
+    def write(self, text: str) -> int:
+        self.handle.write(text[: len(text) // 2])  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_disk_full_appending_metrics_names_the_last_good_checkpoint(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    real_open, appends = Path.open, [0]
+
+    def open_(self: Path, mode: str = "r", *args: object, **kwargs: object):  # noqa: ANN202
+        handle = real_open(self, mode, *args, **kwargs)  # type: ignore[arg-type]
+        if self.name == "metrics.jsonl" and "a" in mode:
+            appends[0] += 1
+            if appends[0] == 5:  # the line of step 5 (one per step), after the checkpoint of step 3
+                return _DiskFullOnWrite(handle)
+        return handle
+
+    monkeypatch.setattr(Path, "open", open_)
+    code, output = train_cli(capfd, config, "-q")
+
+    out = config.parent / "run"
+    _check_write_failure(
+        code, output, f"{out / 'metrics.jsonl'} (step 5)", str(out / "checkpoints" / "step-0000003")
+    )
+    monkeypatch.undo()
+    code, output = train_cli(capfd, config, "-q", "--resume")
+    assert code == 0, output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, STEPS + 1)), "the cut-short line was kept"
 
 
 @pytest.fixture

@@ -58,30 +58,57 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
     return out
 
 
-def write_json(path: Path, data: object) -> None:
+def _write_failed(what: str, err: BaseException, out: Path, config_path: str | None) -> Exception:
+    """A failed write (disk full, permission denied) as the same error a failed checkpoint write gives."""
+    from llmft.train.checkpoint import write_failed
+
+    return write_failed(what, err, out, config_path=config_path)
+
+
+def write_json(path: Path, data: object, *, config_path: str | None = None) -> None:
     """Write atomically: a crash mid-write never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(redact(data), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(redact(data), indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _write_failed(str(path), err, path.parent, config_path) from err
 
 
-def write_config(path: Path, config_dict: dict[str, object]) -> None:
+def write_config(path: Path, config_dict: dict[str, object], *, config_path: str | None = None) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
+    text = yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _write_failed(str(path), err, path.parent, config_path) from err
 
 
 class MetricsLog:
-    """Append-only metrics.jsonl, flushed per line so a killed run keeps its curve."""
+    """Append-only metrics.jsonl, flushed per line so a killed run keeps its curve.
 
-    def __init__(self, path: Path) -> None:
+    A failed append (disk full) stops the run with the last good checkpoint named; a line cut short by it
+    is dropped on resume. ``config_path`` only goes into the resume hint of that error.
+    """
+
+    def __init__(self, path: Path, config_path: str | None = None) -> None:
         self.path = path
+        self.config_path = config_path
         self.records: list[dict[str, object]] = []
 
     def __call__(self, record: dict[str, object]) -> None:
         self.records.append(record)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(redact(record), default=float) + "\n")
+        line = json.dumps(redact(record), default=float) + "\n"
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as err:
+            raise _write_failed(
+                f"{self.path} (step {record.get('step')})", err, self.path.parent, self.config_path
+            ) from err
 
 
 def versions() -> dict[str, str]:
@@ -109,9 +136,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def save_model(model: object, tokenizer: object, out: Path) -> Path:
+def save_model(model: object, tokenizer: object, out: Path, *, config_path: str | None = None) -> Path:
     """Adapter (peft) or full model in safetensors, with the tokenizer beside it."""
+    from llmft.train.checkpoint import WRITE_ERRORS
+
     target = out / "model"
-    model.save_pretrained(str(target), safe_serialization=True)  # type: ignore[attr-defined]
-    tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]
+    try:
+        model.save_pretrained(str(target), safe_serialization=True)  # type: ignore[attr-defined]
+        tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]
+    except WRITE_ERRORS as err:
+        raise _write_failed(f"the final model to {target}", err, out, config_path) from err
     return target

@@ -122,11 +122,13 @@ def save_checkpoint(
     keep: int | None,
     scaler: object | None = None,
     data_fingerprint: str = "",
+    config_path: str | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
+    ``config_path`` only goes into the resume hint of the error a failed write raises.
     """
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -159,17 +161,36 @@ def save_checkpoint(
             _remove_checkpoint(final)
         os.replace(tmp, final)
         _fsync_dir(root)
-    except (OSError, RuntimeError, SafetensorError) as err:  # torch and safetensors wrap a failed write
+    except WRITE_ERRORS as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        last = latest_checkpoint(out)
-        raise CheckpointError(
-            f"could not write the checkpoint for step {state.step}: {_write_failure(err)}",
-            where=str(final),
-            fix=f"free disk space or fix permissions at {root}; the last good checkpoint is "
-            f"{last if last else 'none (nothing was saved yet)'}",
+        raise write_failed(
+            f"the checkpoint for step {state.step}", err, out, where=final, config_path=config_path
         ) from err
     prune_checkpoints(root, keep)
     return final
+
+
+# What a failed write raises: torch and safetensors wrap the OSError of a full disk in their own types.
+WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, SafetensorError)
+
+
+def write_failed(
+    what: str, err: BaseException, out: Path, *, where: Path | None = None, config_path: str | None = None
+) -> CheckpointError:
+    """The error for any write of a run that failed (a checkpoint, metrics.jsonl, the final model, run
+    files): what could not be written, why in the OS's words, and the last good checkpoint to resume from."""
+    last = latest_checkpoint(out)
+    resume = (
+        f"the last good checkpoint is {last}: continue from it with "
+        f"`llmft train {config_path or 'CONFIG'} --resume`"
+        if last
+        else "no checkpoint was saved yet (the last good checkpoint is none): the run must start over"
+    )
+    return CheckpointError(
+        f"could not write {what}: {_write_failure(err)}",
+        where=str(where) if where else None,
+        fix=f"free disk space or fix permissions at {out}; {resume}",
+    )
 
 
 def _write_failure(err: BaseException) -> str:

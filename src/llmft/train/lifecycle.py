@@ -66,7 +66,12 @@ def _config_yaml(config: RunConfig) -> str:
 
 
 def save(session: Session, state: LoopState) -> Path:
-    """A checkpoint now, plus the best-checkpoint bookkeeping."""
+    """A checkpoint now, plus the best-checkpoint bookkeeping.
+
+    With save_best_metric, a checkpoint is judged by the evaluation of its own step only (eval_steps a
+    divisor of save_steps, or both per epoch): a checkpoint written at a step without an evaluation is
+    never marked best, since an earlier evaluation says nothing of its weights.
+    """
     cfg = session.setup.cfg
     folder = ckpt.save_checkpoint(
         session.out,
@@ -78,16 +83,44 @@ def save(session: Session, state: LoopState) -> Path:
         keep=cfg.save_total_limit,
         scaler=getattr(session.setup.accelerator, "scaler", None),
         data_fingerprint=session.data_fingerprint,
+        config_path=session.config_path,
     )
     metric = cfg.save_best_metric
-    value = session.last_eval.get(metric) if metric else None
+    evaluated = session.step_eval
+    value = evaluated[1].get(metric) if metric and evaluated and evaluated[0] == state.step else None
     if metric and value is not None:
         lower = metric.endswith(("loss", "perplexity"))
         best = session.best_value
         if best is None or (value < best if lower else value > best):
             session.best_value = value
-            ckpt.mark_best(session.out, folder, metric, value)
+            try:
+                ckpt.mark_best(session.out, folder, metric, value)
+            except OSError as err:
+                raise ckpt.write_failed(
+                    f"{session.out / ckpt.CHECKPOINTS / 'best.json'}",
+                    err,
+                    session.out,
+                    config_path=session.config_path,
+                ) from err
     return folder
+
+
+def _restore_best(session: Session, resumed_at: int) -> None:
+    """The best value so far, from checkpoints/best.json: a worse evaluation after a resume must not move
+    the best. A record of another metric, or of a checkpoint after the resume point (which the resumed run
+    writes again), is not restored."""
+    metric = session.setup.cfg.save_best_metric
+    marker = session.out / ckpt.CHECKPOINTS / "best.json"
+    if not metric or not marker.is_file():
+        return
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        step = int(str(record["checkpoint"])[len(ckpt.PREFIX) :])
+        value = float(record["value"])
+    except (ValueError, KeyError, TypeError):
+        return
+    if record.get("metric") == metric and step <= resumed_at:
+        session.best_value = value
 
 
 def checkpoint_to_resume(out: Path, resume: bool | str | Path) -> Path:
@@ -135,6 +168,7 @@ def resume_state(session: Session, resume: bool | str | Path, say: Say) -> LoopS
         scaler=getattr(session.setup.accelerator, "scaler", None),
     )
     _truncate_metrics(session.out / "metrics.jsonl", state.step)
+    _restore_best(session, state.step)
     say(f"resumed from {folder} at step {state.step} (epoch {state.epoch})")
     return state
 
@@ -161,6 +195,15 @@ def _step_of(line: str) -> float:
 def train_with_signals(session: Session, state: LoopState | None, say: Say) -> LoopState:
     """Train; on SIGINT/SIGTERM finish the step, checkpoint, and raise RunInterrupted (exit 130/143)."""
     session.setup.on_checkpoint = lambda s: save(session, s)
+    session.setup.last_checkpoint = lambda: ckpt.latest_checkpoint(session.out)
+    reported = session.setup.on_evaluate
+
+    def on_evaluate(step: int, metrics: dict[str, float]) -> None:
+        session.step_eval = (step, dict(metrics))
+        if reported is not None:
+            reported(step, metrics)
+
+    session.setup.on_evaluate = on_evaluate
     with GracefulStop() as stop:
         session.setup.should_stop = lambda: stop.requested
         state = run_training(session, state)

@@ -59,6 +59,8 @@ class TrainSetup:
     # Called after each evaluation with (step, metrics); HPO uses it to report and to prune (by raising).
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
+    # The last complete checkpoint (lifecycle sets it), named when training fails; None when none was saved.
+    last_checkpoint: Callable[[], object | None] = lambda: None
     progress: Progress | None = None
     lengths: list[int] = field(default_factory=list)
 
@@ -110,9 +112,18 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
     return step_loss
 
 
-def _finite_or_handle(setup: TrainSetup, state: LoopState, step_loss: torch.Tensor) -> bool:
-    """False when the step must be skipped; raises under nan_policy `error`."""
-    if torch.isfinite(step_loss):
+def _last_good(setup: TrainSetup) -> str:
+    last = setup.last_checkpoint()
+    return f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
+
+
+def _finite_or_handle(setup: TrainSetup, state: LoopState, value: torch.Tensor, what: str = "loss") -> bool:
+    """False when the step must be skipped; raises under nan_policy `error`.
+
+    ``value`` is the step's loss or (``what`` = "gradient norm") its total gradient norm; a non-finite
+    gradient with a finite loss would turn the weights into NaN just the same.
+    """
+    if torch.isfinite(value):
         return True
     if setup.cfg.nan_policy == "skip":
         state.skipped_nonfinite += 1
@@ -120,26 +131,34 @@ def _finite_or_handle(setup: TrainSetup, state: LoopState, step_loss: torch.Tens
         if state.skipped_nonfinite > max(10, state.step // 10):
             raise TrainingError(
                 f"{state.skipped_nonfinite} non-finite losses skipped by step {state.step + 1}: "
-                "training has diverged",
+                f"training has diverged; {_last_good(setup)}",
                 fix="lower training.learning_rate",
             )
         return False
     raise TrainingError(
-        f"the loss became non-finite ({float(step_loss)}) at step {state.step + 1}",
+        f"the {what} became non-finite ({float(value)}) at step {state.step + 1}; {_last_good(setup)}",
         fix="lower training.learning_rate, enable gradient clipping (training.max_grad_norm), avoid fp16 "
-        "(overflow) or set training.nan_policy: skip to skip such batches",
+        "(overflow) or set training.nan_policy: skip to skip such batches (a resume may change nan_policy)",
     )
 
 
-def _apply_update(setup: TrainSetup) -> torch.Tensor | None:
-    acc = setup.accelerator
-    norm = None
+def _grad_norm(setup: TrainSetup, needed: bool) -> torch.Tensor | None:
+    """The total gradient norm, clipped to max_grad_norm when that is set (the norm then comes free with
+    the clipping); without clipping it is computed only when ``needed``. A device tensor: no host sync."""
     if setup.cfg.max_grad_norm is not None:
-        norm = acc.clip_grad_norm_(setup.model.parameters(), setup.cfg.max_grad_norm)  # type: ignore[attr-defined]
+        return setup.accelerator.clip_grad_norm_(setup.model.parameters(), setup.cfg.max_grad_norm)  # type: ignore[attr-defined]
+    if not needed:
+        return None
+    grads = [p.grad.detach() for p in setup.model.parameters() if p.grad is not None]
+    if not grads:
+        return None
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+
+
+def _apply_update(setup: TrainSetup) -> None:
     setup.optimizer.step()
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
-    return norm
 
 
 def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
@@ -210,14 +229,27 @@ def _log_step(
         setup.progress.update(state.step, loss=mean, lr=lr, tokens_per_second=record["tokens_per_second"])
 
 
+def _checks_each_step(setup: TrainSetup) -> bool:
+    """Check for non-finite values every step (a host sync) where that is free (CPU) or needed (skip)."""
+    return setup.cfg.nan_policy == "skip" or setup.accelerator.device.type == "cpu"  # type: ignore[attr-defined]
+
+
 def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
-    """Run optimizer steps until max steps/epochs, early stopping or a stop request."""
+    """Run optimizer steps until max steps/epochs, early stopping or a stop request.
+
+    Non-finite losses and gradient norms are checked every step on CPU or under nan_policy `skip` (a host
+    sync); otherwise only at logging steps, through values kept on the device in between. The gradient norm
+    is not checked under an fp16 loss scaler, which skips steps with inf gradients by itself.
+    """
     state = state or LoopState()
     setup.model.train()
     goal = total_steps(len(setup.examples), setup.cfg)
     started, tokens_at_start = time.perf_counter(), state.tokens_seen
-    running, steps_since_log = torch.zeros(()), 0
-    check_each_step = setup.cfg.nan_policy == "skip" or setup.accelerator.device.type == "cpu"  # type: ignore[attr-defined]
+    device = setup.accelerator.device  # type: ignore[attr-defined]
+    running, steps_since_log = torch.zeros((), device=device), 0
+    grad_norms = torch.zeros((), device=device)  # sum of the gradient norms since the last check
+    check_each_step = _checks_each_step(setup)
+    check_grads = getattr(setup.accelerator, "scaler", None) is None
     while state.step < goal and not state.stop_reason:
         windows = setup.windows(state.epoch)
         for w in range(state.window_in_epoch, len(windows)):
@@ -225,14 +257,24 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
             state.window_in_epoch = w + 1
             if check_each_step and not _finite_or_handle(setup, state, step_loss):
                 continue
+            log_now = (state.step + 1) % setup.cfg.logging_steps == 0 or state.step + 1 == goal
+            norm = _grad_norm(setup, needed=check_grads and (check_each_step or log_now))
+            if norm is not None and check_grads:
+                if check_each_step:
+                    if not _finite_or_handle(setup, state, norm, "gradient norm"):
+                        continue
+                else:
+                    grad_norms += norm.detach()
+            running, steps_since_log = running + step_loss.detach(), steps_since_log + 1
+            if log_now and not check_each_step:  # nan_policy `error` here: raises on a non-finite value
+                _finite_or_handle(setup, state, running)
+                _finite_or_handle(setup, state, grad_norms, "gradient norm")
+                grad_norms = torch.zeros((), device=device)
             _apply_update(setup)
             state.step += 1
-            running, steps_since_log = running + step_loss.to(running.device), steps_since_log + 1
-            if state.step % setup.cfg.logging_steps == 0 or state.step == goal:
-                if not check_each_step:
-                    _finite_or_handle(setup, state, running)
+            if log_now:
                 _log_step(setup, state, running, steps_since_log, (started, tokens_at_start))
-                running, steps_since_log = torch.zeros(()), 0
+                running, steps_since_log = torch.zeros((), device=device), 0
             end_of_epoch = state.window_in_epoch == len(windows)
             _maybe_evaluate(setup, state, end_of_epoch)
             _maybe_checkpoint(setup, state, end_of_epoch)

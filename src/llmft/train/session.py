@@ -31,7 +31,10 @@ class Session:
     data_fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
     last_eval: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the user should know about the set-up (packing)
+    # save_best_metric: the best value so far (restored from checkpoints/best.json on resume), and the
+    # evaluation of the latest evaluated step, (step, metrics): a checkpoint is judged only by its own step's.
     best_value: float | None = None
+    step_eval: tuple[int, dict[str, float]] | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -123,6 +126,7 @@ def build_session(
     out: Path,
     *,
     progress: bool = True,
+    config_path: str | None = None,
 ) -> Session:
     from accelerate import Accelerator
 
@@ -157,13 +161,14 @@ def build_session(
             cfg=cfg,
             seed=config.seed,
             group_by_length=config.data.group_by_length,
-            log=MetricsLog(out / "metrics.jsonl"),
+            log=MetricsLog(out / "metrics.jsonl", config_path),
         ),
         eval_collate=collate,
         eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
         num_labels=len(encoded.label_names) if encoded.label_names else None,
         config=config,
         out=out,
+        config_path=config_path,
         notes=notes,
     )
     validation = encoded.examples.get("validation")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from accelerate import Accelerator
 
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import PadCollator
+from llmft.errors import TrainingError
 from llmft.train.loop import LoopState, TrainSetup, total_steps, train
 from llmft.train.optim import build_optimizer, build_scheduler
 
@@ -112,3 +114,59 @@ def test_resume_state_continues_mid_epoch() -> None:
     rest.scheduler.load_state_dict(first.scheduler.state_dict())
     train(rest, LoopState(step=3, epoch=0, window_in_epoch=3))
     torch.testing.assert_close(rest.model.weight, full.model.weight)
+
+
+# --------------------------------------------------------------------------- non-finite gradients
+def _inf_gradients_on(s: TrainSetup, steps: set[int]) -> None:
+    """A grad hook that turns the gradient into inf on the given (1-based) backward calls; the loss stays
+    finite (as an overflow in the backward pass alone would)."""
+    calls = [0]
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return torch.full_like(grad, float("inf")) if calls[0] in steps else grad
+
+    s.model.weight.register_hook(hook)
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_non_finite_gradients_with_a_finite_loss_stop_with_the_step(max_grad_norm: float | None) -> None:
+    s = setup(TrainingConfig(batch_size=2, max_steps=4, max_grad_norm=max_grad_norm), examples(8))
+    _inf_gradients_on(s, {3})
+    with pytest.raises(TrainingError, match=r"gradient norm became non-finite .* at step 3") as caught:
+        train(s)
+    assert "no checkpoint was saved yet" in caught.value.message
+    assert torch.isfinite(s.model.weight).all(), "the non-finite gradient reached the weights"
+
+
+def test_non_finite_errors_name_the_last_good_checkpoint() -> None:
+    s = setup(TrainingConfig(batch_size=2, max_steps=4), examples(8))
+    s.last_checkpoint = lambda: "out/checkpoints/step-0000002"
+    _inf_gradients_on(s, {3})
+    with pytest.raises(TrainingError, match="the last good checkpoint is out/checkpoints/step-0000002"):
+        train(s)
+
+
+def test_skip_policy_skips_non_finite_gradients_and_counts_them() -> None:
+    s = setup(TrainingConfig(batch_size=2, max_steps=4, max_grad_norm=None, nan_policy="skip"), examples(16))
+    _inf_gradients_on(s, {2})
+    state = train(s)
+    assert (state.step, state.skipped_nonfinite) == (4, 1)
+    assert torch.isfinite(s.model.weight).all(), "a skipped step still changed the weights"
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_without_per_step_checks_non_finite_gradients_are_caught_at_the_logging_step(
+    monkeypatch: pytest.MonkeyPatch, max_grad_norm: float | None
+) -> None:
+    """As on a GPU under nan_policy `error`: no host sync per step, the check runs at logging steps."""
+    from llmft.train import loop
+
+    monkeypatch.setattr(loop, "_checks_each_step", lambda setup: False)
+    cfg = TrainingConfig(batch_size=2, max_steps=8, logging_steps=4, max_grad_norm=max_grad_norm)
+    s = setup(cfg, examples(16))
+    _inf_gradients_on(s, {4})  # the loss of the logging step stays finite
+    with pytest.raises(TrainingError, match=r"gradient norm became non-finite .* at step 4"):
+        train(s)
+    finite = setup(cfg, examples(16))
+    assert train(finite).step == 8

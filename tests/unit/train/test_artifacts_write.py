@@ -1,0 +1,43 @@
+"""A run file that cannot be written (permission denied, disk full) is a clear error naming the file, the
+reason and the last good checkpoint, never an internal error; a half-written temporary file is removed."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from llmft.errors import CheckpointError
+from llmft.train import artifacts
+
+
+def _denied(*args: object) -> None:
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(args[-1]))
+
+
+def test_a_denied_write_names_the_file_the_reason_and_that_no_checkpoint_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(artifacts.os, "replace", _denied)
+    with pytest.raises(CheckpointError) as caught:
+        artifacts.write_json(tmp_path / "run.json", {"a": 1})
+    message = caught.value.render()
+    assert str(tmp_path / "run.json") in message and "Permission denied (EACCES)" in message, message
+    assert "no checkpoint was saved yet" in message, message
+    assert list(tmp_path.iterdir()) == [], "the temporary file was left behind"
+
+
+def test_a_failed_config_write_names_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "checkpoints" / "step-0000004"
+    good.mkdir(parents=True)
+    (good / "COMPLETE").write_text("ok\n")
+    monkeypatch.setattr(artifacts.os, "replace", _denied)
+    with pytest.raises(CheckpointError) as caught:
+        artifacts.write_config(tmp_path / "config.yaml", {"seed": 0}, config_path="run.yaml")
+    message = caught.value.render()
+    assert f"the last good checkpoint is {good}" in message, message
+    assert "`llmft train run.yaml --resume`" in message, message
