@@ -1,5 +1,7 @@
 """Runs that survive: a real `llmft train` process is SIGKILLed, SIGTERMed or SIGINTed, and `--resume`
 continues it so exactly that its losses and final weights equal those of a run that was never stopped.
+With dropout on, the dropout masks after a resume depend on the restored RNG state, so the dropout
+scenarios prove that too; `--resume PATH` restarts a finished run from an earlier checkpoint.
 
 Every scenario is a real subprocess on a tiny model. They spend most of their time importing torch, so the
 module fixture starts them all at once (one thread each) and the tests only read what happened.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +32,9 @@ SAVE_STEPS = 3
 PROCESS_TIMEOUT = 300
 # Long enough for the poll below to see it and kill, short enough to cost little (it holds every checkpoint).
 CHECKPOINT_DELAY = "3"
+# The second Ctrl-C lands in a checkpoint write held this long: an exit before it ends did not wait for it
+# (generous, so that a slow exit of a loaded machine still counts as at once).
+SECOND_SIGNAL_DELAY = 20.0
 
 
 @dataclass
@@ -43,6 +49,8 @@ class Outcome:
     logged_at_stop: int = 0
     resumed_rc: int | None = None
     resumed_output: str = ""
+    reference: Path | None = None  # the run's first, uninterrupted pass (metrics and model), kept aside
+    exit_delay: float | None = None  # seconds from the second stop signal to the process's exit
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -53,7 +61,21 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _write_config(folder: Path, model: Path, train_file: Path) -> Path:
+# Dropout on (the model's own and the LoRA input's): each step's masks come from the torch RNG, which a
+# resume must restore for the losses to match.
+DROPOUT = {"model": {"disable_dropout": False, "adapter": {"dropout": 0.1}}}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _write_config(folder: Path, model: Path, train_file: Path, extra: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "output_dir": str(folder / "run"),
@@ -72,6 +94,7 @@ def _write_config(folder: Path, model: Path, train_file: Path) -> Path:
             "num_threads": 1,
         },
     }
+    _merge(config, extra or {})
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -166,13 +189,71 @@ def _stop_and_resume(
     return outcome
 
 
+def _resume_path(outcome: Outcome, config: Path) -> Outcome:
+    """Train to the end (dropout on, every checkpoint kept), keep that run's metrics and model aside, then
+    restart it from an earlier checkpoint with `--resume PATH`."""
+    folder = config.parent
+    outcome.stopped_rc, outcome.stopped_output = Cli(config, folder / "first.log").finish()
+    if outcome.stopped_rc != 0:
+        return outcome
+    reference = folder / "reference"
+    reference.mkdir()
+    shutil.copy2(outcome.run_dir / "metrics.jsonl", reference / "metrics.jsonl")
+    shutil.copytree(outcome.run_dir / "model", reference / "model")
+    outcome.reference = reference
+    outcome.complete_at_stop = complete_checkpoints(outcome.run_dir)
+    earlier = outcome.run_dir / "checkpoints" / f"step-{SAVE_STEPS:07d}"
+    resumed = Cli(config, folder / "resumed.log", "--resume", str(earlier))
+    outcome.resumed_rc, outcome.resumed_output = resumed.finish()
+    return outcome
+
+
+def _second_sigint(outcome: Outcome, config: Path) -> Outcome:
+    """Ctrl-C after the first checkpoint, then Ctrl-C again while the stop's checkpoint is being written
+    (held open by LLMFT_TEST_CHECKPOINT_DELAY): the process must exit at once, without that checkpoint."""
+    run_dir = outcome.run_dir
+    first = f"step-{SAVE_STEPS:07d}"
+    cli = Cli(
+        config, config.parent / "stopped.log", env=_env(LLMFT_TEST_CHECKPOINT_DELAY=str(SECOND_SIGNAL_DELAY))
+    )
+    try:
+        # A step after the first checkpoint: the stop then writes a checkpoint of its own (of step 4 or so).
+        if cli.wait_for(
+            lambda: first in complete_checkpoints(run_dir) and last_logged_step(run_dir) > SAVE_STEPS
+        ):
+            cli.proc.send_signal(signal.SIGINT)
+            if cli.wait_for(lambda: bool(tmp_checkpoints(run_dir))):  # the stop's checkpoint, half-written
+                cli.proc.send_signal(signal.SIGINT)
+                sent = time.monotonic()
+                try:
+                    cli.proc.wait(timeout=SECOND_SIGNAL_DELAY + 30)
+                except subprocess.TimeoutExpired:
+                    pass
+                outcome.exit_delay = time.monotonic() - sent
+    finally:
+        outcome.stopped_rc, outcome.stopped_output = cli.finish()
+    outcome.complete_at_stop = complete_checkpoints(run_dir)
+    outcome.tmp_at_stop = tmp_checkpoints(run_dir)
+    outcome.logged_at_stop = last_logged_step(run_dir)
+    return outcome
+
+
 def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
-    config = _write_config(folder, model, train_file)
+    extra: dict = {}
+    if kind in ("dropout_kill", "resume_path"):
+        extra = json.loads(json.dumps(DROPOUT))
+    if kind == "resume_path":  # keep every checkpoint, so that an earlier one is there to resume from
+        extra["training"] = {"save_total_limit": None}
+    config = _write_config(folder, model, train_file, extra)
     run_dir = folder / "run"
     outcome = Outcome(run_dir)
     if kind == "baseline":  # never stopped: its one run is recorded as the run that finished
         outcome.resumed_rc, outcome.resumed_output = Cli(config, folder / "baseline.log").finish()
         return outcome
+    if kind == "resume_path":
+        return _resume_path(outcome, config)
+    if kind == "second_sigint":
+        return _second_sigint(outcome, config)
 
     def after_a_checkpoint() -> bool:  # mid-training: a step after the last checkpoint was logged
         done = complete_checkpoints(run_dir)
@@ -186,6 +267,7 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
 
     plans: dict[str, tuple[Callable[[], bool], int, dict[str, str]]] = {
         "kill_step": (after_a_checkpoint, signal.SIGKILL, _env()),
+        "dropout_kill": (after_a_checkpoint, signal.SIGKILL, _env()),
         "kill_checkpoint": (
             second_checkpoint_half_written,
             signal.SIGKILL,
@@ -204,7 +286,16 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
     return _stop_and_resume(outcome, config, stop, env, resume=kind != "sigint")
 
 
-KINDS = ("baseline", "kill_step", "kill_checkpoint", "sigterm", "sigint")
+KINDS = (
+    "baseline",
+    "kill_step",
+    "kill_checkpoint",
+    "sigterm",
+    "sigint",
+    "resume_path",
+    "dropout_kill",
+    "second_sigint",
+)
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +376,47 @@ def test_stop_signal_finishes_the_step_and_checkpoints(
     if kind == "sigterm":  # SIGINT stops the same way; one resume of the two is enough
         assert_resumed_from(stopped, stopped.logged_at_stop)
         assert_same_run(stopped.run_dir, baseline)
+
+
+def test_resume_from_an_earlier_checkpoint_of_a_finished_run(outcomes: dict[str, Outcome]) -> None:
+    """`llmft train CFG --resume PATH` (the path form, not --resume-from) replays the steps after PATH
+    exactly, dropout masks included."""
+    run = outcomes["resume_path"]
+    assert run.stopped_rc == 0, run.stopped_output
+    assert run.reference is not None
+    assert len(run.complete_at_stop) == MAX_STEPS // SAVE_STEPS, run.complete_at_stop
+    assert_resumed_from(run, SAVE_STEPS)
+    assert_same_run(run.run_dir, run.reference)
+
+
+def test_sigkill_with_dropout_resumes_exactly(outcomes: dict[str, Outcome]) -> None:
+    """With dropout on, the losses after the resume match only if the torch RNG state was restored."""
+    killed = outcomes["dropout_kill"]
+    reference = outcomes["resume_path"].reference
+    assert reference is not None, outcomes["resume_path"].stopped_output
+    assert killed.stopped_rc == -signal.SIGKILL, killed.stopped_output
+    assert killed.complete_at_stop, "killed before any checkpoint was written"
+    last = step_of(killed.complete_at_stop[-1])
+    assert last < killed.logged_at_stop < MAX_STEPS, "the kill should lose the steps after the checkpoint"
+    assert_resumed_from(killed, last)
+    assert_same_run(killed.run_dir, reference)
+    # Dropout really is on: these losses differ from those of the run without it.
+    assert losses(reference) != losses(outcomes["baseline"].run_dir)
+
+
+def test_second_sigint_while_checkpointing_exits_at_once(outcomes: dict[str, Outcome]) -> None:
+    stopped = outcomes["second_sigint"]
+    assert stopped.exit_delay is not None, f"never got to the stop's checkpoint:\n{stopped.stopped_output}"
+    assert stopped.stopped_rc == 130, stopped.stopped_output
+    assert stopped.exit_delay < SECOND_SIGNAL_DELAY, stopped.exit_delay  # did not wait for the write
+    assert "SIGINT received" in stopped.stopped_output
+    assert "second stop signal: exiting without a checkpoint" in stopped.stopped_output, (
+        stopped.stopped_output
+    )
+    assert "Traceback" not in stopped.stopped_output
+    # The checkpoint written before the stop is intact and loadable; the one cut short is not complete.
+    first = f"step-{SAVE_STEPS:07d}"
+    assert stopped.complete_at_stop == [first], stopped.complete_at_stop
+    folder = stopped.run_dir / "checkpoints" / first
+    assert load_file(str(folder / "trainable.safetensors"))
+    assert json.loads((folder / "state.json").read_text())["step"] == SAVE_STEPS

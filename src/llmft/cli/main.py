@@ -52,12 +52,49 @@ def _register() -> None:
     _registered = True
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def rewrite_resume(argv: list[str]) -> list[str]:
+    """``train ... --resume PATH`` / ``--resume=PATH`` → ``--resume-from PATH`` (typer options cannot take an
+    optional value). ``--resume`` alone, or followed by an option, an override (``key=value``) or the config
+    file (``.yaml``/``.yml``/``.json``), stays the flag. Only the ``train`` command is touched, and nothing
+    after ``--``."""
+    command = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
+    if command is None or argv[command] != "train":  # the root options (--debug, --version) take no value
+        return list(argv)
+    start = command + 1
+    out = list(argv[:start])
+    rest = argv[start:]
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            out.extend(rest[i:])
+            break
+        if token.startswith("--resume="):
+            out += ["--resume-from", token.split("=", 1)[1]]
+        elif token == "--resume" and i + 1 < len(rest) and _is_checkpoint_path(rest[i + 1]):
+            out += ["--resume-from", rest[i + 1]]
+            i += 1
+        else:
+            out.append(token)
+        i += 1
+    return out
+
+
+def _is_checkpoint_path(token: str) -> bool:
+    return (
+        bool(token) and not token.startswith("-") and "=" not in token and not token.endswith(CONFIG_SUFFIXES)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point. Returns (and exits with) the process exit code."""
     from llmft.cli.render import run_guarded
 
     _register()
-    code = run_guarded(app, argv if argv is not None else sys.argv[1:])
+    code = run_guarded(app, rewrite_resume(argv if argv is not None else sys.argv[1:]))
     if argv is None:
         sys.exit(code)
     return code

@@ -1,4 +1,4 @@
-"""`llmft train CONFIG [key.path=value ...]`: thin; the work is in llmft.pipeline."""
+"""`llmft train CONFIG [key.path=value ...] [--resume [PATH]]`: thin; the work is in llmft.pipeline."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ def train(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in output_dir."),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue from the latest complete checkpoint in output_dir."
+        False,
+        "--resume",
+        help="Continue from the latest complete checkpoint in output_dir; `--resume PATH` (or "
+        "`--resume=PATH`) continues from that checkpoint folder instead, like --resume-from.",
     ),
     resume_from: Path | None = typer.Option(
-        None, "--resume-from", help="Continue from this checkpoint folder (`checkpoints/step-N` of the run)."
+        None,
+        "--resume-from",
+        help="Continue from this checkpoint folder (`checkpoints/step-N`), also of a finished run.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notices."),
 ) -> None:

@@ -132,7 +132,7 @@ def save_checkpoint(
     """
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{state.step:07d}"
+    final = root / checkpoint_name(state.step)
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     parts = {
@@ -215,6 +215,11 @@ def _pause_for_tests() -> None:
     delay = os.environ.get("LLMFT_TEST_CHECKPOINT_DELAY")
     if delay:
         time.sleep(float(delay))
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint taken after ``step`` (zero-padded, so names sort by step)."""
+    return f"{PREFIX}{step:07d}"
 
 
 def complete_checkpoints(root: Path) -> list[Path]:

@@ -192,6 +192,14 @@ def _step_of(line: str) -> float:
     return record.get("step", 0) if isinstance(record, dict) else float("inf")
 
 
+def _stop_checkpoint(session: Session, state: LoopState) -> Path:
+    """The checkpoint of the step training stopped at: the one just written for it, or a new one."""
+    latest = ckpt.latest_checkpoint(session.out)
+    if latest is not None and latest.name == ckpt.checkpoint_name(state.step):
+        return latest
+    return save(session, state)
+
+
 def train_with_signals(session: Session, state: LoopState | None, say: Say) -> LoopState:
     """Train; on SIGINT/SIGTERM finish the step, checkpoint, and raise RunInterrupted (exit 130/143)."""
     session.setup.on_checkpoint = lambda s: save(session, s)
@@ -204,11 +212,11 @@ def train_with_signals(session: Session, state: LoopState | None, say: Say) -> L
             reported(step, metrics)
 
     session.setup.on_evaluate = on_evaluate
-    with GracefulStop() as stop:
+    with GracefulStop() as stop:  # the stop's checkpoint is written inside: a second signal still exits at once
         session.setup.should_stop = lambda: stop.requested
         state = run_training(session, state)
+        folder = _stop_checkpoint(session, state) if stop.requested else None
     if stop.requested:
-        folder = save(session, state)
         raise RunInterrupted(
             f"stopped by signal at step {state.step}; checkpoint written to {folder}",
             exit_code=stop.exit_code,
