@@ -212,7 +212,7 @@ def train_with_signals(session: Session, state: LoopState | None, say: Say) -> L
             reported(step, metrics)
 
     session.setup.on_evaluate = on_evaluate
-    with GracefulStop() as stop:  # the stop's checkpoint is written inside: a second signal still exits at once
+    with GracefulStop() as stop:  # the stop checkpoint is written inside: a 2nd signal still exits at once
         session.setup.should_stop = lambda: stop.requested
         state = run_training(session, state)
         folder = _stop_checkpoint(session, state) if stop.requested else None
