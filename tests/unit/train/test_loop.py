@@ -1,6 +1,10 @@
-"""The loop on a toy model: token-weighted accumulation, early stopping, and a seeded batch order."""
+"""The loop on a toy model: token-weighted accumulation, early stopping, a seeded batch order, non-finite
+losses and gradients, and how save_best_metric picks (and keeps over a resume) the best checkpoint."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +13,7 @@ from accelerate import Accelerator
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import PadCollator
 from llmft.errors import TrainingError
+from llmft.train.lifecycle import resume_state, train_with_signals
 from llmft.train.loop import LoopState, TrainSetup, total_steps, train
 from llmft.train.optim import build_optimizer, build_scheduler
 
@@ -170,3 +175,74 @@ def test_without_per_step_checks_non_finite_gradients_are_caught_at_the_logging_
         train(s)
     finite = setup(cfg, examples(16))
     assert train(finite).step == 8
+
+
+# ------------------------------------------------------------------------- save_best_metric in the loop
+class _Config:
+    """What lifecycle.save needs of a RunConfig: its dump for the checkpoint's config.yaml."""
+
+    def model_dump(self, mode: str = "json") -> dict[str, object]:
+        return {"seed": 0}
+
+
+def _session(out: Path, cfg: TrainingConfig, evals: dict[int, float]):  # noqa: ANN202
+    """A toy session whose evaluation at step N gives eval_loss ``evals[N]``."""
+    from llmft.train.progress import Progress
+    from llmft.train.session import Session
+
+    state = {"step": 0}
+    toy = setup(cfg, examples(32), evaluate=lambda: {"eval_loss": evals[state["step"]]})
+    toy.progress = Progress(total_steps(32, cfg), enabled=False)
+    session = Session(
+        setup=toy, eval_collate=None, eval_batch_size=1, num_labels=None, config=_Config(), out=out
+    )  # type: ignore[arg-type]
+    real_log = toy.log
+
+    def log(record: dict[str, object]) -> None:  # the loop logs each step before evaluating it
+        state["step"] = int(record["step"])  # type: ignore[call-overload]
+        real_log(record)
+
+    toy.log = log
+    return session
+
+
+def _best(out: Path) -> dict[str, object]:
+    return json.loads((out / "checkpoints" / "best.json").read_text())
+
+
+def _cfg(max_steps: int, eval_steps: int, save_steps: int) -> TrainingConfig:
+    return TrainingConfig(
+        batch_size=2,
+        max_steps=max_steps,
+        logging_steps=1,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=None,
+        save_best_metric="eval_loss",
+        learning_rate=0.01,
+    )
+
+
+def test_the_best_checkpoint_is_judged_by_an_evaluation_of_its_own_step(tmp_path: Path) -> None:
+    """Evaluations at steps 3 and 6, checkpoints at 2, 4 and 6: the low loss of step 3 says nothing of the
+    weights of step 4, so only step 6 (evaluated itself) can be the best."""
+    session = _session(tmp_path, _cfg(6, eval_steps=3, save_steps=2), {3: 0.1, 6: 0.4})
+    train_with_signals(session, None, lambda _: None)
+    assert _best(tmp_path) == {"checkpoint": "step-0000006", "metric": "eval_loss", "value": 0.4}
+
+
+def test_a_worse_evaluation_after_a_resume_does_not_move_the_best(tmp_path: Path) -> None:
+    evals = {2: 0.3, 4: 0.5, 6: 0.4}
+    first = _session(tmp_path, _cfg(4, eval_steps=2, save_steps=2), evals)
+    train_with_signals(first, None, lambda _: None)
+    assert _best(tmp_path)["checkpoint"] == "step-0000002"
+
+    resumed = _session(tmp_path, _cfg(6, eval_steps=2, save_steps=2), evals)
+    state = resume_state(resumed, True, lambda _: None)
+    assert state.step == 4 and resumed.best_value == 0.3
+    state = train_with_signals(resumed, state, lambda _: None)
+    assert state.step == 6
+    assert _best(tmp_path) == {"checkpoint": "step-0000002", "metric": "eval_loss", "value": 0.3}
+    assert (tmp_path / "checkpoints" / "step-0000006").is_dir()
