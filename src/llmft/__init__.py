@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import RunConfig
+    from llmft.hpo.search import SearchResult
 
 
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -26,10 +27,25 @@ def run(config: RunConfig, **options: object) -> dict[str, float]:
 
     ``options`` are those of :func:`llmft.pipeline.run` (``say``, ``progress``, ``overwrite``, ``resume``,
     ``on_evaluate``); use that function directly for the run directory, losses and the live model.
+    With ``hpo.enabled`` the config is a search, as in ``llmft train``: it runs :func:`search` (options
+    ``say``, ``progress``, ``overwrite``) and returns the best trial's metrics (the refit's, with hpo.refit).
     """
+    if config.hpo.enabled:
+        result = search(config, **options)
+        if result.refit_metrics is not None:
+            return result.refit_metrics
+        return dict(result.best.metrics) if result.best is not None else {}
     from llmft.pipeline import run as _run
 
     return _run(config, **options).metrics  # type: ignore[arg-type]
 
 
-__all__ = ["__version__", "load_config", "run"]
+def search(config: RunConfig, **options: object) -> SearchResult:
+    """Run the hyperparameter search of ``config.hpo`` (also when hpo.enabled is off); returns its trials,
+    the best one and the files written. ``options``: ``say``, ``progress``, ``overwrite``."""
+    from llmft.hpo.search import run_search
+
+    return run_search(config, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["__version__", "load_config", "run", "search"]

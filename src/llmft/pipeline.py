@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports this module before to
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
     from llmft.train.loop import LoopState
-    from llmft.train.session import Session
+    from llmft.train.trainer import LocalTrainer
 
 Say = Callable[[str], None]
 
@@ -54,40 +54,36 @@ def run(
 
     ``resume``: True continues from the latest complete checkpoint in output_dir, a path from that one.
     ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
-    through it, by raising).
+    through it, by raising). A config with ``hpo.enabled`` is a search, not one run: ``llmft.run`` and
+    ``llmft.search`` run it; here it is refused.
     """
     from llmft.train import artifacts
-    from llmft.train.lifecycle import check_resume, checkpoint_to_resume
-    from llmft.train.session import build_session, final_metrics
+    from llmft.train.trainer import Callbacks, LocalTrainer, RunData
 
+    _refuse_search(config)
     started = artifacts.now()
     out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
-    resumed_from = checkpoint_to_resume(out, resume) if resume else None  # before the slow part: fail fast
-    if resumed_from:
-        check_resume(resumed_from, config, say)
+    resumed_from = _resume_point(out, resume, config, say) if resume else None  # before the slow part
     _seed(config.seed, config.training.num_threads)
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
     inputs = _load_inputs(config, resumed_from, say)
     model, adapter = _load_model(config, inputs, say)
-    session = build_session(
+    trainer = LocalTrainer(
         config,
         model,
-        inputs.tokenizer,
-        inputs.encoded,
-        inputs.task,
+        RunData(inputs.tokenizer, inputs.encoded, inputs.task, inputs.prepared.fingerprint),
         out,
+        callbacks=Callbacks(on_evaluate=on_evaluate, say=say),
         progress=progress,
         config_path=config_path,
     )
-    session.setup.on_evaluate = on_evaluate
-    session.data_fingerprint = inputs.prepared.fingerprint
-    for note in session.notes:
+    for note in trainer.setup():
         say(note)
-    state = _train(session, adapter, resumed_from, say)
-    metrics = final_metrics(session, inputs.encoded)
+    state = _train(trainer, resumed_from, say)
+    metrics = trainer.final_metrics()
     model_dir = artifacts.save_model(
-        session.model_for_saving(), inputs.tokenizer, out, config_path=config_path
+        trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )
     _write_run_files(
         out,
@@ -108,8 +104,33 @@ def run(
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
     return RunResult(
-        metrics, out, inputs.task, state.train_losses, session.model_for_saving(), inputs.tokenizer
+        metrics, out, inputs.task, state.train_losses, trainer.model_for_saving(), inputs.tokenizer
     )
+
+
+def _refuse_search(config: RunConfig) -> None:
+    if config.hpo.enabled:
+        from llmft.errors import ConfigError
+
+        raise ConfigError(
+            "hpo.enabled is on: this config describes a search, not one training run",
+            fix="call llmft.run(config) or llmft.search(config) (the CLI: `llmft train` or `llmft hpo`), "
+            "or set hpo.enabled: false to train once",
+        )
+
+
+def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say) -> Path:
+    """The checkpoint to resume from, checked against the config (the rows are checked once loaded)."""
+    import yaml
+
+    from llmft.train.checkpoint import config_yaml
+    from llmft.train.resume import check_resume_config, find_checkpoint
+
+    folder = find_checkpoint(out, resume)
+    current = yaml.safe_load(config_yaml(config.model_dump(mode="json")))
+    for change in check_resume_config(folder, current):
+        say(f"resume: allowed config change {change}")
+    return folder
 
 
 @dataclass
@@ -128,7 +149,7 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
     before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
     from llmft.data.build import encode_splits, prepare_rows
     from llmft.models.load import infer_task, load_model_config, load_tokenizer
-    from llmft.train.lifecycle import check_resume_rows
+    from llmft.train.resume import check_resume_data
 
     token = config.hf_token
     prepared = prepare_rows(config.data, config.seed, token)
@@ -137,8 +158,10 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
         + "; ".join(f"{s}: {r.summary()}" for s, r in prepared.reports.items())
         + ")"
     )
-    if resumed_from:
-        check_resume_rows(resumed_from, prepared.fingerprint, say)
+    if resumed_from:  # other rows would make the checkpoint's data position meaningless
+        notice = check_resume_data(resumed_from, prepared.fingerprint)
+        if notice:
+            say(notice)
     task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
     say(f"task: {task} ({why})")
     tokenizer = load_tokenizer(
@@ -172,19 +195,15 @@ def _load_model(config: RunConfig, inputs: _Inputs, say: Say) -> tuple[object, A
     )
 
 
-def _train(session: Session, adapter: AdapterSummary, resumed_from: Path | None, say: Say) -> LoopState:
-    """Pre-flight checks, the resume (if any), training with signal handling; the model is left standard."""
-    from llmft.train.lifecycle import preflight, resume_state, train_with_signals
-
-    preflight(session, adapter.trainable_params, adapter.total_params)
-    state = resume_state(session, resumed_from, say) if resumed_from else None
+def _train(trainer: LocalTrainer, resumed_from: Path | None, say: Say) -> LoopState:
+    """The resume (if any), then training with signal handling; the model is left standard."""
+    state = trainer.resume(resumed_from) if resumed_from else None
     t0 = time.perf_counter()
-    state = train_with_signals(session, state, say)
+    state = trainer.train(state)
     say(
         f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s"
         + (f" ({state.stop_reason})" if state.stop_reason else "")
     )
-    session.finish_training()
     return state
 
 

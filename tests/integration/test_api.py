@@ -82,3 +82,57 @@ def test_importing_llmft_does_not_import_torch() -> None:
     after_import, after_load_config = proc.stdout.splitlines()
     assert after_import == "[]", "import llmft pulled in heavy libraries"
     assert after_load_config == "[]", "llmft.load_config pulled in heavy libraries"
+
+
+def _search_config(tiny_model, synth_data, tmp_path: Path) -> llmft.RunConfig:  # noqa: ANN001
+    files = synth_data("classification", rows=100)
+    path = tmp_path / "search.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": str(tmp_path / "search"),
+                "data": {
+                    "dataset": {
+                        "train_file": str(files["train"]),
+                        "validation_file": str(files["validation"]),
+                    },
+                    "tokenization": {"max_length": 64},
+                },
+                "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"r": 4}},
+                "training": {"max_steps": 4, "batch_size": 8, "num_threads": 1, "save_strategy": "no"},
+                "hpo": {
+                    "enabled": True,
+                    "backend": "grid",
+                    "metric": "eval_loss",
+                    "parameters": {"training.learning_rate": [1e-4, 1e-3]},
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    return llmft.load_config(str(path))
+
+
+def test_run_with_hpo_enabled_runs_the_search_as_the_cli_does(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    config = _search_config(tiny_model, synth_data, tmp_path)
+    metrics = llmft.run(config, say=lambda _: None, progress=False)
+
+    out = tmp_path / "search"
+    results = json.loads((out / "hpo_results.json").read_text())
+    assert [t["state"] for t in results["trials"]] == ["complete", "complete"]
+    best = min(results["trials"], key=lambda t: t["value"])
+    assert metrics["eval_loss"] == pytest.approx(best["value"])  # the best trial's metrics are returned
+    assert not (out / "model").exists()  # no single training run beside the search
+
+
+def test_the_pipeline_refuses_a_search_config_with_the_way_to_run_it(
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
+    from llmft.errors import ConfigError
+    from llmft.pipeline import run
+
+    config = _search_config(tiny_model, synth_data, tmp_path)
+    with pytest.raises(ConfigError, match="hpo.enabled is on") as caught:
+        run(config, say=lambda _: None, progress=False)
+    assert "llmft.search" in (caught.value.fix or "")
+    assert not (tmp_path / "search").exists()  # refused before anything was written

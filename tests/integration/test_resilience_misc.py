@@ -281,12 +281,15 @@ def test_resume_refuses_changed_data_before_loading_the_model(
 # --------------------------------------------------------------------------------- non-finite losses
 def _poison_loss(monkeypatch: pytest.MonkeyPatch, batches: set[int]) -> None:
     """A NaN in the training loss of the given (1-based) batches, as fp16 overflow on a long batch gives."""
-    from llmft.train import session as session_module
+    from dataclasses import replace
 
-    real = session_module.loss_function
+    from llmft.train import parts as parts_module
 
-    def loss_function(task: str, model: torch.nn.Module):  # noqa: ANN202
-        inner, calls = real(task, model), [0]
+    real = parts_module.objective_for
+
+    def objective_for(task: str, model: torch.nn.Module):  # noqa: ANN202
+        objective, calls = real(task, model), [0]
+        inner = objective.loss
 
         def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
             total, count = inner(model, batch)
@@ -296,9 +299,9 @@ def _poison_loss(monkeypatch: pytest.MonkeyPatch, batches: set[int]) -> None:
                     total = total * float("nan")
             return total, count
 
-        return loss
+        return replace(objective, loss=loss)
 
-    monkeypatch.setattr(session_module, "loss_function", loss_function)
+    monkeypatch.setattr(parts_module, "objective_for", objective_for)
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(

@@ -292,14 +292,24 @@ class TrainingConfig(Section):
     )
     logging_steps: PositiveInt = Field(10, description="Log (progress bar, metrics.jsonl) every N steps.")
     eval_strategy: Literal["no", "steps", "epoch"] = Field(
-        "epoch", description="When to evaluate on validation."
+        "epoch",
+        description="When to evaluate on validation; setting `eval_steps` alone means `steps`.",
     )
     eval_steps: PositiveInt | None = Field(
-        None, description="Evaluate every N steps when eval_strategy is `steps`."
+        None, description="Evaluate every N steps (implies eval_strategy `steps`)."
     )
-    save_strategy: Literal["no", "steps", "epoch"] = Field("no", description="When to write checkpoints.")
+    save_strategy: Literal["no", "steps", "epoch"] = Field(
+        "epoch",
+        description="When to write checkpoints: at each epoch's end (default), every `save_steps` (setting "
+        "`save_steps` alone means `steps`), or never (`no`, which also turns off save_every_minutes).",
+    )
     save_steps: PositiveInt | None = Field(
-        None, description="Checkpoint every N steps when save_strategy is `steps`."
+        None, description="Checkpoint every N steps (implies save_strategy `steps`)."
+    )
+    save_every_minutes: PositiveFloat | None = Field(
+        30,
+        description="Also checkpoint after this many minutes of training since the last checkpoint, so a "
+        "crash loses at most that much; null turns it off.",
     )
     save_total_limit: PositiveInt | None = Field(2, description="Keep at most this many checkpoints.")
     save_best_metric: str | None = Field(
@@ -322,6 +332,17 @@ class TrainingConfig(Section):
         None, description="CPU threads for torch; default: torch's choice."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_imply_strategy(cls, data: object) -> object:
+        """`save_steps` (or `eval_steps`) alone means the `steps` strategy, as in the HF Trainer: a run the
+        user thought was protected by save_steps must not end with no checkpoint."""
+        if isinstance(data, dict):
+            for every, strategy in (("save_steps", "save_strategy"), ("eval_steps", "eval_strategy")):
+                if data.get(every) is not None and data.get(strategy) is None:
+                    data = {**data, strategy: "steps"}
+        return data
+
     @model_validator(mode="after")
     def _exclusive(self) -> TrainingConfig:
         if self.epochs is not None and self.max_steps is not None:
@@ -335,6 +356,14 @@ class TrainingConfig(Section):
                 "eval_strategy is `steps` but eval_steps is not set",
                 fix="add e.g. `eval_steps: 100`, or set `eval_strategy: epoch`",
             )
+        for every, strategy in (("save_steps", "save_strategy"), ("eval_steps", "eval_strategy")):
+            chosen = getattr(self, strategy)
+            if getattr(self, every) is not None and chosen != "steps":
+                raise RuleError(
+                    f"{every} is set but {strategy} is `{chosen}`, so {every} would be ignored",
+                    fix=f"delete `{strategy}: {chosen}` (then {every} means the `steps` strategy), "
+                    f"or delete `{every}`",
+                )
         if self.save_strategy == "steps" and self.save_steps is None:
             raise RuleError(
                 "save_strategy is `steps` but save_steps is not set",

@@ -16,16 +16,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmft.config.metrics import HIGHER_IS_BETTER, KNOWN_METRICS, metric_direction
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError, Problem
+from llmft.evaluate.best import Best
 from llmft.hpo.space import Space, parse_space
 
-# Metric names the evaluation writes, after an `eval_` (validation) or `test_` prefix.
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
-LOWER_IS_BETTER = ("loss", "perplexity")
-KNOWN_METRICS = tuple(
-    f"{split}_{name}" for split in ("eval", "test") for name in LOWER_IS_BETTER + HIGHER_IS_BETTER
-)
 DEFAULT_TRIALS = 10
 GRID_POINTS = 3  # values a float range without a step contributes to a grid
 # hpo keys that steer the search but do not change what a trial trains: a resumed search may change them.
@@ -66,8 +62,8 @@ class SearchPlan:
         return self.trials_dir / f"{number:03d}"
 
     def better(self, a: float, b: float) -> bool:
-        """Whether metric value ``a`` beats ``b``."""
-        return a > b if self.direction == "maximize" else a < b
+        """Whether metric value ``a`` beats ``b`` (the rule early stopping and the best checkpoint use)."""
+        return Best.of(self.metric, self.direction).beats(a, b)
 
     def fingerprint(self) -> dict[str, object]:
         """What makes two searches the same search: the base config and the search definition."""
@@ -90,14 +86,6 @@ class SearchPlan:
             "direction": self.direction,
             "spaces": [s.path + ": " + s.describe() for s in self.spaces],
         }
-
-
-def metric_direction(metric: str) -> str | None:
-    """The natural direction of a metric, or None when its name does not say."""
-    name = metric.split("_", 1)[1] if "_" in metric else metric
-    if name in LOWER_IS_BETTER:
-        return "minimize"
-    return "maximize" if name in HIGHER_IS_BETTER else None
 
 
 def _check_metric(config: RunConfig) -> list[Problem]:

@@ -15,7 +15,6 @@ OUTPUT/
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from llmft.atomic import write_atomic
 from llmft.config.redact import redact
 from llmft.errors import ConfigError
 
@@ -67,23 +67,17 @@ def _write_failed(what: str, err: BaseException, out: Path, config_path: str | N
 
 def write_json(path: Path, data: object, *, config_path: str | None = None) -> None:
     """Write atomically: a crash mid-write never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(json.dumps(redact(data), indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise _write_failed(str(path), err, path.parent, config_path) from err
+    _write(path, json.dumps(redact(data), indent=2, default=str) + "\n", config_path)
 
 
 def write_config(path: Path, config_dict: dict[str, object], *, config_path: str | None = None) -> None:
-    tmp = path.with_suffix(".tmp")
-    text = yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True)
+    _write(path, yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True), config_path)
+
+
+def _write(path: Path, text: str, config_path: str | None) -> None:
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise _write_failed(str(path), err, path.parent, config_path) from err
 
 
@@ -109,6 +103,24 @@ class MetricsLog:
             raise _write_failed(
                 f"{self.path} (step {record.get('step')})", err, self.path.parent, self.config_path
             ) from err
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the lines a killed run wrote after the checkpoint at ``step``; the resumed run writes them
+        again. A line a kill cut short (or a blank one) belongs to no step and goes too."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if _step_of(line) <= step]
+        write_atomic(self.path, "".join(f"{line}\n" for line in kept))
+
+
+def _step_of(line: str) -> float:
+    """The step a metrics line belongs to; a line a kill cut short (or a blank one) belongs to none."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return float("inf")
+    return record.get("step", 0) if isinstance(record, dict) else float("inf")
 
 
 def versions() -> dict[str, str]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
+from llmft.atomic import write_atomic
 from llmft.errors import CheckpointError
 from llmft.train.loop import LoopState
 
@@ -36,12 +37,18 @@ MARKER = "COMPLETE"
 
 
 def config_hash_of(config_yaml: str) -> str:
-    """Hash of the run's config as saved in the checkpoint (recorded in state.json)."""
+    """Hash of the run's config as saved in the checkpoint (recorded in state.json): a resume checks the
+    checkpoint's config.yaml against it before comparing configs, so an edited copy cannot pass."""
     return hashlib.sha256(config_yaml.encode()).hexdigest()[:16]
 
 
-def config_hash(config_dict: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def config_yaml(config_dict: dict[str, object]) -> str:
+    """The config as a checkpoint saves it: secrets redacted, so none reaches the disk."""
+    import yaml
+
+    from llmft.config.redact import redact
+
+    return yaml.safe_dump(redact(config_dict), sort_keys=False)
 
 
 def _fsync_file(path: Path) -> None:
@@ -262,11 +269,21 @@ def _best_marker(root: Path) -> str | None:
 
 
 def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
-    path = out / CHECKPOINTS / "best.json"
-    tmp = path.with_suffix(".tmp")
     record = {"checkpoint": checkpoint.name, "metric": metric, "value": value}
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(out / CHECKPOINTS / "best.json", json.dumps(record))
+
+
+def read_best(out: Path) -> tuple[str, int, float] | None:
+    """(metric, step, value) of checkpoints/best.json; None when there is none or it cannot be read."""
+    marker = out / CHECKPOINTS / "best.json"
+    if not marker.is_file():
+        return None
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        step = int(str(record["checkpoint"])[len(PREFIX) :])
+        return str(record.get("metric")), step, float(record["value"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def load_checkpoint(

@@ -3,6 +3,8 @@
 Every token counts the same: the loss of an optimizer step is the sum over its micro-batches divided by
 the loss tokens of the whole accumulation window (not a mean of per-batch means). The batch order is a
 function of (seed, epoch), so a resumed run continues with exactly the batches it had not trained on.
+The loss itself is the objective's (objectives.py); what happens around a step (evaluation, checkpoints,
+metrics, stop requests) are the ``LoopHooks`` the trainer gives at construction.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import torch
 
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import batch_order
-from llmft.data.labels import IGNORE
 from llmft.errors import TrainingError
+from llmft.evaluate.best import Best
+from llmft.train.objectives import Objective
 from llmft.train.progress import Progress
 
 
@@ -38,9 +41,31 @@ class LoopState:
     train_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
+def _no_log(record: dict[str, object]) -> None:
+    """The default sink of ``LoopHooks.log``: nothing."""
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """What the loop calls out to, all given at construction (the trainer binds its own methods).
+
+    ``evaluate`` returns the validation metrics (None: no validation split); ``checkpoint`` writes one;
+    ``evaluated(step, metrics)`` is told of each evaluation (HPO reports and prunes through it, by raising);
+    ``last_checkpoint`` names the last complete checkpoint in errors (None when none was saved).
+    """
+
+    evaluate: Callable[[], dict[str, float]] | None = None
+    checkpoint: Callable[[LoopState], object] | None = None
+    evaluated: Callable[[int, dict[str, float]], None] | None = None
+    log: Callable[[dict[str, object]], None] = _no_log
+    should_stop: Callable[[], bool] = lambda: False
+    last_checkpoint: Callable[[], object | None] = lambda: None
+    progress: Progress | None = None
+
+
 @dataclass
 class TrainSetup:
-    """What the loop needs; built by the pipeline from the config sections."""
+    """What the loop trains: model, optimizer, schedule, the rows and how they are batched, the objective."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -48,20 +73,11 @@ class TrainSetup:
     accelerator: object
     examples: list[dict[str, object]]
     collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
-    loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, int]]
-    task: str
+    objective: Objective
     cfg: TrainingConfig
     seed: int
     group_by_length: bool
-    evaluate: Callable[[], dict[str, float]] | None = None
-    log: Callable[[dict[str, object]], None] = lambda record: None
-    on_checkpoint: Callable[[LoopState], None] | None = None
-    # Called after each evaluation with (step, metrics); HPO uses it to report and to prune (by raising).
-    on_evaluate: Callable[[int, dict[str, float]], None] | None = None
-    should_stop: Callable[[], bool] = lambda: False
-    # The last complete checkpoint (lifecycle sets it), named when training fails; None when none was saved.
-    last_checkpoint: Callable[[], object | None] = lambda: None
-    progress: Progress | None = None
+    hooks: LoopHooks = field(default_factory=LoopHooks)
     lengths: list[int] = field(default_factory=list)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
@@ -84,27 +100,18 @@ def total_steps(num_examples: int, cfg: TrainingConfig) -> int:
     return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg)))
 
 
-def loss_tokens(task: str, batch: dict[str, torch.Tensor]) -> int:
-    labels = batch["labels"]
-    if task == "sequence_classification":
-        return int(labels.numel())
-    if task == "seq2seq_lm":
-        return int((labels != IGNORE).sum())
-    return int((labels[:, 1:] != IGNORE).sum())
-
-
 def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch.Tensor:
     """One optimizer step over an accumulation window; returns the step's mean loss (a device tensor)."""
     acc = setup.accelerator
     batches = [setup.collate([setup.examples[i] for i in idx]) for idx in window]
-    window_tokens = max(1, sum(loss_tokens(setup.task, b) for b in batches))
+    window_tokens = max(1, sum(setup.objective.units(b) for b in batches))
     step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
     for i, batch in enumerate(batches):
         state.tokens_seen += int(batch.get("token_mask", batch.get("attention_mask")).sum())  # type: ignore[union-attr]
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
         sync = nullcontext() if i == len(batches) - 1 else acc.no_sync(setup.model)  # type: ignore[attr-defined]
         with sync, acc.autocast():  # type: ignore[attr-defined]
-            loss_sum, _ = setup.loss_fn(setup.model, batch)
+            loss_sum, _ = setup.objective.loss(setup.model, batch)
             loss = loss_sum / window_tokens
         acc.backward(loss)  # type: ignore[attr-defined]
         step_loss += loss.detach()
@@ -113,7 +120,7 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
 
 
 def _last_good(setup: TrainSetup) -> str:
-    last = setup.last_checkpoint()
+    last = setup.hooks.last_checkpoint()
     return f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
 
 
@@ -162,34 +169,32 @@ def _apply_update(setup: TrainSetup) -> None:
 
 
 def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
-    cfg = setup.cfg
+    cfg, hooks = setup.cfg, setup.hooks
     due = (cfg.eval_strategy == "steps" and cfg.eval_steps and state.step % cfg.eval_steps == 0) or (
         cfg.eval_strategy == "epoch" and end_of_epoch
     )
-    if not due or setup.evaluate is None:
+    if not due or hooks.evaluate is None:
         return
-    metrics = setup.evaluate()
-    setup.log({"step": state.step, "epoch": state.epoch, **metrics})
-    if setup.progress:
-        setup.progress.note(
+    metrics = hooks.evaluate()
+    hooks.log({"step": state.step, "epoch": state.epoch, **metrics})
+    if hooks.progress:
+        hooks.progress.note(
             ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith("_tokens"))
         )
     _early_stopping(setup, state, metrics)
-    if setup.on_evaluate is not None:
-        setup.on_evaluate(state.step, metrics)
+    if hooks.evaluated is not None:
+        hooks.evaluated(state.step, metrics)
 
 
 def _early_stopping(setup: TrainSetup, state: LoopState, metrics: dict[str, float]) -> None:
+    """Count evaluations without improvement; the best value lives in the state (saved in checkpoints)."""
     cfg = setup.cfg
     value = metrics.get(cfg.early_stopping_metric)
     if value is None:
         return
-    lower_is_better = cfg.early_stopping_metric.endswith(("loss", "perplexity"))
-    better = state.best_metric is None or (
-        value < state.best_metric if lower_is_better else value > state.best_metric
-    )
-    if better:
-        state.best_metric, state.evals_without_improvement = value, 0
+    best = Best.of(cfg.early_stopping_metric, value=state.best_metric)
+    if best.update(value):
+        state.best_metric, state.evals_without_improvement = best.value, 0
     else:
         state.evals_without_improvement += 1
     patience = cfg.early_stopping_patience
@@ -199,13 +204,26 @@ def _early_stopping(setup: TrainSetup, state: LoopState, metrics: dict[str, floa
         )
 
 
-def _maybe_checkpoint(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:
-    cfg = setup.cfg
-    due = (cfg.save_strategy == "steps" and cfg.save_steps and state.step % cfg.save_steps == 0) or (
-        cfg.save_strategy == "epoch" and end_of_epoch
-    )
-    if due and setup.on_checkpoint is not None:
-        setup.on_checkpoint(state)
+def checkpoint_due(cfg: TrainingConfig, step: int, end_of_epoch: bool, minutes_since_save: float) -> bool:
+    """Whether a checkpoint is due after ``step``: by the strategy (every save_steps, or each epoch's end),
+    or because save_every_minutes of training passed since the last one (any strategy but `no`)."""
+    if cfg.save_strategy == "no":
+        return False
+    if cfg.save_strategy == "steps" and cfg.save_steps and step % cfg.save_steps == 0:
+        return True
+    if cfg.save_strategy == "epoch" and end_of_epoch:
+        return True
+    return cfg.save_every_minutes is not None and minutes_since_save >= cfg.save_every_minutes
+
+
+def _maybe_checkpoint(
+    setup: TrainSetup, state: LoopState, end_of_epoch: bool, last_save: list[float]
+) -> None:
+    """Checkpoint when due; ``last_save`` holds the monotonic time of the last one (or of the start)."""
+    minutes = (time.monotonic() - last_save[0]) / 60
+    if setup.hooks.checkpoint is not None and checkpoint_due(setup.cfg, state.step, end_of_epoch, minutes):
+        setup.hooks.checkpoint(state)
+        last_save[0] = time.monotonic()
 
 
 def _log_step(
@@ -224,9 +242,10 @@ def _log_step(
         "tokens_seen": state.tokens_seen,
         "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed,
     }
-    setup.log(record)
-    if setup.progress:
-        setup.progress.update(state.step, loss=mean, lr=lr, tokens_per_second=record["tokens_per_second"])
+    setup.hooks.log(record)
+    if setup.hooks.progress:
+        progress = setup.hooks.progress
+        progress.update(state.step, loss=mean, lr=lr, tokens_per_second=record["tokens_per_second"])
 
 
 def _checks_each_step(setup: TrainSetup) -> bool:
@@ -250,6 +269,7 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
     grad_norms = torch.zeros((), device=device)  # sum of the gradient norms since the last check
     check_each_step = _checks_each_step(setup)
     check_grads = getattr(setup.accelerator, "scaler", None) is None
+    last_save = [time.monotonic()]  # save_every_minutes counts training time since the last checkpoint
     while state.step < goal and not state.stop_reason:
         windows = setup.windows(state.epoch)
         for w in range(state.window_in_epoch, len(windows)):
@@ -277,9 +297,10 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
                 running, steps_since_log = torch.zeros((), device=device), 0
             end_of_epoch = state.window_in_epoch == len(windows)
             _maybe_evaluate(setup, state, end_of_epoch)
-            _maybe_checkpoint(setup, state, end_of_epoch)
-            if state.step >= goal or state.stop_reason or setup.should_stop():
-                state.stop_reason = state.stop_reason or ("stop requested" if setup.should_stop() else "")
+            _maybe_checkpoint(setup, state, end_of_epoch, last_save)
+            stop = setup.hooks.should_stop()
+            if state.step >= goal or state.stop_reason or stop:
+                state.stop_reason = state.stop_reason or ("stop requested" if stop else "")
                 break
         if state.window_in_epoch >= len(windows):
             state.epoch, state.window_in_epoch = state.epoch + 1, 0

@@ -104,12 +104,3 @@ def classification_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) 
     labels = batch["labels"]
     out = model(**{k: v for k, v in batch.items() if k != "labels"})
     return F.cross_entropy(out.logits.float(), labels, reduction="sum"), int(labels.numel())
-
-
-def loss_function(task: str, model: torch.nn.Module):  # noqa: ANN201 - returns one of the functions above
-    """Pick the loss for the task (and the fastest correct one for the model)."""
-    if task == "sequence_classification":
-        return classification_loss
-    if task == "seq2seq_lm":
-        return seq2seq_loss
-    return selective_lm_loss if supports_selective_head(model) else full_lm_loss

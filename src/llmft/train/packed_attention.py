@@ -126,5 +126,6 @@ def enable(model: torch.nn.Module, max_length: int) -> bool:
 def disable(model: torch.nn.Module) -> None:
     """Back to standard ``sdpa`` (before saving, so nothing llmft-specific reaches a saved config)."""
     inner = _inner(model)
-    if inner.config._attn_implementation == NAME:
+    config = getattr(inner, "config", None)  # a plain torch module has none, and nothing to undo
+    if config is not None and config._attn_implementation == NAME:
         inner.set_attn_implementation(STANDARD)

@@ -1,17 +1,21 @@
-"""What may change between a run and its resume.
+"""Which checkpoint a resume starts from, and what may change between a run and its resume.
 
-Changes that alter what is learned (model, data, batch size, learning rate, seed, ...) are refused with
-the changed keys named; changes that only affect logging, evaluation, saving or how long to train are
-allowed and reported. The data rows must be the same too: a checkpoint's data position counts in them.
+All of it runs before the (slow) model load, so a resume that cannot work fails at once. Changes that
+alter what is learned (model, data, batch size, learning rate, seed, ...) are refused with the changed
+keys named; changes that only affect logging, evaluation, saving or how long to train are allowed and
+reported. The data rows must be the same too: a checkpoint's data position counts in them. Loading the
+checkpoint itself is the trainer's ``resume``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
 from llmft.errors import CheckpointError, DataError
+from llmft.train import checkpoint as ckpt
 from llmft.train.checkpoint import saved_data_fingerprint
 
 SAFE_PREFIXES = (
@@ -20,6 +24,7 @@ SAFE_PREFIXES = (
     "training.eval_strategy",
     "training.save_steps",
     "training.save_strategy",
+    "training.save_every_minutes",
     "training.save_total_limit",
     "training.save_best_metric",
     "training.max_steps",
@@ -58,9 +63,42 @@ def compare(old: dict[str, object], new: dict[str, object]) -> tuple[list[str], 
     return safe, unsafe
 
 
+def find_checkpoint(out: Path, resume: bool | str | Path) -> Path:
+    """The checkpoint a resume means: the folder given, or the latest complete one of the run in ``out``."""
+    root = out / ckpt.CHECKPOINTS
+    if isinstance(resume, bool):
+        folder = ckpt.latest_checkpoint(out)
+        if folder is None:
+            raise CheckpointError(
+                f"no complete checkpoint in {root} to resume from",
+                fix="start without --resume (add --overwrite to replace the partial run)",
+            )
+        return folder
+    folder = Path(resume)
+    if not (folder / ckpt.MARKER).is_file():
+        found = ", ".join(p.name for p in ckpt.complete_checkpoints(root)) or "none"
+        raise CheckpointError(
+            f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
+            fix="resume from one of those, or with --resume from the latest",
+        )
+    return folder
+
+
 def check_resume_config(checkpoint: Path, new_config: dict[str, object]) -> list[str]:
-    """Refuse a resume whose config changes the run; return the allowed changes to report."""
-    old = yaml.safe_load((checkpoint / "config.yaml").read_text(encoding="utf-8")) or {}
+    """Refuse a resume whose config changes the run; return the allowed changes to report.
+
+    The checkpoint's config.yaml is first checked against the hash state.json recorded when it was
+    written: an edited copy would make the comparison meaningless.
+    """
+    text = (checkpoint / "config.yaml").read_text(encoding="utf-8")
+    recorded = json.loads((checkpoint / "state.json").read_text(encoding="utf-8")).get("config_hash")
+    if recorded and recorded != ckpt.config_hash_of(text):
+        raise CheckpointError(
+            "the checkpoint's config.yaml was changed after the checkpoint was written",
+            where=str(checkpoint / "config.yaml"),
+            fix="restore that file, or start a new run (another output_dir, or --overwrite)",
+        )
+    old = yaml.safe_load(text) or {}
     safe, unsafe = compare(old, new_config)
     if unsafe:
         raise CheckpointError(

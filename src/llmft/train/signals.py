@@ -30,7 +30,10 @@ class GracefulStop:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None:  # second signal: stop now
             _notify("\nsecond stop signal: exiting without a checkpoint\n")
-            raise SystemExit(128 + signum)
+            # Not SystemExit: raised inside torch.save (the stop's checkpoint) torch turns it into a
+            # RuntimeError, and the user would read "could not write the checkpoint" instead. The
+            # half-written checkpoint has no COMPLETE marker and is removed by the next run.
+            os._exit(128 + signum)
         self.signal = signum
         name = signal.Signals(signum).name
         _notify(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from llmft import atomic
 from llmft.errors import CheckpointError
 from llmft.train import artifacts
 
@@ -20,7 +21,7 @@ def _denied(*args: object) -> None:
 def test_a_denied_write_names_the_file_the_reason_and_that_no_checkpoint_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(artifacts.os, "replace", _denied)
+    monkeypatch.setattr(atomic.os, "replace", _denied)
     with pytest.raises(CheckpointError) as caught:
         artifacts.write_json(tmp_path / "run.json", {"a": 1})
     message = caught.value.render()
@@ -35,7 +36,7 @@ def test_a_failed_config_write_names_the_last_good_checkpoint(
     good = tmp_path / "checkpoints" / "step-0000004"
     good.mkdir(parents=True)
     (good / "COMPLETE").write_text("ok\n")
-    monkeypatch.setattr(artifacts.os, "replace", _denied)
+    monkeypatch.setattr(atomic.os, "replace", _denied)
     with pytest.raises(CheckpointError) as caught:
         artifacts.write_config(tmp_path / "config.yaml", {"seed": 0}, config_path="run.yaml")
     message = caught.value.render()

@@ -4,6 +4,7 @@ losses and gradients, and how save_best_metric picks (and keeps over a resume) t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from accelerate import Accelerator
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import PadCollator
 from llmft.errors import TrainingError
-from llmft.train.lifecycle import resume_state, train_with_signals
-from llmft.train.loop import LoopState, TrainSetup, total_steps, train
+from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
+from llmft.train.objectives import Objective, row_units
 from llmft.train.optim import build_optimizer, build_scheduler
+from llmft.train.resume import find_checkpoint
 
 
 class Regressor(torch.nn.Module):
@@ -41,12 +43,11 @@ def setup(cfg: TrainingConfig, examples: list[dict[str, object]], evaluate=None)
         accelerator=Accelerator(cpu=True),
         examples=examples,
         collate=PadCollator(0, None, label_is_sequence=False),
-        loss_fn=loss_fn,
-        task="sequence_classification",
+        objective=Objective("toy", loss_fn, row_units),
         cfg=cfg,
         seed=0,
         group_by_length=False,
-        evaluate=evaluate,
+        hooks=LoopHooks(evaluate=evaluate),
     )
 
 
@@ -146,7 +147,7 @@ def test_non_finite_gradients_with_a_finite_loss_stop_with_the_step(max_grad_nor
 
 def test_non_finite_errors_name_the_last_good_checkpoint() -> None:
     s = setup(TrainingConfig(batch_size=2, max_steps=4), examples(8))
-    s.last_checkpoint = lambda: "out/checkpoints/step-0000002"
+    s.hooks = replace(s.hooks, last_checkpoint=lambda: "out/checkpoints/step-0000002")
     _inf_gradients_on(s, {3})
     with pytest.raises(TrainingError, match="the last good checkpoint is out/checkpoints/step-0000002"):
         train(s)
@@ -179,31 +180,38 @@ def test_without_per_step_checks_non_finite_gradients_are_caught_at_the_logging_
 
 # ------------------------------------------------------------------------- save_best_metric in the loop
 class _Config:
-    """What lifecycle.save needs of a RunConfig: its dump for the checkpoint's config.yaml."""
+    """What the trainer needs of a RunConfig here: the training section, and a dump for config.yaml."""
+
+    def __init__(self, training: TrainingConfig) -> None:
+        self.training = training
 
     def model_dump(self, mode: str = "json") -> dict[str, object]:
         return {"seed": 0}
 
 
 def _session(out: Path, cfg: TrainingConfig, evals: dict[int, float]):  # noqa: ANN202
-    """A toy session whose evaluation at step N gives eval_loss ``evals[N]``."""
+    """A toy trainer whose evaluation at step N gives eval_loss ``evals[N]``."""
+    from llmft.train.parts import Parts
     from llmft.train.progress import Progress
-    from llmft.train.session import Session
+    from llmft.train.trainer import LocalTrainer, RunData
 
     state = {"step": 0}
-    toy = setup(cfg, examples(32), evaluate=lambda: {"eval_loss": evals[state["step"]]})
-    toy.progress = Progress(total_steps(32, cfg), enabled=False)
-    session = Session(
-        setup=toy, eval_collate=None, eval_batch_size=1, num_labels=None, config=_Config(), out=out
-    )  # type: ignore[arg-type]
-    real_log = toy.log
+    trainer = LocalTrainer(_Config(cfg), None, RunData(None, None, "sequence_classification"), out)  # type: ignore[arg-type]
+    toy = setup(cfg, examples(32))
+    hooks = trainer.hooks()
 
     def log(record: dict[str, object]) -> None:  # the loop logs each step before evaluating it
         state["step"] = int(record["step"])  # type: ignore[call-overload]
-        real_log(record)
+        hooks.log(record)
 
-    toy.log = log
-    return session
+    toy.hooks = replace(
+        hooks,
+        evaluate=lambda: {"eval_loss": evals[state["step"]]},
+        log=log,
+        progress=Progress(total_steps(32, cfg), enabled=False),
+    )
+    trainer.parts = Parts(toy, None, [])  # type: ignore[arg-type]
+    return trainer
 
 
 def _best(out: Path) -> dict[str, object]:
@@ -229,20 +237,20 @@ def test_the_best_checkpoint_is_judged_by_an_evaluation_of_its_own_step(tmp_path
     """Evaluations at steps 3 and 6, checkpoints at 2, 4 and 6: the low loss of step 3 says nothing of the
     weights of step 4, so only step 6 (evaluated itself) can be the best."""
     session = _session(tmp_path, _cfg(6, eval_steps=3, save_steps=2), {3: 0.1, 6: 0.4})
-    train_with_signals(session, None, lambda _: None)
+    session.train()
     assert _best(tmp_path) == {"checkpoint": "step-0000006", "metric": "eval_loss", "value": 0.4}
 
 
 def test_a_worse_evaluation_after_a_resume_does_not_move_the_best(tmp_path: Path) -> None:
     evals = {2: 0.3, 4: 0.5, 6: 0.4}
     first = _session(tmp_path, _cfg(4, eval_steps=2, save_steps=2), evals)
-    train_with_signals(first, None, lambda _: None)
+    first.train()
     assert _best(tmp_path)["checkpoint"] == "step-0000002"
 
     resumed = _session(tmp_path, _cfg(6, eval_steps=2, save_steps=2), evals)
-    state = resume_state(resumed, True, lambda _: None)
-    assert state.step == 4 and resumed.best_value == 0.3
-    state = train_with_signals(resumed, state, lambda _: None)
+    state = resumed.resume(find_checkpoint(tmp_path, True))
+    assert state.step == 4 and resumed.best.value == 0.3  # the Best tracker holds what best_value held
+    state = resumed.train(state)
     assert state.step == 6
     assert _best(tmp_path) == {"checkpoint": "step-0000002", "metric": "eval_loss", "value": 0.3}
     assert (tmp_path / "checkpoints" / "step-0000006").is_dir()

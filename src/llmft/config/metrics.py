@@ -1,0 +1,31 @@
+"""Metric names llmft reports and which direction is better: the one table every part reads.
+
+Early stopping, the best checkpoint and the search all decide "is this value better" through
+``metric_direction``; the names are checked against ``KNOWN_METRICS`` where a config names a metric.
+"""
+
+from __future__ import annotations
+
+SPLITS = ("eval", "test")
+LOWER_IS_BETTER = ("loss", "perplexity")
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
+KNOWN_METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in LOWER_IS_BETTER + HIGHER_IS_BETTER)
+
+
+def metric_direction(metric: str) -> str | None:
+    """`minimize` or `maximize` for a metric (with or without its split prefix); None when the name does
+    not say."""
+    split, _, rest = metric.partition("_")
+    name = rest if split in SPLITS and rest else metric
+    if name in LOWER_IS_BETTER:
+        return "minimize"
+    return "maximize" if name in HIGHER_IS_BETTER else None
+
+
+def lower_is_better(metric: str, direction: str | None = None) -> bool:
+    """Whether smaller values of ``metric`` are better: ``direction`` when given, else the table; a name the
+    table does not know counts as higher-is-better, unless it ends in `loss` or `perplexity`."""
+    direction = direction or metric_direction(metric)
+    if direction is None:
+        return metric.endswith(LOWER_IS_BETTER)
+    return direction == "minimize"

@@ -1,0 +1,118 @@
+"""The parts a run trains with, built once from the config sections: accelerator, batches (padded or
+packed), optimizer and schedule. The trainer (trainer.py) owns them; the loop (loop.py) uses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from llmft.config.schema import RunConfig, TrainingConfig
+from llmft.data.build import EncodedData
+from llmft.data.collate import PackedCollator, PadCollator, pack_examples
+from llmft.errors import EnvironmentProblem, ModelError
+from llmft.train.loop import LoopHooks, TrainSetup, total_steps
+from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
+from llmft.train.objectives import objective_for
+from llmft.train.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class Parts:
+    """The loop's set-up, plus how evaluation batches are padded and what the user should be told."""
+
+    setup: TrainSetup
+    eval_collate: PadCollator
+    notes: list[str]
+
+
+def mixed_precision(cfg: TrainingConfig) -> str:
+    """`auto`: bf16 only on a GPU that supports it; fp32 on CPU, where bf16 autocast was measured slower."""
+    cuda = torch.cuda.is_available()
+    if cfg.mixed_precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if cfg.mixed_precision == "fp16" and not cuda:
+        raise EnvironmentProblem(
+            "training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU"
+        )
+    return cfg.mixed_precision
+
+
+def pad_collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
+    tok = config.data.tokenization
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    pad_id = int(pad_id if pad_id is not None else getattr(tokenizer, "eos_token_id", 0) or 0)
+    fixed = tok.max_length if tok.padding == "max_length" else None
+    return PadCollator(
+        pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification"
+    )
+
+
+def _packed(
+    model: torch.nn.Module, encoded: EncodedData, collate: PadCollator, max_length: int, notes: list[str]
+) -> tuple[list[dict[str, object]], PackedCollator]:
+    """Pack the training rows (causal LM on an architecture whose masks honour restarted positions);
+    appends a line for the user to ``notes``."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if not supports_selective_head(model):
+        raise ModelError(
+            f"data.packing is not supported for model type `{model_type}` with this adapter",
+            fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})",
+        )
+    rows = encoded.examples["train"]
+    packed = pack_examples(rows, max_length)
+    from llmft.train import packed_attention
+
+    per_document = packed_attention.enable(model, max_length)  # instead of a dense block-diagonal mask
+    tokens = sum(len(p["input_ids"]) for p in packed)  # type: ignore[arg-type]
+    notes.append(
+        f"packing: {len(rows)} rows into {len(packed)} sequences of up to {max_length} tokens "
+        f"({tokens / max(1, len(packed) * max_length):.0%} full); attention "
+        + ("per document (causal SDPA)" if per_document else "through a block-diagonal mask")
+    )
+    return packed, PackedCollator(collate.pad_id, max_length, collate.pad_to_multiple_of)
+
+
+def build_parts(
+    config: RunConfig,
+    model: torch.nn.Module,
+    tokenizer: object,
+    encoded: EncodedData,
+    task: str,
+    hooks: LoopHooks,
+) -> Parts:
+    """Accelerator, gradient checkpointing, batches, optimizer and schedule; ``hooks`` go into the set-up."""
+    from accelerate import Accelerator
+
+    cfg = config.training
+    accelerator = Accelerator(mixed_precision=mixed_precision(cfg), cpu=not torch.cuda.is_available())
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()  # type: ignore[operator]
+    collate = pad_collator(tokenizer, config, task)
+    train_examples, train_collate = encoded.examples["train"], collate
+    notes: list[str] = []
+    if config.data.packing:
+        train_examples, train_collate = _packed(
+            model, encoded, collate, config.data.tokenization.max_length, notes
+        )
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if cfg.compile:
+        model = torch.compile(model)
+    setup = TrainSetup(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        accelerator=accelerator,
+        examples=train_examples,
+        collate=train_collate,
+        objective=objective_for(task, model),
+        cfg=cfg,
+        seed=config.seed,
+        group_by_length=config.data.group_by_length,
+        hooks=hooks,
+    )
+    return Parts(setup, collate, notes)

@@ -1,0 +1,262 @@
+"""The trainer: one object per run, built once from its sections, that trains, checkpoints and resumes.
+
+``pipeline.run`` builds a ``LocalTrainer`` and calls ``setup → resume (when asked) → train``; the loop
+(loop.py) runs the steps and calls back through the ``LoopHooks`` the trainer binds at set-up; the loss is
+the task's objective (objectives.py). Callers say what they want to hear of through ``Callbacks``, given
+at construction. ``Trainer`` is the Protocol the pipeline relies on, so a multi-process trainer can stand
+in without inheriting from this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from llmft.config.schema import RunConfig
+from llmft.data.build import EncodedData
+from llmft.errors import RunInterrupted
+from llmft.evaluate.best import Best
+from llmft.evaluate.run import evaluate
+from llmft.train import checkpoint as ckpt
+from llmft.train.artifacts import MetricsLog
+from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
+from llmft.train.parts import Parts, build_parts
+from llmft.train.preflight import preflight
+from llmft.train.progress import Progress
+from llmft.train.signals import GracefulStop
+
+Say = Callable[[str], None]
+
+
+class Trainer(Protocol):
+    """What a run needs of a trainer."""
+
+    def setup(self) -> list[str]: ...
+    def train(self, state: LoopState | None = None) -> LoopState: ...
+    def save_checkpoint(self, state: LoopState) -> Path: ...
+    def resume(self, folder: Path) -> LoopState: ...
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """What the caller is told, fixed at construction.
+
+    ``on_log(record)``: each metrics record (a logging step or an evaluation), after metrics.jsonl has it.
+    ``on_evaluate(step, metrics)``: after each evaluation during training; HPO reports and prunes through
+    it (by raising). ``say``: one line for the user.
+    """
+
+    on_log: Callable[[dict[str, object]], None] | None = None
+    on_evaluate: Callable[[int, dict[str, float]], None] | None = None
+    say: Say = lambda text: None
+
+
+@dataclass
+class RunData:
+    """What the trainer trains on: the tokenizer, the encoded splits, the task and the rows' fingerprint."""
+
+    tokenizer: object
+    encoded: EncodedData
+    task: str
+    fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
+
+
+class LocalTrainer:
+    """Trains in this process (one device, or the CPU)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        model: torch.nn.Module,
+        data: RunData,
+        out: Path,
+        *,
+        callbacks: Callbacks | None = None,
+        progress: bool = True,
+        config_path: str | None = None,
+    ) -> None:
+        self.config, self.data, self.out = config, data, out
+        self.callbacks = callbacks or Callbacks()
+        self.config_path = config_path
+        self._model, self._progress = model, progress
+        self.metrics_log = MetricsLog(out / "metrics.jsonl", config_path)
+        metric = config.training.save_best_metric
+        self.best = Best.of(metric) if metric else None
+        self.last_eval: dict[str, float] = {}
+        self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
+        self._stop: GracefulStop | None = None
+        self.parts: Parts | None = None
+
+    # ------------------------------------------------------------------------------------ set-up
+    def setup(self) -> list[str]:
+        """Build the parts and check the output dir has room; returns notes for the user (packing)."""
+        parts = build_parts(
+            self.config, self._model, self.data.tokenizer, self.data.encoded, self.data.task, self.hooks()
+        )
+        steps = total_steps(len(parts.setup.examples), self.config.training)
+        parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=self._progress))
+        self.parts = parts
+        params = list(self.model.parameters())
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        preflight(self.out, self.config.training, trainable, sum(p.numel() for p in params))
+        return parts.notes
+
+    def hooks(self) -> LoopHooks:
+        """The loop's calls into this trainer: evaluation, checkpoints, metrics, stop requests."""
+        has_validation = bool(self.data.encoded and self.data.encoded.examples.get("validation"))
+        return LoopHooks(
+            evaluate=self._evaluate_validation if has_validation else None,
+            checkpoint=self.save_checkpoint,
+            evaluated=self._evaluated,
+            log=self._log,
+            should_stop=lambda: self._stop is not None and self._stop.requested,
+            last_checkpoint=lambda: ckpt.latest_checkpoint(self.out),
+        )
+
+    @property
+    def loop(self) -> TrainSetup:
+        if self.parts is None:
+            raise RuntimeError("LocalTrainer.setup() must run first")
+        return self.parts.setup
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.loop.model if self.parts else self._model
+
+    def model_for_saving(self) -> torch.nn.Module:
+        """The plain (peft or transformers) model, without accelerate's wrappers."""
+        return self.loop.accelerator.unwrap_model(self.loop.model)  # type: ignore[attr-defined]
+
+    # ----------------------------------------------------------------------------------- training
+    def train(self, state: LoopState | None = None) -> LoopState:
+        """Train; on SIGINT/SIGTERM finish the step, checkpoint, and raise RunInterrupted (exit 130/143).
+
+        Afterwards training-only settings (packed attention) are undone: the model is standard again.
+        """
+        # The stop checkpoint is written inside: a second signal still exits at once.
+        with GracefulStop() as stop:
+            self._stop = stop
+            try:
+                with self.loop.hooks.progress or nullcontext():
+                    state = train(self.loop, state)
+                folder = self._stop_checkpoint(state) if stop.requested else None
+            finally:
+                self._stop = None
+        if stop.requested:
+            raise RunInterrupted(
+                f"stopped by signal at step {state.step}; checkpoint written to {folder}",
+                exit_code=stop.exit_code,
+                fix=f"continue with `llmft train {self.config_path or 'CONFIG'} --resume`",
+            )
+        from llmft.train import packed_attention
+
+        packed_attention.disable(self.model_for_saving())
+        return state
+
+    def _stop_checkpoint(self, state: LoopState) -> Path:
+        """The checkpoint of the step training stopped at: the one just written for it, or a new one."""
+        latest = ckpt.latest_checkpoint(self.out)
+        if latest is not None and latest.name == ckpt.checkpoint_name(state.step):
+            return latest
+        return self.save_checkpoint(state)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, state: LoopState) -> Path:
+        """A checkpoint now, and the best-checkpoint bookkeeping.
+
+        With save_best_metric, a checkpoint is judged by the evaluation of its own step only (eval_steps a
+        divisor of save_steps, or both per epoch): a checkpoint written at a step without an evaluation is
+        never marked best, since an earlier evaluation says nothing of its weights.
+        """
+        folder = ckpt.save_checkpoint(
+            self.out,
+            model=self.model_for_saving(),
+            optimizer=self.loop.optimizer,
+            scheduler=self.loop.scheduler,
+            state=state,
+            config_yaml=ckpt.config_yaml(self.config.model_dump(mode="json")),
+            keep=self.config.training.save_total_limit,
+            scaler=getattr(self.loop.accelerator, "scaler", None),
+            data_fingerprint=self.data.fingerprint,
+            config_path=self.config_path,
+        )
+        evaluated = self._step_eval
+        if self.best is None or evaluated is None or evaluated[0] != state.step:
+            return folder
+        value = evaluated[1].get(self.best.metric)
+        if value is not None and self.best.update(value):
+            try:
+                ckpt.mark_best(self.out, folder, self.best.metric, value)
+            except OSError as err:
+                marker = self.out / ckpt.CHECKPOINTS / "best.json"
+                raise ckpt.write_failed(str(marker), err, self.out, config_path=self.config_path) from err
+        return folder
+
+    def resume(self, folder: Path) -> LoopState:
+        """Load ``folder`` (already checked by train/resume.py) and continue from its step: metrics the
+        killed run wrote after it are dropped (the resumed run writes them again), and the best value so far
+        is restored, so a worse evaluation after the resume cannot move the best."""
+        state = ckpt.load_checkpoint(
+            folder,
+            model=self.model_for_saving(),
+            optimizer=self.loop.optimizer,
+            scheduler=self.loop.scheduler,
+            scaler=getattr(self.loop.accelerator, "scaler", None),
+        )
+        self.metrics_log.truncate_after(state.step)
+        recorded = ckpt.read_best(self.out)
+        if self.best is not None and recorded is not None:
+            metric, step, value = recorded
+            if metric == self.best.metric and step <= state.step:  # a later one is written again
+                self.best.value = value
+        self.callbacks.say(f"resumed from {folder} at step {state.step} (epoch {state.epoch})")
+        return state
+
+    # --------------------------------------------------------------------------------- evaluation
+    def evaluate(self, examples: list[dict[str, object]], prefix: str) -> dict[str, float]:
+        """Loss and task metrics of the current model on ``examples``."""
+        metrics = evaluate(
+            self.model,
+            self._eval_batches(examples),
+            self.loop.objective.loss,
+            self.data.task,
+            len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
+            prefix=prefix,
+        )
+        if prefix == "eval":
+            self.last_eval = metrics
+        return metrics
+
+    def final_metrics(self) -> dict[str, float]:
+        """Validation (eval_*) and test (test_*) metrics of the final model."""
+        metrics: dict[str, float] = {}
+        for split, prefix in (("validation", "eval"), ("test", "test")):
+            if self.data.encoded.examples.get(split):
+                metrics.update(self.evaluate(self.data.encoded.examples[split], prefix))
+        return metrics
+
+    def _eval_batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
+        """Evaluation batches in a fixed, length-sorted order (less padding, same result every time)."""
+        size = self.config.training.eval_batch_size or self.config.training.batch_size
+        lengths = [len(e["input_ids"]) for e in examples]  # type: ignore[arg-type]
+        order = sorted(range(len(examples)), key=lambda i: lengths[i])
+        collate = self.parts.eval_collate  # type: ignore[union-attr]
+        return [collate([examples[i] for i in order[j : j + size]]) for j in range(0, len(order), size)]
+
+    def _evaluate_validation(self) -> dict[str, float]:
+        return self.evaluate(self.data.encoded.examples["validation"], "eval")
+
+    def _evaluated(self, step: int, metrics: dict[str, float]) -> None:
+        self._step_eval = (step, dict(metrics))
+        if self.callbacks.on_evaluate is not None:
+            self.callbacks.on_evaluate(step, metrics)
+
+    def _log(self, record: dict[str, object]) -> None:
+        self.metrics_log(record)
+        if self.callbacks.on_log is not None:
+            self.callbacks.on_log(record)
