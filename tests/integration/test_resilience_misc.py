@@ -594,7 +594,7 @@ def test_paths_in_the_config_are_relative_to_the_config_file(
         "../runs/first",
         "../data/train.jsonl",
         "../models/gpt2",
-        training={"max_steps": 2, "save_strategy": "no"},
+        training={"max_steps": 2, "save_strategy": "no", "save_steps": None},
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

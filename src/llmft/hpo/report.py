@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import yaml
 from rich.table import Table
 
+from llmft.atomic import write_atomic
 from llmft.config.redact import redact
 from llmft.hpo.plan import SearchPlan
 from llmft.hpo.trial import TrialRecord, trial_dict
@@ -39,9 +39,7 @@ def best_trial(records: list[TrialRecord], plan: SearchPlan) -> TrialRecord | No
 
 def _write(path: Path, text: str) -> None:
     """Atomic, and safe when several processes of one shared study write the same file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def _cell(value: object) -> object:

@@ -13,7 +13,6 @@ import copy
 import gc
 import json
 import math
-import os
 import sys
 import time
 import traceback
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from llmft.atomic import write_atomic
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError, LlmftError, RunInterrupted
 from llmft.hpo.plan import SearchPlan
@@ -109,10 +109,8 @@ def describe_error(err: BaseException) -> str:
 def write_record(record: TrialRecord) -> None:
     if not record.trial_dir:
         return
-    path = Path(record.trial_dir) / "trial.json"
-    tmp = path.with_name(f"trial.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
+    write_atomic(Path(record.trial_dir) / "trial.json", text)
 
 
 def read_record(trial_dir: Path) -> TrialRecord | None:

@@ -64,3 +64,16 @@ def test_checkpoints_load_with_or_without_the_fingerprint(tmp_path: Path, older:
 
     model, opt, sched = parts()
     assert ckpt.load_checkpoint(folder, model=model, optimizer=opt, scheduler=sched).step == 3
+
+
+def test_an_edited_checkpoint_config_is_refused_before_it_is_compared(tmp_path: Path) -> None:
+    """state.json records the hash of the checkpoint's config.yaml: an edited copy (to sneak a changed
+    learning rate past the change check) is caught, while the untouched one compares as usual."""
+    from llmft.errors import CheckpointError
+    from llmft.train.resume import check_resume_config
+
+    folder = write(tmp_path, SAVED)
+    assert check_resume_config(folder, {"seed": 0}) == []
+    (folder / "config.yaml").write_text("seed: 1\n", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="config.yaml was changed after the checkpoint was written"):
+        check_resume_config(folder, {"seed": 1})
