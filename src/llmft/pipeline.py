@@ -172,6 +172,10 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
     )
     encoded = encode_splits(prepared, config.data, tokenizer, task)
     _say_tokens(say, encoded)
+    if encoded.mixture is not None:
+        mix = encoded.mixture
+        shares = ", ".join(f"{n} {q} rows" for n, q in zip(mix.names, mix.quotas(), strict=True))
+        say(f"datasets: {len(mix.names)} mixed by {mix.mode}, each epoch {shares}")
     return _Inputs(prepared, task, why, tokenizer, encoded)
 
 
@@ -245,7 +249,7 @@ def _write_run_files(
 
 def _data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, object]:
     """data_report.json: where the rows came from, and per split what was kept, dropped and truncated."""
-    return {
+    report: dict[str, object] = {
         "origin": prepared.origin,
         "format": prepared.format,
         "template": encoded.template,
@@ -253,6 +257,18 @@ def _data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, obje
             s: {**prepared.reports[s].to_dict(), **stats.to_dict()} for s, stats in encoded.stats.items()
         },
     }
+    if prepared.parts:  # data.datasets: each set's own report, and its share of an epoch's rows
+        quotas = dict(zip(encoded.mixture.names, encoded.mixture.quotas())) if encoded.mixture else {}
+        report["datasets"] = {
+            name: {
+                "origin": part.origin,
+                "format": part.format,
+                "rows_per_epoch": quotas.get(name),
+                "splits": {s: r.to_dict() for s, r in part.reports.items()},
+            }
+            for name, part in prepared.parts
+        }
+    return report
 
 
 def _adapter_record(adapter: AdapterSummary) -> dict[str, object]:

@@ -238,10 +238,21 @@ def _second_sigint(outcome: Outcome, config: Path) -> Outcome:
     return outcome
 
 
+def _mixture(train_file: Path) -> dict:
+    """Two data sets (the same rows twice, as two sets) drawn 3:1 each epoch: the draw must resume too."""
+    sets = [
+        {"name": n, "dataset": {"train_file": str(train_file)}, "weight": w} for n, w in (("a", 3), ("b", 1))
+    ]
+    return {"data": {"dataset": None, "datasets": sets, "mixing": "weighted"}}
+
+
 def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
     extra: dict = {}
     if kind in ("dropout_kill", "resume_path"):
         extra = json.loads(json.dumps(DROPOUT))
+    if kind.startswith("mixture"):
+        extra = _mixture(train_file)
+        kind = "baseline" if kind == "mixture_baseline" else "kill_step"
     if kind == "resume_path":  # keep every checkpoint, so that an earlier one is there to resume from
         extra["training"] = {"save_total_limit": None}
     config = _write_config(folder, model, train_file, extra)
@@ -295,6 +306,8 @@ KINDS = (
     "resume_path",
     "dropout_kill",
     "second_sigint",
+    "mixture_baseline",
+    "mixture_kill",
 )
 
 
@@ -346,6 +359,17 @@ def test_sigkill_during_a_step_resumes_exactly(outcomes: dict[str, Outcome], bas
     assert last < killed.logged_at_stop < MAX_STEPS, "the kill should lose the steps after the checkpoint"
     assert_resumed_from(killed, last)
     assert_same_run(killed.run_dir, baseline)
+
+
+def test_sigkill_with_a_weighted_mix_of_data_sets_resumes_exactly(outcomes: dict[str, Outcome]) -> None:
+    killed, done = outcomes["mixture_kill"], outcomes["mixture_baseline"]
+    assert done.resumed_rc == 0, done.resumed_output
+    assert killed.stopped_rc == -signal.SIGKILL, killed.stopped_output
+    assert killed.complete_at_stop, "killed before any checkpoint was written"
+    last = step_of(killed.complete_at_stop[-1])
+    assert last < killed.logged_at_stop < MAX_STEPS, "the kill should lose the steps after the checkpoint"
+    assert_resumed_from(killed, last)
+    assert_same_run(killed.run_dir, done.run_dir)
 
 
 def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(

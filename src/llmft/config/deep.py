@@ -50,8 +50,10 @@ def check_data(config: RunConfig) -> tuple[list[Problem], str | None]:
     from llmft.data.formats import check_columns, detect_format, prepare_columns
     from llmft.data.sources import file_format
 
+    if config.data.datasets is not None:
+        return _check_sets(config)
     ds = config.data.dataset
-    if ds.resolved_source() != "files":
+    if ds is None or ds.resolved_source() != "files":
         return [], None
     base = Path(ds.dir) if ds.dir else None
     problems: list[Problem] = []
@@ -82,6 +84,22 @@ def check_data(config: RunConfig) -> tuple[list[Problem], str | None]:
     if fmt_found:
         problems.append(Problem("data", f"format detected: {fmt_found}", severity="notice"))
     return problems, fmt_found
+
+
+def _check_sets(config: RunConfig) -> tuple[list[Problem], str | None]:
+    """data.datasets: each set checked as a run of its own, its problems under its own path."""
+    from dataclasses import replace
+
+    problems: list[Problem] = []
+    formats: list[str | None] = []
+    for i, (_, view) in enumerate(config.data.sets()):
+        found, fmt = check_data(config.model_copy(update={"data": view}))
+        problems += [
+            replace(p, path=p.path.replace("data.dataset", f"data.datasets.{i}.dataset", 1)) for p in found
+        ]
+        formats.append(fmt)
+    known = {f for f in formats if f}
+    return problems, known.pop() if len(known) == 1 else None
 
 
 def check_model(config: RunConfig, data_format: str | None) -> list[Problem]:

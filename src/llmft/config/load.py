@@ -21,15 +21,11 @@ from llmft.config.schema import RunConfig
 from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
 from llmft.errors import ConfigError, Problem
 
-# Keys whose values are file paths; relative values are taken relative to the config file.
-PATH_KEYS: tuple[KeyPath, ...] = (
-    ("output_dir",),
-    ("data", "dataset", "dir"),  # before the files, which are relative to it
-    ("data", "dataset", "train_file"),
-    ("data", "dataset", "validation_file"),
-    ("data", "dataset", "test_file"),
-    ("data", "dataset", "path"),
-)
+# Keys whose values are file paths; relative values are taken relative to the config file. The data set
+# keys are relative to the set's `dir` when it has one, and apply to `data.dataset` and to each entry of
+# `data.datasets`.
+PATH_KEYS: tuple[KeyPath, ...] = (("output_dir",),)
+DATASET_PATH_KEYS = ("train_file", "validation_file", "test_file", "path")
 # Keys that may be a local path or a Hub id: resolved only when the path exists next to the config.
 MAYBE_PATH_KEYS: tuple[KeyPath, ...] = (("model", "name_or_path"), ("data", "tokenization", "tokenizer"))
 
@@ -85,21 +81,36 @@ def _absolute(base: Path, value: str) -> str:
 def resolve_paths(data: dict[str, object], base: Path) -> None:
     """Make file paths absolute relative to the config's folder (as written in the file, before overrides).
 
-    The data files are relative to ``data.dataset.dir`` when that is set (the legacy layout's
+    The data files are relative to the set's ``dir`` when that is set (the legacy layout's
     ``dir`` + ``train_file``), so ``dir`` is resolved first and the files against it.
     """
     for path in PATH_KEYS:
         value = _get(data, path)
         if isinstance(value, str) and value:
-            folder = _get(data, ("data", "dataset", "dir")) if path[-1].endswith("_file") else None
-            root = Path(_absolute(base, folder)) if isinstance(folder, str) and folder else base
-            resolved = _absolute(root, value)
-            if resolved != value:
-                _set(data, path, resolved)
+            _set(data, path, _absolute(base, value))
+    section = data.get("data")
+    if isinstance(section, dict):
+        sets = [section.get("dataset")] + [
+            item.get("dataset") for item in section.get("datasets") or [] if isinstance(item, dict)
+        ]
+        for dataset in sets:
+            if isinstance(dataset, dict):
+                _resolve_dataset(dataset, base)
     for path in MAYBE_PATH_KEYS:
         value = _get(data, path)
         if isinstance(value, str) and value and (base / value).exists() and not Path(value).is_absolute():
             _set(data, path, str((base / value).resolve()))
+
+
+def _resolve_dataset(dataset: dict[str, object], base: Path) -> None:
+    folder = dataset.get("dir")
+    if isinstance(folder, str) and folder:
+        folder = dataset["dir"] = _absolute(base, folder)
+    for key in DATASET_PATH_KEYS:
+        value = dataset.get(key)
+        if isinstance(value, str) and value:
+            root = Path(folder) if isinstance(folder, str) and folder and key.endswith("_file") else base
+            dataset[key] = _absolute(root, value)
 
 
 def parse_override(text: str) -> tuple[KeyPath, object]:

@@ -161,8 +161,41 @@ class TokenizationConfig(Section):
     )
 
 
+class NamedDataset(Section):
+    """One data set of several trained together (``data.datasets``)."""
+
+    name: str = Field(
+        description="Short name: metrics of this set are `eval_<name>_loss`, ...",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+    )
+    dataset: DatasetConfig = Field(description="Where this set's rows come from.")
+    preprocessing: PreprocessingConfig = Field(
+        default_factory=PreprocessingConfig, description="This set's row format, template and cleaning."
+    )
+    weight: PositiveFloat = Field(
+        1.0, description="Share of this set in each epoch under `data.mixing: weighted` (relative)."
+    )
+
+
 class DataConfig(Section):
-    dataset: DatasetConfig = Field(description="Where the rows come from.")
+    dataset: DatasetConfig | None = Field(
+        None, description="Where the rows come from (one data set; for several use `datasets`)."
+    )
+    datasets: list[NamedDataset] | None = Field(
+        None,
+        description="Several data sets trained together, each with its own format and template; mixed as "
+        "`mixing` says and evaluated each on its own (`eval_<name>_loss`) and together (`eval_loss`).",
+        min_length=1,
+    )
+    mixing: Literal["concat", "weighted", "temperature"] = Field(
+        "concat",
+        description="How `datasets` share an epoch: every row once (`concat`), rows drawn in proportion to "
+        "each set's `weight` (`weighted`), or in proportion to size^(1/mixing_temperature) "
+        "(`temperature`, which lifts small sets); the draw is fixed by the seed and the epoch.",
+    )
+    mixing_temperature: PositiveFloat = Field(
+        2.0, description="Temperature of `mixing: temperature` (1 = by size; larger flattens toward equal)."
+    )
     preprocessing: PreprocessingConfig = Field(
         default_factory=PreprocessingConfig, description="Row format and cleaning."
     )
@@ -177,6 +210,63 @@ class DataConfig(Section):
         True,
         description="Batch rows of similar length together (order still shuffled) to waste less on padding.",
     )
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> DataConfig:
+        if (self.dataset is None) == (self.datasets is None):
+            raise RuleError(
+                "set either `dataset` (one data set) or `datasets` (several), "
+                + ("not both" if self.dataset else "found neither"),
+                fix="e.g. `dataset: {train_file: data/train.jsonl}` under `data:`"
+                if self.dataset is None
+                else "move `dataset` into `datasets` as `- {name: main, dataset: {...}}`",
+            )
+        for problem, fix in _mixture_problems(self):
+            raise RuleError(problem, fix=fix)
+        return self
+
+    def sets(self) -> list[tuple[str | None, DataConfig]]:
+        """Each data set as a one-set DataConfig (its own dataset and preprocessing, the shared tokenization),
+        with its name; one unnamed entry for a plain `dataset`."""
+        if self.datasets is None:
+            return [(None, self)]
+        return [
+            (
+                item.name,
+                self.model_copy(
+                    update={"dataset": item.dataset, "preprocessing": item.preprocessing, "datasets": None}
+                ),
+            )
+            for item in self.datasets
+        ]
+
+
+def _mixture_problems(data: DataConfig) -> list[tuple[str, str]]:
+    """Rules of `datasets`: unique names, weights only where they act, no packing of a drawn mix."""
+    if data.datasets is None:
+        if data.mixing != "concat":
+            return [(f"mixing `{data.mixing}` needs `datasets`", "list the sets under `data.datasets`")]
+        return []
+    names = [d.name for d in data.datasets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        return [(f"data set names must differ: {', '.join(repeated)}", "give each set its own `name`")]
+    weighted = [d.name for d in data.datasets if d.weight != 1.0]
+    if weighted and data.mixing != "weighted":
+        return [
+            (
+                f"`weight` is set on {', '.join(weighted)} but mixing is `{data.mixing}`, which ignores it",
+                "set `data.mixing: weighted`, or remove the weights",
+            )
+        ]
+    if data.packing and data.mixing != "concat":
+        return [
+            (
+                f"packing packs the rows once, but mixing `{data.mixing}` draws other rows each epoch",
+                "use `data.mixing: concat` with packing, or set `data.packing: false`",
+            )
+        ]
+    return []
 
 
 # -------------------------------------------------------------------------------------------- model

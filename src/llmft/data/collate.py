@@ -54,14 +54,20 @@ class PadCollator:
 
 
 def batch_order(
-    lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool, shuffle: bool = True
+    lengths: list[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool,
+    shuffle: bool = True,
+    rows: list[int] | None = None,
 ) -> list[list[int]]:
-    """Indices of each batch for one epoch.
+    """Indices of each batch for one epoch; ``rows``: the epoch's rows when not all (a data set mixture).
 
     Length grouping: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches,
     then shuffle the batches. Similar lengths share a batch (little padding), the order stays random.
     """
-    index = list(range(len(lengths)))
+    index = list(range(len(lengths))) if rows is None else list(rows)
     rng = random.Random(seed * 1_000_003 + epoch)
     if shuffle:
         rng.shuffle(index)

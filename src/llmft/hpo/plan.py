@@ -89,7 +89,8 @@ class SearchPlan:
 
 
 def _check_metric(config: RunConfig) -> list[Problem]:
-    hpo, ds = config.hpo, config.data.dataset
+    hpo = config.hpo
+    sets = [view.dataset for _, view in config.data.sets()]
     if hpo.metric not in KNOWN_METRICS:
         near = difflib.get_close_matches(hpo.metric, KNOWN_METRICS, n=3)
         suggestion = " or ".join(near) if near else "e.g. eval_loss, eval_accuracy or eval_f1"
@@ -112,7 +113,9 @@ def _check_metric(config: RunConfig) -> list[Problem]:
                 "hpo.metric", "perplexity needs a language-model task", fix="use eval_loss or eval_accuracy"
             )
         ]
-    has_validation = ds.validation_file or ds.split.validation or ds.validation_fraction > 0
+    has_validation = any(
+        ds.validation_file or ds.split.validation or ds.validation_fraction > 0 for ds in sets
+    )
     if hpo.metric.startswith("eval_") and not has_validation:
         return [
             Problem(
@@ -122,7 +125,7 @@ def _check_metric(config: RunConfig) -> list[Problem]:
                 fix="set data.dataset.validation_fraction: 0.1 or a validation_file",
             )
         ]
-    if hpo.metric.startswith("test_") and not (ds.test_file or ds.split.test):
+    if hpo.metric.startswith("test_") and not any(ds.test_file or ds.split.test for ds in sets):
         return [
             Problem(
                 "hpo.metric",

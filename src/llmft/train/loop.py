@@ -78,13 +78,18 @@ class TrainSetup:
     seed: int
     group_by_length: bool
     hooks: LoopHooks = field(default_factory=LoopHooks)
+    # The rows of each epoch when they are drawn (a weighted mix of data sets), else every row.
+    epoch_rows: Callable[[int], list[int]] | None = None
     lengths: list[int] = field(default_factory=list)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
         """This epoch's batches, grouped into accumulation windows (one optimizer step each)."""
         if not self.lengths:
             self.lengths = [len(e["input_ids"]) for e in self.examples]  # type: ignore[arg-type]
-        batches = batch_order(self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length)
+        rows = self.epoch_rows(epoch) if self.epoch_rows else None
+        batches = batch_order(
+            self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length, rows=rows
+        )
         k = self.cfg.gradient_accumulation_steps
         return [batches[i : i + k] for i in range(0, len(batches), k)]
 

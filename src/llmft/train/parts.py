@@ -3,6 +3,7 @@ packed), optimizer and schedule. The trainer (trainer.py) owns them; the loop (l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -114,5 +115,14 @@ def build_parts(
         seed=config.seed,
         group_by_length=config.data.group_by_length,
         hooks=hooks,
+        epoch_rows=_epoch_rows(encoded, config.seed),
     )
     return Parts(setup, collate, notes)
+
+
+def _epoch_rows(encoded: EncodedData, seed: int) -> Callable[[int], list[int]] | None:
+    """The rows of each epoch under a drawn mixture of data sets (`weighted`, `temperature`)."""
+    mixture = encoded.mixture
+    if mixture is None or mixture.mode == "concat":
+        return None
+    return lambda epoch: mixture.epoch_rows(seed, epoch)

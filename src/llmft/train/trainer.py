@@ -87,7 +87,6 @@ class LocalTrainer:
         self.metrics_log = MetricsLog(out / "metrics.jsonl", config_path)
         metric = config.training.save_best_metric
         self.best = Best.of(metric) if metric else None
-        self.last_eval: dict[str, float] = {}
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
         self._stop: GracefulStop | None = None
         self.parts: Parts | None = None
@@ -228,8 +227,16 @@ class LocalTrainer:
             len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
             prefix=prefix,
         )
-        if prefix == "eval":
-            self.last_eval = metrics
+        return metrics
+
+    def evaluate_split(self, split: str, prefix: str) -> dict[str, float]:
+        """Metrics on a split: over all its rows, and with several data sets also per set
+        (`eval_<name>_loss`, ...)."""
+        examples = self.data.encoded.examples[split]
+        metrics = self.evaluate(examples, prefix)
+        sources = self.data.encoded.sources.get(split, [])
+        for name, start, end in sources if len(sources) > 1 else []:
+            metrics.update(self.evaluate(examples[start:end], f"{prefix}_{name}"))
         return metrics
 
     def final_metrics(self) -> dict[str, float]:
@@ -237,7 +244,7 @@ class LocalTrainer:
         metrics: dict[str, float] = {}
         for split, prefix in (("validation", "eval"), ("test", "test")):
             if self.data.encoded.examples.get(split):
-                metrics.update(self.evaluate(self.data.encoded.examples[split], prefix))
+                metrics.update(self.evaluate_split(split, prefix))
         return metrics
 
     def _eval_batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
@@ -249,7 +256,7 @@ class LocalTrainer:
         return [collate([examples[i] for i in order[j : j + size]]) for j in range(0, len(order), size)]
 
     def _evaluate_validation(self) -> dict[str, float]:
-        return self.evaluate(self.data.encoded.examples["validation"], "eval")
+        return self.evaluate_split("validation", "eval")
 
     def _evaluated(self, step: int, metrics: dict[str, float]) -> None:
         self._step_eval = (step, dict(metrics))
