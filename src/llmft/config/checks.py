@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
+from llmft.config.search_checks import check_search
+from llmft.config.space import Space, SpaceError, parse_space
 from llmft.errors import Problem
-from llmft.hpo.plan import check_search
-from llmft.hpo.space import Space, SpaceError, parse_space
 
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
 LM_METRICS = {"perplexity"}
