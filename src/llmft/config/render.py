@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from llmft.config import fixes
-from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES, normalise_legacy
+from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES, modern_path
 from llmft.config.redact import is_secret_key
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
@@ -179,17 +179,7 @@ def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None
 
 def modern_key(section: str, legacy_key: str) -> str | None:
     """The dotted path a legacy key is read as (``model.lora_r`` → ``model.adapter.r``), if it has one."""
-    raw: dict[str, object] = {}
-    node = raw
-    for part in [p for p in section.split(".") if p]:
-        node = node.setdefault(part, {})  # type: ignore[assignment]
-    node[legacy_key] = 1
-    old = f"{section}.{legacy_key}" if section else legacy_key
-    try:
-        aliases = normalise_legacy(raw).aliases
-    except (TypeError, ValueError, KeyError):  # a legacy block that cannot hold a placeholder value
-        return None
-    return next((new for new, was in aliases.items() if was == old), None)
+    return modern_path(section, legacy_key)
 
 
 def _owners(display: list[str], key: str) -> list[str]:

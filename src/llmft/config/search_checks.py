@@ -37,12 +37,16 @@ def _check_metric(config: RunConfig) -> list[Problem]:
         ]
     name = hpo.metric.split("_", 1)[1]
     task = config.model.task
-    if name in HIGHER_IS_BETTER and task in ("causal_lm", "seq2seq_lm"):
+    if name == "accuracy" and task in ("causal_lm", "seq2seq_lm"):
+        if "accuracy" not in (config.evaluation.metrics or []):
+            message = f"{hpo.metric} (next-token accuracy) is measured for a {task} model only when asked for"
+            return [Problem("hpo.metric", message, fix="add accuracy to evaluation.metrics")]
+    elif name in HIGHER_IS_BETTER and task in ("causal_lm", "seq2seq_lm"):
         return [
             Problem(
                 "hpo.metric",
                 f"{hpo.metric} needs a classification task, but model.task is {task}",
-                fix="use eval_loss or eval_perplexity",
+                fix="use eval_loss, eval_perplexity or eval_accuracy (next-token accuracy)",
             )
         ]
     if name == "perplexity" and task == "sequence_classification":
