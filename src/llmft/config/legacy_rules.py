@@ -226,6 +226,10 @@ def optim(state: Normalised) -> None:
     if tr is None or "optim" not in tr:
         return
     value = tr.pop("optim")
+    entry = optimizers.lookup(value)
+    if entry is not None and entry.runs is None:
+        state.error("training.optim", *optimizers.not_implemented(str(value)))
+        return
     if "optimizer" in tr and not isinstance(tr["optimizer"], dict) and _runs(tr["optimizer"]) != _runs(value):
         message = (
             f"`training.optim: {value}` and `training.optimizer: {tr['optimizer']}` name different optimizers"

@@ -166,9 +166,12 @@ def _expected_choices(err: dict[str, object]) -> list[str]:
 def nearest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str | None:
     """The nearest option; a near legacy alias gives what it stands for (``adamw_torchh`` → ``adamw``)."""
     aliases = aliases or {}
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    match = match or difflib.get_close_matches(word, list(aliases), n=1, cutoff=0.8)  # "adamw_torchh"
-    return aliases.get(match[0], match[0]) if match else None
+    near = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    near += difflib.get_close_matches(word, list(aliases), n=1, cutoff=0.8)  # "adamw_torchh"
+    if not near:
+        return None
+    best = max(near, key=lambda m: difflib.SequenceMatcher(None, word, m).ratio())  # first of equals
+    return aliases.get(best, best)
 
 
 def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str:
