@@ -76,8 +76,8 @@ def test_a_name_llmft_does_not_implement_lists_what_it_does(tmp_path: Path, key:
     [error] = inspect(tmp_path, {key: "paged_adamw_8bit"}).errors
     assert (error.path, error.message, error.fix) == (
         f"training.{key}",
-        "optimizer `paged_adamw_8bit` is not implemented in llmft (paging moves optimizer state to CPU memory "
-        "when the GPU runs out; llmft does not page; use adamw_8bit)",
+        "optimizer `paged_adamw_8bit` is not implemented in llmft (paging moves optimizer state to CPU "
+        "memory when the GPU runs out; llmft does not page; use adamw_8bit)",
         IMPLEMENTED_FIX,
     )
     [error] = inspect(tmp_path, {key: "lion_8bit"}).errors

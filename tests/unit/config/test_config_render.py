@@ -54,11 +54,13 @@ def messages(patch: dict) -> list[str]:
         ),
         (
             {"training": {"optimizer": "adamww"}},
-            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamww" (did you mean `adamw`?)',
+            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamww" '
+            "(did you mean `adamw`?)",
         ),
         (
             {"training": {"optimizer": "adamw_torchh"}},
-            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamw_torchh" (did you mean `adamw`?)',
+            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamw_torchh" '
+            "(did you mean `adamw`?)",
         ),
         (
             {"model": {"adapter": {"type": "prefix-tunning"}}},
