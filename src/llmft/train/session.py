@@ -64,6 +64,7 @@ class Session:
             self.setup.task,
             self.num_labels,
             prefix=prefix,
+            metrics=self.config.evaluation.metrics,
         )
         if prefix == "eval":
             self.last_eval = metrics
