@@ -285,9 +285,10 @@ def _legacy_paths() -> list[tuple[str, str | None]]:
 
 def _legacy_keys() -> dict[str, tuple[str, ...]]:
     found: dict[str, list[str]] = {}
-    for path, _ in _legacy_paths():
+    for path, modern in _legacy_paths():
         section, key = split(path)
-        if key != "type" and key not in found.setdefault(section, []):
+        is_marker = key == "type" and modern is None  # `type: huggingface`: dropped, nothing to suggest
+        if not is_marker and key not in found.setdefault(section, []):
             found[section].append(key)
     return {section: tuple(keys) for section, keys in found.items()}
 
