@@ -256,8 +256,8 @@ STEPS: tuple[Rename | Values | Rule, ...] = (
     Rule(
         (),
         "evaluation.metrics",
-        "`precision`/`recall`/`f1` with a causal or seq2seq LM: dropped (no meaning there; `accuracy` is "
-        "next-token accuracy)",
+        "in a legacy file, `precision`/`recall`/`f1` with a causal or seq2seq LM: dropped (no meaning there; "
+        "`accuracy` is next-token accuracy)",
         r.lm_classifier_metrics,
     ),
 )
