@@ -195,12 +195,6 @@ STEPS: tuple[Rename | Values | Rule, ...] = (
         },
     ),
     Rule(
-        ("training.optim",),
-        "training.optimizer",
-        "`optimizer` (Hugging Face names; naming a different optimizer than `optimizer` is an error)",
-        r.optim,
-    ),
-    Rule(
         ("training.optimizer.name", "training.optimizer.learning_rate", "training.optimizer.beta1"),
         "training.optimizer",
         "`optimizer: {name, type, learning_rate, lr, weight_decay, beta1, beta2, eps}` → `optimizer`, "
@@ -213,6 +207,12 @@ STEPS: tuple[Rename | Values | Rule, ...] = (
         "`lr_scheduler: {name, type, num_warmup_steps, warmup_ratio}` → `lr_scheduler`, `warmup_steps`, "
         "`warmup_ratio`",
         r.scheduler_block,
+    ),
+    Rule(
+        ("training.optim",),
+        "training.optimizer",
+        "`optimizer` (Hugging Face names; naming a different optimizer than `optimizer` is an error)",
+        r.optim,
     ),
     Rule(
         (),

@@ -62,8 +62,9 @@ def test_names_that_mean_the_same_optimizer_are_accepted(tmp_path: Path, trainin
     assert any(n.startswith("training.optim: legacy key, read as `training.optimizer`") for n in notices)
 
 
-def test_a_real_conflict_is_an_error(tmp_path: Path) -> None:
-    [error] = inspect(tmp_path, {"optimizer": "sgd", "optim": "adamw_torch"}).errors
+@pytest.mark.parametrize("optimizer", ["sgd", {"name": "sgd", "lr": 1e-3}])
+def test_a_real_conflict_is_an_error(tmp_path: Path, optimizer: object) -> None:
+    [error] = inspect(tmp_path, {"optimizer": optimizer, "optim": "adamw_torch"}).errors
     assert (error.path, error.message, error.fix) == (
         "training.optim",
         "`training.optim: adamw_torch` and `training.optimizer: sgd` name different optimizers",
