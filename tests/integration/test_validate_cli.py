@@ -169,8 +169,8 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
         "Fix: use a whole number > 0, such as 8",
         '  - training.learning_rate: expected a number, got "fast" (sft.yaml:9) '
         "Fix: write a number such as 2e-4 (no quotes)",
-        '  - training.optimizer: expected one of adamw, sgd; got "adamww" '
-        "(did you mean `adamw`?) (sft.yaml:10) Fix: use `adamw` (or sgd)",
+        '  - training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamww" '
+        "(did you mean `adamw`?) (sft.yaml:10) Fix: use `adamw` (or one of: sgd, adafactor, adamw_8bit)",
         "  - training: set warmup_steps or warmup_ratio, not both (sft.yaml:8) "
         "Fix: delete `warmup_steps` or `warmup_ratio`",
     ]

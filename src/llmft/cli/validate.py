@@ -32,7 +32,7 @@ def validate(
         problems = [Problem("", err.message, err.fix, "error", err.where)] + err.problems
         loaded = None
     if deep and loaded is not None and loaded.config is not None:
-        from llmft.config.deep import deep_check
+        from llmft.deep_checks import deep_check
 
         problems += deep_check(loaded.config)
     errors = [p for p in problems if p.severity == "error"]

@@ -14,11 +14,11 @@ from pydantic import ValidationError
 
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
+from llmft.config.search_checks import check_search
+from llmft.config.space import Space, SpaceError, parse_space
 from llmft.errors import Problem
-from llmft.hpo.plan import check_search
-from llmft.hpo.space import Space, SpaceError, parse_space
 
-CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
+CLASSIFIER_ONLY_METRICS = {"precision", "recall", "f1", "f1_macro"}  # accuracy: next-token for an LM
 LM_METRICS = {"perplexity"}
 
 
@@ -32,17 +32,15 @@ def cuda_probably_available() -> bool:
 def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
     metrics = set(config.evaluation.metrics or [])
     task = config.model.task
-    if task in ("causal_lm", "seq2seq_lm") and metrics & CLASSIFICATION_METRICS:
-        bad = sorted(metrics & CLASSIFICATION_METRICS)
+    if task in ("causal_lm", "seq2seq_lm") and metrics & CLASSIFIER_ONLY_METRICS:
+        bad = sorted(metrics & CLASSIFIER_ONLY_METRICS)
         verb = "needs" if len(bad) == 1 else "need"
         message = f"{', '.join(bad)} {verb} a classification task, but model.task is {task}"
-        return [
-            Problem(
-                "evaluation.metrics",
-                message,
-                fix="use loss/perplexity, or set model.task: sequence_classification",
-            )
-        ]
+        fix = (
+            "use loss/perplexity/accuracy (next-token accuracy for a language model), "
+            "or set model.task: sequence_classification"
+        )
+        return [Problem("evaluation.metrics", message, fix=fix)]
     if task == "sequence_classification" and metrics & LM_METRICS:
         return [
             Problem(

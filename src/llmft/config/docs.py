@@ -13,6 +13,8 @@ from typing import Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from llmft.config.legacy import legacy_markdown
+from llmft.config.optimizers import OPTIMIZER_NAMES
 from llmft.config.schema import RunConfig
 
 HEADER = """# Configuration reference
@@ -26,23 +28,29 @@ config file. Override any key on the command line: `llmft train cfg.yaml trainin
 LEGACY = """
 ## Legacy layouts
 
-Configs of the framework llmft replaces load unchanged; each legacy key is mapped in one place
-(`src/llmft/config/legacy.py`) and reported as a one-line notice with its modern spelling, e.g.
+Configs of the framework llmft replaces load unchanged. Each legacy spelling is read as its modern one in
+one place, the table in `src/llmft/config/legacy.py` (this section is generated from it), and reported as a
+one-line notice naming the modern spelling; what cannot be mapped with certainty is an error saying what
+to write. Steps apply top to bottom.
 
-| legacy | modern |
-| --- | --- |
-| `type: huggingface` (any section) | dropped (implied) |
-| `data.preprocessing.type: text` + `max_length` | `format: auto`; `data.tokenization.max_length` |
-| `data.tokenization.model_name_or_path` | `data.tokenization.tokenizer` |
-| `data.dataset.load_from_disk`, `hf_dataset_name`, `hf_dataset_config`, `hf_dataset_split`, `dataset_format` | `path`, `name`, `subset`, `split.train`, `file_format` |
-| `data.dataset.column_mapping`, `filter_columns` | `data.preprocessing.column_mapping`, `filter_columns` |
-| `model.model_type`, `model.adapter.lora_alpha`, `lora_dropout`, `adapter.lora: {r, alpha, dropout}` | `model.task`, `alpha`, `dropout`, flattened |
-| `training.num_train_epochs`, `per_device_train_batch_size`, `evaluation_strategy`, `optim`, `fp16` | `epochs`, `batch_size`, `eval_strategy`, `optimizer`, `mixed_precision` |
-| `training.optimizer: {name, learning_rate, weight_decay, beta1, beta2}` | `optimizer`, `learning_rate`, `weight_decay`, `adam_beta1`, `adam_beta2` |
-| `training.lr_scheduler: {name, num_warmup_steps}` | `lr_scheduler`, `warmup_steps` |
-| `hpo.type`/`strategy: grid_search`, `max_evals`/`num_samples`, `search_space`, `max_concurrent_trials`, `scheduler` | `backend: grid`, `max_trials`, `parameters`, `parallel`, `pruner` |
-| top-level `ray_tune: {...}` | `hpo` with `backend: ray` |
 """
+
+OPTIMIZERS = """
+### Optimizer names
+
+`training.optimizer` (and the Hugging Face key `training.optim`) accept llmft's names and every Hugging
+Face `TrainingArguments.optim` name: one that means what llmft runs is read as llmft's name with a notice;
+one llmft does not implement is refused, saying which it does.
+
+"""
+
+
+def _optimizer_markdown() -> str:
+    rows = ["| name | llmft runs | note |", "| --- | --- | --- |"]
+    for name, entry in OPTIMIZER_NAMES.items():
+        runs = f"`{entry.runs}`" if entry.runs else "not implemented"
+        rows.append(f"| `{name}` | {runs} | {entry.note} |")
+    return "\n".join(rows)
 
 
 def _type_name(annotation: object) -> str:
@@ -100,5 +108,5 @@ def render_config_markdown() -> str:
                 continue
             desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
-    lines.append(LEGACY)
+    lines += [LEGACY + legacy_markdown(), OPTIMIZERS + _optimizer_markdown()]
     return "\n".join(lines).rstrip() + "\n"

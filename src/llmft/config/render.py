@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from llmft.config import fixes
-from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES, normalise_legacy
+from llmft.config.legacy import LEGACY_KEYS, LEGACY_VALUES, modern_path
 from llmft.config.redact import is_secret_key
 from llmft.config.schema import RunConfig
 from llmft.errors import Problem
@@ -169,9 +169,12 @@ def _expected_choices(err: dict[str, object]) -> list[str]:
 def nearest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str | None:
     """The nearest option; a near legacy alias gives what it stands for (``adamw_torchh`` → ``adamw``)."""
     aliases = aliases or {}
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    match = match or difflib.get_close_matches(word, list(aliases), n=1, cutoff=0.8)  # "adamw_torchh"
-    return aliases.get(match[0], match[0]) if match else None
+    near = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    near += difflib.get_close_matches(word, list(aliases), n=1, cutoff=0.8)  # "adamw_torchh"
+    if not near:
+        return None
+    best = max(near, key=lambda m: difflib.SequenceMatcher(None, word, m).ratio())  # first of equals
+    return aliases.get(best, best)
 
 
 def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None) -> str:
@@ -182,17 +185,7 @@ def suggest(word: str, options: list[str], aliases: dict[str, str] | None = None
 
 def modern_key(section: str, legacy_key: str) -> str | None:
     """The dotted path a legacy key is read as (``model.lora_r`` → ``model.adapter.r``), if it has one."""
-    raw: dict[str, object] = {}
-    node = raw
-    for part in [p for p in section.split(".") if p]:
-        node = node.setdefault(part, {})  # type: ignore[assignment]
-    node[legacy_key] = 1
-    old = f"{section}.{legacy_key}" if section else legacy_key
-    try:
-        aliases = normalise_legacy(raw).aliases
-    except (TypeError, ValueError, KeyError):  # a legacy block that cannot hold a placeholder value
-        return None
-    return next((new for new, was in aliases.items() if was == old), None)
+    return modern_path(section, legacy_key)
 
 
 def _owners(display: list[str], key: str) -> list[str]:

@@ -366,7 +366,12 @@ class TrainingConfig(Section):
     gradient_accumulation_steps: PositiveInt = Field(1, description="Forward passes per optimizer step.")
     learning_rate: PositiveFloat = Field(2e-4, description="Peak learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (never on biases and norms).")
-    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
+    optimizer: Literal["adamw", "sgd", "adafactor", "adamw_8bit"] = Field(
+        "adamw",
+        description="Optimizer: `adamw`; `sgd` (momentum = adam_beta1); `adafactor` (transformers' "
+        "Adafactor at this learning rate: less optimizer memory); `adamw_8bit` (bitsandbytes, 8-bit state). "
+        "Hugging Face `optim` names are read as these (see Optimizer names below).",
+    )
     adam_beta1: float = Field(0.9, gt=0, lt=1, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW beta2.")
     adam_epsilon: PositiveFloat = Field(1e-8, description="AdamW epsilon.")
@@ -440,6 +445,12 @@ class TrainingConfig(Section):
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise RuleError(
                 "set warmup_steps or warmup_ratio, not both", fix="delete `warmup_steps` or `warmup_ratio`"
+            )
+        adam_only = sorted({"adam_beta2", "adam_epsilon"} & self.model_fields_set)
+        if self.optimizer == "adafactor" and adam_only:
+            raise RuleError(
+                f"{', '.join(adam_only)} set, but adafactor does not use them",
+                fix=f"delete {', '.join(f'`{k}`' for k in adam_only)}, or use optimizer: adamw",
             )
         if self.eval_strategy == "steps" and self.eval_steps is None:
             raise RuleError(

@@ -53,10 +53,12 @@ def _precision(config: RunConfig, machine: Machine) -> list[Check]:
 
 
 def _needed_packages(config: RunConfig) -> list[Check]:
-    """Optional packages the config needs: bitsandbytes for qlora, the HPO backend, trackers."""
+    """Optional packages the config needs: bitsandbytes (qlora, adamw_8bit), the HPO backend, trackers."""
     needed: dict[str, tuple[str, str]] = {}
     if config.model.adapter.type == "qlora":
         needed["bitsandbytes"] = ("model.adapter.type: qlora", "pip install bitsandbytes")
+    if config.training.optimizer == "adamw_8bit":
+        needed["bitsandbytes"] = ("training.optimizer: adamw_8bit", "pip install 'llmft[bnb]'")
     if config.hpo.enabled and config.hpo.backend in ("optuna", "ray"):
         backend = config.hpo.backend
         needed[backend] = (f"hpo.backend: {backend}", f"pip install 'llmft[{backend}]'")

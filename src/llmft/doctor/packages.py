@@ -37,7 +37,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "ray": ("pip install 'llmft[ray]'", "hpo.backend: ray"),
     "trl": ("pip install 'llmft[bench]'", "benchmarks against TRL"),
     "psutil": ("pip install 'llmft[bench]'", "memory figures on non-Linux systems"),
-    "bitsandbytes": ("pip install bitsandbytes", "model.adapter.type: qlora (CUDA only)"),
+    "bitsandbytes": (
+        "pip install 'llmft[bnb]'",
+        "model.adapter.type: qlora (CUDA only) or training.optimizer: adamw_8bit",
+    ),
 }
 
 

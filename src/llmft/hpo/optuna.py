@@ -19,11 +19,11 @@ import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from llmft.config.space import Space
 from llmft.errors import ConfigError, RunInterrupted
 from llmft.hpo.extras import require
 from llmft.hpo.plan import SearchPlan, digest, threads_per_trial
 from llmft.hpo.progress import SearchProgress
-from llmft.hpo.space import Space
 from llmft.hpo.trial import Pruned, TrialFailed, TrialRecord, run_trial
 
 if TYPE_CHECKING:

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from llmft.config.space import Space
 from llmft.hpo.extras import require
 from llmft.hpo.plan import SearchPlan
 from llmft.hpo.progress import SearchProgress
-from llmft.hpo.space import Space
 from llmft.hpo.trial import TrialFailed, TrialRecord, read_record, run_trial, write_record
 
 EXPERIMENT = "search"

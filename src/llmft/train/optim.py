@@ -1,7 +1,8 @@
 """Optimizer and learning-rate schedule from the training section.
 
 Weight decay is applied to weight matrices only, never to biases and norm weights (decaying those hurts
-and is what every careful recipe avoids). AdamW uses the fused/foreach kernel where torch offers it.
+and is what every careful recipe avoids). AdamW uses the fused/foreach kernel where torch offers it;
+Adafactor comes from transformers, 8-bit AdamW from bitsandbytes (imported only when chosen).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import torch
 
 from llmft.config.schema import TrainingConfig
+from llmft.errors import EnvironmentProblem
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, object]]:
@@ -25,13 +27,52 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """The optimizer `training.optimizer` names (Hugging Face names were mapped onto these by the config)."""
     groups = parameter_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.adam_beta1)
+    build = {"adamw": _adamw, "sgd": _sgd, "adafactor": _adafactor, "adamw_8bit": _adamw_8bit}[cfg.optimizer]
+    return build(groups, cfg)
+
+
+def _sgd(groups: list[dict[str, object]], cfg: TrainingConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.adam_beta1)
+
+
+def _adamw(groups: list[dict[str, object]], cfg: TrainingConfig) -> torch.optim.Optimizer:
     on_gpu = any(p.is_cuda for g in groups for p in g["params"])  # type: ignore[attr-defined]
     kernel = {"fused": True} if on_gpu else {"foreach": True}
     return torch.optim.AdamW(
         groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon, **kernel
+    )
+
+
+def _adafactor(groups: list[dict[str, object]], cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """transformers' Adafactor at our learning rate and schedule: relative steps and parameter scaling off,
+    as the Hugging Face Trainer sets it; momentum (beta1) only when adam_beta1 is set explicitly."""
+    from transformers.optimization import Adafactor
+
+    beta1 = cfg.adam_beta1 if "adam_beta1" in cfg.model_fields_set else None
+    return Adafactor(
+        groups,
+        lr=cfg.learning_rate,
+        scale_parameter=False,
+        relative_step=False,
+        warmup_init=False,
+        beta1=beta1,
+    )
+
+
+def _adamw_8bit(groups: list[dict[str, object]], cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """bitsandbytes' AdamW with 8-bit (block-wise quantised) state: a quarter of AdamW's state memory.
+    Tensors under 4096 values keep 32-bit state (bitsandbytes' own rule: too small to gain)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError as err:
+        raise EnvironmentProblem(
+            f"training.optimizer: adamw_8bit needs bitsandbytes, which is not installed ({err})",
+            fix="pip install bitsandbytes (CPU or GPU), or set training.optimizer: adamw",
+        ) from None
+    return bnb.optim.AdamW8bit(
+        groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon
     )
 
 

@@ -226,6 +226,7 @@ class LocalTrainer:
             self.data.task,
             len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
             prefix=prefix,
+            metrics=self.config.evaluation.metrics,
         )
         return metrics
 

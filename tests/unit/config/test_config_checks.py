@@ -36,15 +36,17 @@ def _no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (
             "causal_lm",
-            ["loss", "accuracy"],
-            "error: evaluation.metrics: accuracy needs a classification task, but "
-            "model.task is causal_lm Fix: use loss/perplexity, or set model.task: sequence_classification",
+            ["loss", "accuracy", "f1"],
+            "error: evaluation.metrics: f1 needs a classification task, but model.task is causal_lm "
+            "Fix: use loss/perplexity/accuracy (next-token accuracy for a language model), "
+            "or set model.task: sequence_classification",
         ),
         (
             "seq2seq_lm",
             ["f1", "recall"],
-            "error: evaluation.metrics: f1, recall need a classification task, but "
-            "model.task is seq2seq_lm Fix: use loss/perplexity, or set model.task: sequence_classification",
+            "error: evaluation.metrics: f1, recall need a classification task, but model.task is seq2seq_lm "
+            "Fix: use loss/perplexity/accuracy (next-token accuracy for a language model), "
+            "or set model.task: sequence_classification",
         ),
         (
             "sequence_classification",
@@ -64,6 +66,8 @@ def test_metrics_that_contradict_the_task(task: str, metrics: list[str], expecte
     [
         ("auto", ["accuracy", "perplexity"]),
         ("causal_lm", ["loss", "perplexity"]),
+        ("causal_lm", ["loss", "accuracy"]),  # next-token accuracy
+        ("seq2seq_lm", ["accuracy"]),
         ("sequence_classification", ["loss", "accuracy", "f1_macro"]),
         ("causal_lm", None),
     ],

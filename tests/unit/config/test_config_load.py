@@ -293,7 +293,7 @@ def test_cross_section_checks_run_despite_unrelated_errors(tmp_path: Path) -> No
             {
                 **MINIMAL,
                 "model": {"name_or_path": "gpt2", "task": "causal_lm"},
-                "evaluation": {"metrics": ["accuracy"]},
+                "evaluation": {"metrics": ["f1"]},
                 "training": {"learning_rate": -1},
             }
         ),

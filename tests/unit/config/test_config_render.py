@@ -54,11 +54,13 @@ def messages(patch: dict) -> list[str]:
         ),
         (
             {"training": {"optimizer": "adamww"}},
-            'training.optimizer: expected one of adamw, sgd; got "adamww" (did you mean `adamw`?)',
+            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamww" '
+            "(did you mean `adamw`?)",
         ),
         (
             {"training": {"optimizer": "adamw_torchh"}},
-            'training.optimizer: expected one of adamw, sgd; got "adamw_torchh" (did you mean `adamw`?)',
+            'training.optimizer: expected one of adamw, sgd, adafactor, adamw_8bit; got "adamw_torchh" '
+            "(did you mean `adamw`?)",
         ),
         (
             {"model": {"adapter": {"type": "prefix-tunning"}}},
@@ -188,7 +190,11 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
             "training.lr_scheduler",
             "use `cosine` (or one of: linear, constant)",
         ),
-        ({"training": {"optimizer": "adamw_torchh"}}, "training.optimizer", "use `adamw` (or sgd)"),
+        (
+            {"training": {"optimizer": "adamw_torchh"}},
+            "training.optimizer",
+            "use `adamw` (or one of: sgd, adafactor, adamw_8bit)",
+        ),
         ({"model": {"dtype": "fp32"}}, "model.dtype", "use one of: auto, float32, bfloat16, float16"),
         (
             {"model": {"adapter": {"type": "ia3"}}},

@@ -358,6 +358,19 @@ def test_qlora_and_fp16_fail_on_cpu(tmp_path: Path) -> None:
     assert lines["output dir"].status == "ok"
 
 
+def test_adamw_8bit_needs_bitsandbytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmft.doctor import config_fit
+
+    monkeypatch.setattr(config_fit, "installed_versions", lambda names: dict.fromkeys(names))
+    config = _config(tmp_path, training={"optimizer": "adamw_8bit"})
+    line = _by_name(check_config_fit(config, CPU_MACHINE, None))["needs bitsandbytes"]
+    assert (line.status, line.detail, line.fix) == (
+        "fail",
+        "training.optimizer: adamw_8bit needs bitsandbytes, which is not installed",
+        "pip install 'llmft[bnb]'",
+    )
+
+
 def test_bf16_checks_follow_the_hardware(tmp_path: Path) -> None:
     config = _config(tmp_path, training={"mixed_precision": "bf16"})
     assert _by_name(check_config_fit(config, CPU_MACHINE, None))["mixed precision"].status == "warn"

@@ -85,7 +85,12 @@ def test_unknown_metric_gets_the_nearest_names() -> None:
         (
             {"metric": "eval_accuracy"},
             {"model": {"name_or_path": "m", "task": "causal_lm"}},
-            "eval_accuracy needs a classification task",
+            "eval_accuracy (next-token accuracy) is measured for a causal_lm model only when asked for",
+        ),
+        (
+            {"metric": "eval_f1"},
+            {"model": {"name_or_path": "m", "task": "causal_lm"}},
+            "eval_f1 needs a classification task",
         ),
         (
             {"metric": "eval_perplexity"},
@@ -112,6 +117,15 @@ def test_search_problems(hpo: dict, sections: dict, fragment: str) -> None:
     assert len(errors) == 1 and fragment in errors[0][2], errors
     with pytest.raises(ConfigError):
         make_plan(cfg)
+
+
+def test_next_token_accuracy_can_be_searched_on_when_asked_for() -> None:
+    cfg = config(
+        {"metric": "eval_accuracy", "direction": "maximize", "parameters": {"r": [4, 8]}},
+        model={"name_or_path": "m", "task": "causal_lm"},
+        evaluation={"metrics": ["loss", "accuracy"]},
+    )
+    assert messages(cfg) == []
 
 
 def test_settings_the_backend_ignores_are_warnings() -> None:
