@@ -164,6 +164,7 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
             say(notice)
     task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
     say(f"task: {task} ({why})")
+    _check_metrics_for(config, task)
     tokenizer = load_tokenizer(
         config.data.tokenization.tokenizer or config.model.name_or_path,
         trust_remote_code=config.model.trust_remote_code,
@@ -177,6 +178,18 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
         shares = ", ".join(f"{n} {q} rows" for n, q in zip(mix.names, mix.quotas(), strict=True))
         say(f"datasets: {len(mix.names)} mixed by {mix.mode}, each epoch {shares}")
     return _Inputs(prepared, task, why, tokenizer, encoded)
+
+
+def _check_metrics_for(config: RunConfig, task: str) -> None:
+    """evaluation.metrics against the task found (`model.task: auto` leaves it to now): a metric the task
+    cannot report is an error here, never a silent gap in eval_results.json."""
+    from llmft.config.checks import check_metrics_fit_task
+    from llmft.errors import ConfigError
+
+    known = config.model_copy(update={"model": config.model.model_copy(update={"task": task})})
+    problems = check_metrics_fit_task(known)
+    if problems:
+        raise ConfigError(f"evaluation.metrics do not fit the task ({task})", problems=problems)
 
 
 def _load_model(config: RunConfig, inputs: _Inputs, say: Say) -> tuple[object, AdapterSummary]:

@@ -136,3 +136,26 @@ def test_the_pipeline_refuses_a_search_config_with_the_way_to_run_it(
         run(config, say=lambda _: None, progress=False)
     assert "llmft.search" in (caught.value.fix or "")
     assert not (tmp_path / "search").exists()  # refused before anything was written
+
+
+def test_a_metric_the_inferred_task_cannot_report_is_an_error_not_a_gap(
+    tiny_model, synth_data, tmp_path
+) -> None:  # noqa: ANN001
+    """With model.task: auto, `validate` cannot know that f1 will not fit; the run says so once the task
+    is known, before the model loads."""
+    from llmft.errors import ConfigError
+    from llmft.pipeline import run
+
+    files = synth_data("sft", rows=40)
+    config = llmft.load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name_or_path={tiny_model('llama')}",
+            f"data.dataset.train_file={files['train']}",
+            "evaluation.metrics=[loss, f1]",
+        ],
+    )
+    with pytest.raises(ConfigError) as caught:
+        run(config, say=lambda _: None, progress=False)
+    assert "f1 needs a classification task, but model.task is causal_lm" in caught.value.render()
