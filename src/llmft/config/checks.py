@@ -17,6 +17,7 @@ from llmft.config.schema import RunConfig
 from llmft.errors import Problem
 from llmft.hpo.plan import check_search
 from llmft.hpo.space import Space, SpaceError, parse_space
+from llmft.tracking.packages import check_tracking
 
 CLASSIFICATION_METRICS = {"accuracy", "precision", "recall", "f1", "f1_macro"}
 LM_METRICS = {"perplexity"}
@@ -192,4 +193,5 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_packing(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
+        *check_tracking(config),
     ]
