@@ -4,7 +4,11 @@ each stream is read back with the library's own reader and compared with metrics
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +164,119 @@ def test_each_tracker_stream_reads_back_as_metrics_jsonl(
     leaks = [str(p) for p in written if SECRET.encode() in p.read_bytes()]
     assert not leaks, f"the W&B key was written to {leaks}"
     assert not (Path.home() / ".netrc").exists() or SECRET not in (Path.home() / ".netrc").read_text()
+
+
+# ------------------------------------------------------------------------- SIGKILL, then --resume
+REPO = Path(__file__).resolve().parents[2]
+DETERMINISTIC = ("loss", "learning_rate", "grad_norm", "tokens_seen", "epoch", "eval_loss")
+
+
+def _cli(config: Path, log: Path, *extra: str, delay: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("LLMFT_TEST_CHECKPOINT_DELAY", None)
+    if delay:
+        env["LLMFT_TEST_CHECKPOINT_DELAY"] = delay  # each checkpoint is held half-written this long
+    handle = log.open("w", encoding="utf-8")
+    cmd = [sys.executable, "-m", "llmft.cli.main", "train", str(config), "-q", *extra]
+    return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
+def _wait_for(proc: subprocess.Popen, condition, timeout: float = 300) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_leave_one_gapless_tracker_series(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+    path = tiny_config(tmp_path, tiny_model, synth_data, report_to=["tensorboard", "mlflow"])
+    config = yaml.safe_load(path.read_text())
+    config["training"].update({"max_steps": 9, "save_strategy": "steps", "save_steps": 3})
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "run"
+
+    # Killed while the step-6 checkpoint is half-written: step-3 is the last complete one, and the trackers
+    # already hold steps 4-6 (TensorBoard flushed them as the checkpoint began).
+    first = _cli(path, tmp_path / "first.log", delay="3")
+    held = _wait_for(first, lambda: any((out / "checkpoints").glob(".tmp-step-0000006-*")))
+    first.kill()
+    first.wait()
+    assert held, (tmp_path / "first.log").read_text()
+    before = json.loads((out / "checkpoints" / "step-0000003" / "tracking.json").read_text())
+    logged_before = sorted(jsonl_series(out)["loss"])
+    assert logged_before == [1, 2, 3, 4, 5, 6], logged_before
+
+    second = _cli(path, tmp_path / "second.log", "--resume")
+    assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()
+
+    expected = jsonl_series(out)
+    assert sorted(expected["loss"]) == list(range(1, 10))
+    tracking = json.loads((out / "run.json").read_text())["tracking"]
+    assert tracking["mlflow"]["run_id"] == before["mlflow"]["run_id"], "the resume started a new MLflow run"
+    series = {
+        "tensorboard": tensorboard_series(out / "tensorboard"),
+        "mlflow": mlflow_series(tracking["mlflow"]["uri"], tracking["mlflow"]["run_id"]),
+    }
+    for name, found in series.items():
+        assert_same_stream(found, {k: expected[k] for k in DETERMINISTIC}), name
+        tokens = [v for _, v in found["tokens_seen"]]
+        assert tokens == sorted(set(tokens)), f"{name}: token counter went back: {tokens}"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking["mlflow"]["uri"])
+    runs = client.search_runs([tracking["mlflow"]["experiment_id"]])
+    assert [r.info.run_id for r in runs] == [before["mlflow"]["run_id"]]
+    assert runs[0].info.status == "FINISHED"
+
+
+# ------------------------------------------------------------------------------ a search in MLflow
+@pytest.mark.slow
+def test_optuna_search_is_one_mlflow_parent_run_with_a_nested_run_per_trial(
+    tiny_model, synth_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    pytest.importorskip("optuna", reason=f"optuna {NOT_INSTALLED}")
+    from mlflow import MlflowClient
+
+    from llmft.hpo.search import run_search
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tiny_config(tmp_path, tiny_model, synth_data, report_to=["mlflow"])
+    config = yaml.safe_load(path.read_text())
+    config["training"].update({"max_steps": 4, "eval_steps": 2, "logging_steps": 2})
+    config["hpo"] = {
+        "enabled": True,
+        "backend": "optuna",
+        "max_trials": 3,
+        "pruner": "none",
+        "parameters": {"training.learning_rate": [1e-2, 1e-4, 3e-3]},
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = run_search(load_config(path), say=lambda _: None, progress=False)
+    out = tmp_path / "run"
+
+    link = json.loads((out / "tracking.json").read_text())["mlflow"]
+    assert link["uri"] == f"sqlite:///{(out / 'mlflow.db').resolve()}"
+    client = MlflowClient(tracking_uri=link["uri"])
+    runs = client.search_runs([link["experiment_id"]])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.run_id for r in parents] == [link["run_id"]]
+    children = {
+        r.data.tags["llmft.trial"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == link["run_id"]
+    }
+    assert sorted(children) == ["0", "1", "2"] and len(runs) == 4
+    assert {r.info.status for r in children.values()} == {"FINISHED"}
+    for trial in result.trials:
+        run = children[str(trial.number)]
+        assert float(run.data.params["training.learning_rate"]) == trial.params["training.learning_rate"]
+        assert run.data.metrics["final/eval_loss"] == pytest.approx(trial.value, rel=1e-6)
+    best = [n for n, r in children.items() if r.data.tags.get("llmft.best") == "true"]
+    assert best == [str(result.best.number)]
+    parent = client.get_run(link["run_id"])
+    assert parent.data.tags["llmft.best_trial"] == str(result.best.number)
+    assert parent.data.metrics["best/eval_loss"] == pytest.approx(result.best.value)
+    assert parent.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(link["run_id"])} >= {"hpo_results.csv", "best_config.yaml"}
