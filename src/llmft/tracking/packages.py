@@ -25,7 +25,7 @@ MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a broken install, or a module stubbed out in sys.modules
@@ -34,7 +34,7 @@ def _installed(module: str) -> bool:
 
 def missing_modules(tracker: str) -> list[str]:
     """The modules ``tracker`` needs that are not installed (none for `jsonl`)."""
-    return [m for m in MODULES.get(tracker, ()) if not _installed(m)]
+    return [m for m in MODULES.get(tracker, ()) if not installed(m)]
 
 
 def install_hint(tracker: str) -> str:
