@@ -47,7 +47,7 @@ def require_matplotlib() -> object:
 
 
 def _save(plt: object, fig: object, name: str, title: str, png_dir: Path) -> Figure:
-    plt.rcParams["svg.hashsalt"] = name  # type: ignore[attr-defined]  # ids unique across inline SVGs
+    plt.rcParams["svg.hashsalt"] = f"{png_dir}/{name}"  # type: ignore[attr-defined]  # ids unique in the page
     fig.tight_layout()  # type: ignore[attr-defined]
     fig.savefig(png_dir / f"{name}.png", dpi=120)  # type: ignore[attr-defined]
     buffer = io.StringIO()

@@ -63,7 +63,7 @@ def figures(items: list[Figure]) -> str:
     if not items:
         return '<p class="muted">nothing to plot</p>'
     # the chart's own title names it (the PNG beside the report needs it too): no caption repeating it
-    cards = "".join(f'<figure id="{esc(f.name)}" aria-label="{esc(f.title)}">{f.svg}</figure>' for f in items)
+    cards = "".join(f'<figure aria-label="{esc(f.title)}">{f.svg}</figure>' for f in items)
     return f'<div class="grid">{cards}</div>'
 
 
