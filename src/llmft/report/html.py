@@ -71,13 +71,13 @@ def summary(runs: list[Run]) -> str:
     """Steps, time, throughput and how each run ended."""
     rows = []
     for run in runs:
-        info, last = run.info, _last_train(run)
+        info, last = run.info, last_train(run)
         rows.append(
             [
                 run.name,
                 info.get("task", ""),
                 info.get("steps", last.get("step", "")),
-                _duration(info),
+                duration(info),
                 last.get("tokens_per_second", ""),
                 info.get("tokens_seen", last.get("tokens_seen", "")),
                 info.get("stop_reason", "no run.json (still running, or killed)"),
@@ -88,12 +88,12 @@ def summary(runs: list[Run]) -> str:
     return table(head, rows)
 
 
-def _last_train(run: Run) -> dict[str, object]:
+def last_train(run: Run) -> dict[str, object]:
     train = [r for r in run.records if "loss" in r]
     return train[-1] if train else {}
 
 
-def _duration(info: dict[str, object]) -> str:
+def duration(info: dict[str, object]) -> str:
     try:
         start = datetime.fromisoformat(str(info["started"]))
         end = datetime.fromisoformat(str(info["finished"]))

@@ -76,3 +76,24 @@ def test_cli_and_a_folder_that_is_no_run(
     with pytest.raises(ConfigError, match="neither a run"):
         write_report([tmp_path / "empty"])
     assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_the_end_of_train_summary_says_what_and_where(tmp_path: Path, make_run) -> None:  # noqa: ANN001
+    import json
+
+    from llmft.report.summary import summary_rows
+
+    run = make_run(tmp_path / "run", 1e-3)
+    info = json.loads((run / "run.json").read_text())
+    info["tracking"] = {
+        "tensorboard": {"dir": str(run / "tensorboard")},
+        "mlflow": {"run_id": "abc", "uri": "sqlite:///x.db", "experiment_id": "1"},
+        "wandb": {"id": "w1", "dir": str(run / "wandb" / "offline-run-1"), "url": ""},
+    }
+    (run / "run.json").write_text(json.dumps(info))
+    rows = dict(summary_rows(run))
+    assert rows["steps"] == "6 (completed)" and rows["time"] == "90 s" and rows["tokens/s"] == "506"
+    assert rows["eval_loss"] == "1.975" and "eval_tokens" not in rows
+    assert rows["tensorboard"] == str(run / "tensorboard")
+    assert rows["mlflow"] == "run abc at sqlite:///x.db"
+    assert rows["wandb"].startswith("offline run w1 in ") and rows["report"] == f"llmft report {run}"
