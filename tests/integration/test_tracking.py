@@ -160,6 +160,11 @@ def test_each_tracker_stream_reads_back_as_metrics_jsonl(
     wb = wandb_series(Path(tracking["wandb"]["dir"]))
     assert_same_stream(wb, expected)
 
+    from llmft.report.build import write_report
+
+    page = write_report([out]).html.read_text(encoding="utf-8")  # the report of a real run
+    assert page.count('class="chart"') == 7  # loss, lr, tokens/s, grad norm, eval loss, perplexity, lengths
+
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "config.yaml"]  # ours: the input
     leaks = [str(p) for p in written if SECRET.encode() in p.read_bytes()]
     assert not leaks, f"the W&B key was written to {leaks}"
@@ -280,3 +285,9 @@ def test_optuna_search_is_one_mlflow_parent_run_with_a_nested_run_per_trial(
     assert parent.data.metrics["best/eval_loss"] == pytest.approx(result.best.value)
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(link["run_id"])} >= {"hpo_results.csv", "best_config.yaml"}
+
+    from llmft.report.build import write_report
+
+    page = write_report([out]).html.read_text(encoding="utf-8")  # the report of a real search
+    assert page.count('<tr class="best"><td class="num">' + str(result.best.number) + "</td>") == 1
+    assert page.count('class="chart"') >= 1 + 4  # eval_loss against lr, and the trials' curves
