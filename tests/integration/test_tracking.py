@@ -137,7 +137,12 @@ def test_each_tracker_stream_reads_back_as_metrics_jsonl(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     path = tiny_config(
-        tmp_path, tiny_model, synth_data, report_to=["tensorboard", "mlflow", "wandb"], api_key=SECRET
+        tmp_path,
+        tiny_model,
+        synth_data,
+        report_to=["tensorboard", "mlflow", "wandb"],
+        api_key=SECRET,
+        log_model=True,
     )
     result = run(load_config(path), say=lambda _: None, progress=False)
     out = result.output_dir
@@ -156,6 +161,15 @@ def test_each_tracker_stream_reads_back_as_metrics_jsonl(
     assert tracking["mlflow"]["uri"] == f"sqlite:///{(out / 'mlflow.db').resolve()}"
     assert_same_stream(ml, expected)
     assert {k: v[0][1] for k, v in ml.items() if k.startswith("final/")} == pytest.approx(final)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking["mlflow"]["uri"])
+    artifacts = {a.path for a in client.list_artifacts(tracking["mlflow"]["run_id"])}
+    assert {"config.yaml", "eval_results.json", "data_report.json", "model"} <= artifacts, artifacts
+    model_files = {a.path for a in client.list_artifacts(tracking["mlflow"]["run_id"], "model")}
+    assert "model/adapter_model.safetensors" in model_files, model_files  # tracking.log_model
+    tags = client.get_run(tracking["mlflow"]["run_id"]).data.tags
+    assert tags["llmft.task"] == "causal_lm" and tags["llmft.data_fingerprint"]
 
     wb = wandb_series(Path(tracking["wandb"]["dir"]))
     assert_same_stream(wb, expected)
