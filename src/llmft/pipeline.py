@@ -16,6 +16,7 @@ from llmft.config.schema import RunConfig
 if TYPE_CHECKING:  # for annotations only: the CLI imports this module before torch is wanted
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
+    from llmft.tracking.base import SearchLink
     from llmft.train.loop import LoopState
     from llmft.train.trainer import LocalTrainer
 
@@ -49,14 +50,17 @@ def run(
     resume: bool | str | None = None,
     config_path: str | None = None,
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+    search_link: SearchLink | None = None,
 ) -> RunResult:
     """Train and evaluate as configured, writing the run directory. Returns metrics and the live model.
 
     ``resume``: True continues from the latest complete checkpoint in output_dir, a path from that one.
     ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
     through it, by raising). A config with ``hpo.enabled`` is a search, not one run: ``llmft.run`` and
-    ``llmft.search`` run it; here it is refused.
+    ``llmft.search`` run it; here it is refused. ``search_link``: the search this run is a trial of (its
+    tracker runs are nested in the search's).
     """
+    from llmft.tracking.session import open_tracking
     from llmft.train import artifacts
     from llmft.train.trainer import Callbacks, LocalTrainer, RunData
 
@@ -69,19 +73,30 @@ def run(
         say("trust_remote_code is on: code shipped with the model will run on this machine")
     inputs = _load_inputs(config, resumed_from, say)
     model, adapter = _load_model(config, inputs, say)
+    facts = (inputs.task, inputs.prepared.fingerprint)
+    trackers = open_tracking(config, out, facts=facts, checkpoint=resumed_from, parent=search_link, say=say)
     trainer = LocalTrainer(
         config,
         model,
         RunData(inputs.tokenizer, inputs.encoded, inputs.task, inputs.prepared.fingerprint),
         out,
-        callbacks=Callbacks(on_evaluate=on_evaluate, say=say),
+        callbacks=Callbacks(
+            on_evaluate=on_evaluate,
+            say=say,
+            on_log=trackers.log,
+            checkpoint_files=trackers.checkpoint_files,
+        ),
         progress=progress,
         config_path=config_path,
     )
-    for note in trainer.setup():
-        say(note)
-    state = _train(trainer, resumed_from, say)
-    metrics = trainer.final_metrics()
+    try:
+        for note in trainer.setup():
+            say(note)
+        state = _train(trainer, resumed_from, say)
+        metrics = trainer.final_metrics()
+    except BaseException as err:
+        trackers.abort(err)
+        raise
     model_dir = artifacts.save_model(
         trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )
@@ -96,9 +111,11 @@ def run(
             **_outcome_record(state),
             "model_dir": str(model_dir),
             "resumed_from": str(resumed_from) if resumed_from else None,
+            "tracking": trackers.describe(),
         },
         config_path=config_path,
     )
+    trackers.finish(metrics, state.step, out, model_dir)
     say(
         f"saved to {out}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))

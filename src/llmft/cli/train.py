@@ -53,7 +53,18 @@ def train(
         resume=str(resume_from) if resume_from else resume,
         config_path=str(config),
     )
+    if not quiet:
+        _print_summary(result.output_dir)
     typer.echo(f"run directory: {result.output_dir}")
+
+
+def _print_summary(out: Path) -> None:
+    """Steps, time, throughput, final metrics and where things are, on stderr (stdout stays the path)."""
+    from rich.console import Console
+
+    from llmft.report.summary import summary_table
+
+    Console(stderr=True).print(summary_table(out))
 
 
 def _say(text: str) -> None:

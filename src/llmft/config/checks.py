@@ -16,6 +16,7 @@ from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
 from llmft.config.space import Space, SpaceError, parse_space
+from llmft.config.tracker_packages import check_tracking
 from llmft.errors import Problem
 
 CLASSIFIER_ONLY_METRICS = {"precision", "recall", "f1", "f1_macro"}  # accuracy: next-token for an LM
@@ -190,4 +191,5 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_packing(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
+        *check_tracking(config),
     ]

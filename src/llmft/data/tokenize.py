@@ -40,7 +40,20 @@ class TokenStats:
             "dropped_too_long": self.dropped_too_long,
             "trained_tokens": self.trained_tokens,
             "length_percentiles": self.percentiles(),
+            "length_histogram": self.histogram(),
         }
+
+    def histogram(self, bins: int = 20) -> dict[str, list[int]]:
+        """Token lengths in ``bins`` equal-width bins: ``edges`` (bins + 1 of them) and ``counts``."""
+        if not self.lengths:
+            return {"edges": [], "counts": []}
+        low, high = min(self.lengths), max(self.lengths)
+        width = max(1, -(-(high - low + 1) // bins))  # ceil: integer edges that cover the maximum
+        counts = [0] * bins
+        for length in self.lengths:
+            counts[min(bins - 1, (length - low) // width)] += 1
+        used = max(i for i, c in enumerate(counts) if c) + 1
+        return {"edges": [low + i * width for i in range(used + 1)], "counts": counts[:used]}
 
 
 def special_ids(tokenizer: object) -> tuple[list[int], list[int]]:

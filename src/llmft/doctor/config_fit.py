@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmft.config.tracker_packages import install_hint, missing_modules
 from llmft.doctor.accelerators import TorchInfo
 from llmft.doctor.cpu import CpuInfo
 from llmft.doctor.memory import MemoryEstimate, format_bytes
@@ -62,15 +63,18 @@ def _needed_packages(config: RunConfig) -> list[Check]:
     if config.hpo.enabled and config.hpo.backend in ("optuna", "ray"):
         backend = config.hpo.backend
         needed[backend] = (f"hpo.backend: {backend}", f"pip install 'llmft[{backend}]'")
-    for tracker in config.tracking.report_to:
-        if tracker != "jsonl":
-            needed[tracker] = (f"tracking.report_to: {tracker}", f"pip install {tracker}")
     found = installed_versions(list(needed))
-    return [
+    checks = [
         fail(f"needs {name}", f"{why} needs {name}, which is not installed", fix)
         for name, (why, fix) in needed.items()
         if found.get(canonical(name)) is None
     ]
+    for tracker in config.tracking.report_to:  # by module (mlflow-skinny installs `mlflow`), not by name
+        missing = missing_modules(tracker)
+        if missing:
+            why = f"tracking.report_to: {tracker} needs {', '.join(missing)}, which is not installed"
+            checks.append(fail(f"needs {tracker}", why, install_hint(tracker)))
+    return checks
 
 
 def check_memory_fit(estimate: MemoryEstimate | None, model: str, machine: Machine) -> Check:

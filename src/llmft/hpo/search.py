@@ -19,6 +19,8 @@ from llmft.errors import ConfigError, Problem, TrainingError
 from llmft.hpo.plan import SearchPlan, make_plan
 from llmft.hpo.progress import SearchProgress
 from llmft.hpo.trial import TrialRecord, trial_dict, validated
+from llmft.tracking.base import SearchLink
+from llmft.tracking.search import finish_search, start_search
 
 Say = Callable[[str], None]
 # What a search writes into its output directory (removed by --overwrite; trials/ holds one run per trial).
@@ -31,6 +33,7 @@ SEARCH_FILES = (
     "hpo_results.csv",
     "hpo_results.json",
     "best_config.yaml",
+    "tracking.json",
 )
 
 
@@ -75,6 +78,7 @@ def run_search(
             say(f"{notice.severity}: {notice.render()}")
     backend = _backend(plan)  # a missing optional package stops here, before any trial
     _claim_output_dir(plan, overwrite)
+    link = start_search(config, plan.output_dir, say)  # the MLflow parent run of the trials' runs
     say(
         f"search: {plan.backend}, {plan.max_trials} trials ({plan.parallel} at a time), "
         f"{plan.direction} {plan.metric}, in {plan.output_dir}"
@@ -83,6 +87,7 @@ def run_search(
         records = backend(plan, events)
     best = best_trial(records, plan)
     files = write_results(plan, records, best)
+    _finish_tracking(link, plan, records, best)
     plots = _plots(plan, records, say)
     result = SearchResult(plan, sort_trials(records, plan), best, plan.output_dir, files, plots)
     if best is None:
@@ -92,8 +97,17 @@ def run_search(
         )
     say(f"best: trial {best.number}, {plan.metric}={best.value:.6g}; its config is {files['best_config']}")
     if config.hpo.refit:
-        result.refit_metrics = refit(plan, best, say=say, progress=progress)
+        result.refit_metrics = refit(plan, best, say=say, progress=progress, link=link)
     return result
+
+
+def _finish_tracking(
+    link: SearchLink | None, plan: SearchPlan, records: list[TrialRecord], best: TrialRecord | None
+) -> None:
+    """The search's tracker runs end: trial states, the best trial tagged (tracking/search.py)."""
+    outcomes = [(r.number, r.state, r.value) for r in records]
+    chosen = (best.number, plan.metric, float(best.value)) if best is not None else None
+    finish_search(link, plan.output_dir, outcomes, chosen)
 
 
 def _backend(plan: SearchPlan) -> Callable[[SearchPlan, SearchProgress], list[TrialRecord]]:
@@ -172,7 +186,9 @@ def _first_error(records: list[TrialRecord]) -> str | None:
     return f"trial {errors[0].number} failed with: {errors[0].error}" if errors else None
 
 
-def refit(plan: SearchPlan, best: TrialRecord, *, say: Say, progress: bool) -> dict[str, float]:
+def refit(
+    plan: SearchPlan, best: TrialRecord, *, say: Say, progress: bool, link: SearchLink | None = None
+) -> dict[str, float]:
     """Train the best config once more as the run's model (OUTPUT/model), on all the training rows: when
     the search carved its validation rows off the training data, the refit trains on them too."""
     from llmft.pipeline import run
@@ -184,6 +200,6 @@ def refit(plan: SearchPlan, best: TrialRecord, *, say: Say, progress: bool) -> d
         dataset["validation_fraction"] = 0.0  # type: ignore[index]
         say("refit: training on all training rows (the search held some out for validation)")
     config = validated(data)
-    result = run(config, say=say, overwrite=True, progress=progress)
+    result = run(config, say=say, overwrite=True, progress=progress, search_link=link)
     say(f"refit: the best config's model is in {result.output_dir / 'model'}")
     return result.metrics

@@ -24,6 +24,7 @@ from llmft.atomic import write_atomic
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError, LlmftError, RunInterrupted
 from llmft.hpo.plan import SearchPlan
+from llmft.tracking.search import read_link
 
 STATES = ("running", "complete", "pruned", "failed")
 Report = Callable[[int, dict[str, float]], None]
@@ -163,7 +164,10 @@ def run_trial(
 
     try:
         config = validated(trial_dict(plan, params, out))
-        result = pipeline.run(config, say=say, overwrite=True, progress=False, on_evaluate=on_evaluate)
+        link = read_link(plan.output_dir, number)  # the search's tracker runs (written by the search)
+        result = pipeline.run(
+            config, say=say, overwrite=True, progress=False, on_evaluate=on_evaluate, search_link=link
+        )
         _finish_ok(record, plan, result.metrics, out)
         del result
     except Pruned as stop:

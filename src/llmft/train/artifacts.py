@@ -42,7 +42,9 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
     if existing and overwrite:
         import shutil
 
-        for marker in existing + ["eval_results.json", "config.yaml", "data_report.json", "labels.json"]:
+        # tensorboard/: the replaced run's event files (a folder of our own; tracking.dir is left alone)
+        replaced = ["eval_results.json", "config.yaml", "data_report.json", "labels.json", "tensorboard"]
+        for marker in existing + replaced:
             target = out / marker
             if target.is_dir():
                 shutil.rmtree(target)

@@ -116,6 +116,8 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
         _torch_save(parts["scaler"], folder / "scaler.pt")
     (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
     (folder / "config.yaml").write_text(str(parts["config_yaml"]), encoding="utf-8")
+    for name, text in (parts.get("extra_files") or {}).items():  # type: ignore[union-attr]
+        (folder / name).write_text(text, encoding="utf-8")
 
 
 def save_checkpoint(
@@ -130,12 +132,14 @@ def save_checkpoint(
     scaler: object | None = None,
     data_fingerprint: str = "",
     config_path: str | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
     ``config_path`` only goes into the resume hint of the error a failed write raises.
+    ``extra_files`` (name → text) are written beside the rest: the tracker run ids (tracking.json).
     """
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -155,6 +159,7 @@ def save_checkpoint(
         },
         "config_yaml": config_yaml,
         "scaler": scaler.state_dict() if scaler is not None else None,  # type: ignore[attr-defined]
+        "extra_files": extra_files,
     }
     try:
         tmp.mkdir()

@@ -232,9 +232,20 @@ def _maybe_checkpoint(
 
 
 def _log_step(
-    setup: TrainSetup, state: LoopState, running: torch.Tensor, steps: int, since: tuple[float, int]
+    setup: TrainSetup,
+    state: LoopState,
+    running: torch.Tensor,
+    steps: int,
+    since: tuple[float, int],
+    norm: torch.Tensor | None = None,
 ) -> None:
-    mean = float(running) / max(steps, 1)  # the only host sync of the loop, once per logging step
+    """One metrics record; ``norm`` is this step's gradient norm (before clipping), when it was computed."""
+    # The only host sync of the loop, once per logging step: the loss sum and the gradient norm together.
+    values = running.float()[None]
+    if norm is not None:
+        values = torch.stack([values[0], torch.as_tensor(norm, device=running.device).float()])
+    synced = values.tolist()
+    mean = synced[0] / max(steps, 1)
     state.train_losses.append((state.step, mean))
     lr = setup.scheduler.get_last_lr()[0]
     started, tokens_at_start = since
@@ -247,6 +258,8 @@ def _log_step(
         "tokens_seen": state.tokens_seen,
         "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed,
     }
+    if norm is not None:
+        record["grad_norm"] = synced[1]
     setup.hooks.log(record)
     if setup.hooks.progress:
         progress = setup.hooks.progress
@@ -298,7 +311,7 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
             _apply_update(setup)
             state.step += 1
             if log_now:
-                _log_step(setup, state, running, steps_since_log, (started, tokens_at_start))
+                _log_step(setup, state, running, steps_since_log, (started, tokens_at_start), norm)
                 running, steps_since_log = torch.zeros((), device=device), 0
             end_of_epoch = state.window_in_epoch == len(windows)
             _maybe_evaluate(setup, state, end_of_epoch)

@@ -48,12 +48,14 @@ class Callbacks:
 
     ``on_log(record)``: each metrics record (a logging step or an evaluation), after metrics.jsonl has it.
     ``on_evaluate(step, metrics)``: after each evaluation during training; HPO reports and prunes through
-    it (by raising). ``say``: one line for the user.
+    it (by raising). ``say``: one line for the user. ``checkpoint_files()``: called as each checkpoint is
+    written, returns small files (name → text) to keep in it: the tracker run ids a resume continues.
     """
 
     on_log: Callable[[dict[str, object]], None] | None = None
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None
     say: Say = lambda text: None
+    checkpoint_files: Callable[[], dict[str, str]] | None = None
 
 
 @dataclass
@@ -183,6 +185,7 @@ class LocalTrainer:
             scaler=getattr(self.loop.accelerator, "scaler", None),
             data_fingerprint=self.data.fingerprint,
             config_path=self.config_path,
+            extra_files=self.callbacks.checkpoint_files() if self.callbacks.checkpoint_files else None,
         )
         evaluated = self._step_eval
         if self.best is None or evaluated is None or evaluated[0] != state.step:

@@ -32,7 +32,7 @@ class FakeTrainer:
         self.calls: list[float] = []
         self.interrupt_once = True
 
-    def __call__(self, config: RunConfig, *, say, overwrite, progress, on_evaluate):  # noqa: ANN001, ANN204
+    def __call__(self, config: RunConfig, *, say, overwrite, progress, on_evaluate, search_link=None):  # noqa: ANN001, ANN204
         lr = config.training.learning_rate
         self.calls.append(lr)
         out = Path(config.output_dir)

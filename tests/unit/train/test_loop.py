@@ -254,3 +254,17 @@ def test_a_worse_evaluation_after_a_resume_does_not_move_the_best(tmp_path: Path
     assert state.step == 6
     assert _best(tmp_path) == {"checkpoint": "step-0000002", "metric": "eval_loss", "value": 0.3}
     assert (tmp_path / "checkpoints" / "step-0000006").is_dir()
+
+
+@pytest.mark.parametrize("max_grad_norm", [1.0, None])
+def test_logging_steps_carry_the_gradient_norm_before_clipping(max_grad_norm: float | None) -> None:
+    """First step from w=0 on targets 0,1,2,0,1,2,0,1: d/dw mean((w-t)^2) = -2 * 7/8, norm 1.75 (clipped to
+    1.0 for the update, but the logged norm is the one measured)."""
+    cfg = TrainingConfig(max_steps=2, batch_size=8, logging_steps=1, max_grad_norm=max_grad_norm)
+    s = setup(cfg, examples(8))
+    records: list[dict[str, object]] = []
+    s.hooks = replace(s.hooks, log=records.append)
+    train(s)
+    assert [r["step"] for r in records] == [1, 2]
+    assert records[0]["grad_norm"] == pytest.approx(1.75)
+    assert all(isinstance(r["grad_norm"], float) for r in records)
