@@ -60,8 +60,17 @@ def load_merged(source: ModelSource, *, dtype: str = "float32") -> PreTrainedMod
         )
         if source.is_adapter:
             model = _merge_adapter(model, source)
+    _use_run_generation_config(model, source.model_dir)
     model.eval()
     return model.to(target)
+
+
+def _use_run_generation_config(model: PreTrainedModel, model_dir: Path) -> None:
+    """The run's generation config (its end-of-turn ids for chat), when training saved one."""
+    from transformers import GenerationConfig
+
+    if (model_dir / "generation_config.json").is_file() and model.can_generate():
+        model.generation_config = GenerationConfig.from_pretrained(str(model_dir))
 
 
 def load_tokenizer(source: ModelSource) -> PreTrainedTokenizerBase:
