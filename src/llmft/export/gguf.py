@@ -20,7 +20,7 @@ from llmft.errors import EnvironmentProblem, ExportError
 from llmft.export.gguf_arch import arch_spec, notes_for, write_hparams
 from llmft.export.gguf_tensors import QUANTS, encode, file_type, named_tensors
 from llmft.export.gguf_tokenizer import tokenizer_meta, write_tokenizer
-from llmft.export.load import load_merged, load_tokenizer
+from llmft.export.load import check_mergeable, load_merged, load_tokenizer, read_config
 from llmft.export.source import ModelSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,11 +49,14 @@ def default_path(source: ModelSource, quant: str) -> Path:
 def export_gguf(source: ModelSource, out: str | Path | None = None, *, quant: str = "f16") -> GgufResult:
     """Write ``source`` (merged if it is an adapter) as a GGUF file stored mostly as ``quant``."""
     if quant not in QUANTS:
-        raise ExportError(f"unknown --quant `{quant}`", fix=f"use one of: {', '.join(QUANTS)}", where="--quant")
+        raise ExportError(
+            f"unknown --quant `{quant}`", fix=f"use one of: {', '.join(QUANTS)}", where="--quant"
+        )
     gguf = _import_gguf()
     path = Path(out) if out is not None else default_path(source, quant)
+    check_mergeable(source)
+    spec = arch_spec(read_config(source), source.task)  # before any weights are read
     model = load_merged(source, dtype="float32")
-    spec = arch_spec(model.config, source.task)
     tokenizer = load_tokenizer(source)
     meta = tokenizer_meta(tokenizer, model.get_input_embeddings().weight.shape[0], _stop_ids(model))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +94,9 @@ def _import_gguf():  # noqa: ANN202 - the module
     return gguf
 
 
-def _add_tensors(writer: object, model: PreTrainedModel, spec: object, quant: str) -> tuple[dict[str, int], list[str]]:
+def _add_tensors(
+    writer: object, model: PreTrainedModel, spec: object, quant: str
+) -> tuple[dict[str, int], list[str]]:
     counts: dict[str, int] = {}
     fallbacks: list[str] = []
     for name, array in named_tensors(model, spec):  # type: ignore[arg-type]

@@ -106,9 +106,13 @@ def encode(name: str, array: np.ndarray, quant: str) -> GgufTensor:
     if quant == "f32" or array.ndim < 2:
         return GgufTensor(name, array.astype(np.float32), None, "f32")
     if quant == "q8_0" and array.shape[-1] % Q8_BLOCK == 0:
-        return GgufTensor(name, quants.quantize(array, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0, quant)
+        return GgufTensor(
+            name, quants.quantize(array, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0, quant
+        )
     if quant == "bf16":
-        return GgufTensor(name, quants.quantize(array, GGMLQuantizationType.BF16), GGMLQuantizationType.BF16, quant)
+        return GgufTensor(
+            name, quants.quantize(array, GGMLQuantizationType.BF16), GGMLQuantizationType.BF16, quant
+        )
     return GgufTensor(name, array.astype(np.float16), None, "f16")
 
 

@@ -146,7 +146,11 @@ def _pre_tokenizer(spec: dict[str, object]) -> tuple[str, list[str]]:
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True):  # type: ignore[union-attr]
         return "gpt-2", notes
     steps = pre.get("pretokenizers", [])  # type: ignore[union-attr]
-    split = steps[0].get("pattern", {}).get("Regex") if len(steps) == 2 and steps[0].get("type") == "Split" else None
+    split = (
+        steps[0].get("pattern", {}).get("Regex")
+        if len(steps) == 2 and steps[0].get("type") == "Split"
+        else None
+    )
     named = {QWEN2_SPLIT: "qwen2", _LLAMA3_SPLIT: "llama-bpe"}
     if split in named and not steps[1].get("use_regex", True):
         return named[split], notes
@@ -157,7 +161,9 @@ def _pre_tokenizer(spec: dict[str, object]) -> tuple[str, list[str]]:
     )
 
 
-def _vocabulary(tokenizer: PreTrainedTokenizerBase, spec: dict[str, object], rows: int) -> tuple[list[str], list[int]]:
+def _vocabulary(
+    tokenizer: PreTrainedTokenizerBase, spec: dict[str, object], rows: int
+) -> tuple[list[str], list[int]]:
     """Tokens in id order with their kinds; embedding rows beyond the vocabulary get unused placeholders."""
     vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=True)
     size = max(rows, max(vocab.values()) + 1)

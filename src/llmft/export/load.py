@@ -48,7 +48,7 @@ def load_merged(source: ModelSource, *, dtype: str = "float32") -> PreTrainedMod
 
     check_mergeable(source)
     weights = source.base or str(source.model_dir)
-    config = _config(weights)
+    config = read_config(source)
     target = resolve_dtype(dtype, config)
     if source.task == "sequence_classification":
         _set_labels(config, source)
@@ -98,9 +98,11 @@ def resolve_dtype(dtype: str, config: PretrainedConfig) -> torch.dtype:
     return getattr(torch, name) if name in DTYPES else torch.float32
 
 
-def _config(weights: str) -> PretrainedConfig:
+def read_config(source: ModelSource) -> PretrainedConfig:
+    """The config of the model the weights come from (the base, for an adapter); refuses a quantized one."""
     from transformers import AutoConfig
 
+    weights = source.base or str(source.model_dir)
     try:
         config = AutoConfig.from_pretrained(weights)
     except (OSError, ValueError) as err:
@@ -169,7 +171,9 @@ def _auto_class(task: str) -> type:
         "sequence_classification": transformers.AutoModelForSequenceClassification,
     }
     if task not in classes:
-        raise ExportError(f"unknown task `{task}` in the run", fix=f"one of: {', '.join(classes)}", where=WHERE)
+        raise ExportError(
+            f"unknown task `{task}` in the run", fix=f"one of: {', '.join(classes)}", where=WHERE
+        )
     return classes[task]
 
 
@@ -190,4 +194,12 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-__all__ = ["DTYPES", "PROMPT_LEARNING", "check_mergeable", "load_merged", "load_tokenizer", "resolve_dtype"]
+__all__ = [
+    "DTYPES",
+    "PROMPT_LEARNING",
+    "check_mergeable",
+    "load_merged",
+    "load_tokenizer",
+    "read_config",
+    "resolve_dtype",
+]
