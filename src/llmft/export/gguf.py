@@ -24,7 +24,11 @@ from llmft.export.load import check_mergeable, load_merged, load_tokenizer, read
 from llmft.export.source import ModelSource
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gguf import GGUFWriter
     from transformers import PreTrainedModel
+
+    from llmft.export.gguf_arch import ArchSpec
+    from llmft.export.gguf_tokenizer import TokenizerMeta
 
 FORMATS: tuple[str, ...] = ("gguf",)
 
@@ -52,7 +56,7 @@ def export_gguf(source: ModelSource, out: str | Path | None = None, *, quant: st
         raise ExportError(
             f"unknown --quant `{quant}`", fix=f"use one of: {', '.join(QUANTS)}", where="--quant"
         )
-    gguf = _import_gguf()
+    gguf = _import_gguf()  # before the weights load: a missing package is known at once
     path = Path(out) if out is not None else default_path(source, quant)
     check_mergeable(source)
     spec = arch_spec(read_config(source), source.task)  # before any weights are read
@@ -63,24 +67,45 @@ def export_gguf(source: ModelSource, out: str | Path | None = None, *, quant: st
     partial = path.with_name(path.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), spec.gguf_arch)
     writer.add_name(_model_name(source))
-    write_hparams(writer, model.config, spec)
-    writer.add_file_type(file_type(quant))
-    if quant == "q8_0":
-        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    write_tokenizer(writer, meta)
-    counts, fallbacks = _add_tensors(writer, model, spec, quant)
+    counts, fallbacks = _fill(writer, model, spec, meta, quant)
     try:
         _write(writer)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+    return GgufResult(path, spec.gguf_arch, quant, counts, _notes(meta, model, fallbacks))
+
+
+def _fill(
+    writer: GGUFWriter, model: PreTrainedModel, spec: ArchSpec, meta: TokenizerMeta, quant: str
+) -> tuple[dict[str, int], list[str]]:
+    """Metadata, then every tensor; returns tensor counts per storage type and the q8_0 fallbacks."""
+    from gguf import GGML_QUANT_VERSION
+
+    write_hparams(writer, model.config, spec)
+    writer.add_file_type(file_type(quant))
+    if quant == "q8_0":
+        writer.add_quantization_version(GGML_QUANT_VERSION)
+    write_tokenizer(writer, meta)
+    counts: dict[str, int] = {}
+    fallbacks: list[str] = []
+    for name, array in named_tensors(model, spec):
+        tensor = encode(name, array, quant)
+        counts[tensor.type_name] = counts.get(tensor.type_name, 0) + 1
+        if quant == "q8_0" and tensor.type_name == "f16":
+            fallbacks.append(name)
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.raw_type)
+    return counts, fallbacks
+
+
+def _notes(meta: TokenizerMeta, model: PreTrainedModel, fallbacks: list[str]) -> list[str]:
     notes = meta.notes + notes_for(model.config)
     if fallbacks:
         notes.append(
             f"{len(fallbacks)} tensors have rows that are not a multiple of 32 long and are stored as f16 "
             f"instead of q8_0 (as llama.cpp does): {', '.join(fallbacks[:4])}"
         )
-    return GgufResult(path, spec.gguf_arch, quant, counts, notes)
+    return notes
 
 
 def _import_gguf():  # noqa: ANN202 - the module
@@ -94,25 +119,11 @@ def _import_gguf():  # noqa: ANN202 - the module
     return gguf
 
 
-def _add_tensors(
-    writer: object, model: PreTrainedModel, spec: object, quant: str
-) -> tuple[dict[str, int], list[str]]:
-    counts: dict[str, int] = {}
-    fallbacks: list[str] = []
-    for name, array in named_tensors(model, spec):  # type: ignore[arg-type]
-        tensor = encode(name, array, quant)
-        counts[tensor.type_name] = counts.get(tensor.type_name, 0) + 1
-        if quant == "q8_0" and tensor.type_name == "f16":
-            fallbacks.append(name)
-        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.raw_type)  # type: ignore[attr-defined]
-    return counts, fallbacks
-
-
-def _write(writer: object) -> None:
-    writer.write_header_to_file()  # type: ignore[attr-defined]
-    writer.write_kv_data_to_file()  # type: ignore[attr-defined]
-    writer.write_tensors_to_file(progress=False)  # type: ignore[attr-defined]
-    writer.close()  # type: ignore[attr-defined]
+def _write(writer: GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(progress=False)
+    writer.close()
 
 
 def _stop_ids(model: PreTrainedModel) -> list[int]:

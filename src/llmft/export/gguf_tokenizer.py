@@ -54,6 +54,14 @@ def tokenizer_meta(tokenizer: PreTrainedTokenizerBase, rows: int, stop_ids: list
     spec = _backend_json(tokenizer)
     pre, notes = _pre_tokenizer(spec)
     tokens, types = _vocabulary(tokenizer, spec, rows)
+    merges = _merges(spec)
+    if not merges:
+        raise ExportError(
+            "the tokenizer is byte-level BPE without any merges: a GGUF cannot carry an empty merge list "
+            "(the gguf writer refuses empty arrays) and readers need that list to rebuild the tokenizer",
+            fix="use `llmft merge` for this model",
+            where=WHERE,
+        )
     ids = {
         name: int(getattr(tokenizer, f"{name}_token_id"))
         for name in ("bos", "eos", "unk", "pad")
@@ -66,7 +74,7 @@ def tokenizer_meta(tokenizer: PreTrainedTokenizerBase, rows: int, stop_ids: list
         pre=pre,
         tokens=tokens,
         types=types,
-        merges=_merges(spec),
+        merges=merges,
         special_ids=ids,
         add_bos=add_bos,
         add_eos=add_eos,

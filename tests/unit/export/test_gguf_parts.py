@@ -44,7 +44,9 @@ def test_unsupported_architecture_and_task_are_refused_with_the_supported_list()
     with pytest.raises(ExportError, match="does not support the `bert` architecture") as err:
         arch_spec(BertConfig(), "causal_lm")
     assert "gpt2, llama, mistral, qwen2" in (err.value.fix or "")
-    with pytest.raises(ExportError, match="for causal language models; this run is a sequence_classification"):
+    with pytest.raises(
+        ExportError, match="for causal language models; this run is a sequence_classification"
+    ):
         arch_spec(LlamaConfig(), "sequence_classification")
     scaled = LlamaConfig(rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})
     with pytest.raises(ExportError, match="rope scaling `linear`"):
@@ -64,3 +66,14 @@ def test_tokenizer_kinds(tiny_model) -> None:  # noqa: ANN001
     assert qwen.pre == "qwen2" and not qwen.add_bos and "NFC" in qwen.notes[0]
     with pytest.raises(ExportError, match="byte-level BPE tokenizers only; this one is WordPiece"):
         tokenizer_meta(AutoTokenizer.from_pretrained(tiny_model("bert")), 1, [])
+
+
+def test_a_bpe_without_merges_is_refused() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={token: i for i, token in enumerate(alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    with pytest.raises(ExportError, match="byte-level BPE without any merges: a GGUF cannot carry"):
+        tokenizer_meta(PreTrainedTokenizerFast(tokenizer_object=backend), len(alphabet), [])

@@ -28,7 +28,9 @@ def test_run_dir_resolves_model_base_task_labels_and_qlora(tmp_path: Path) -> No
     base.mkdir()
     run = tmp_path / "run"
     adapter_dir(run / "model", base, task="SEQ_CLS")
-    (run / "labels.json").write_text(json.dumps({"id2label": {"1": "pos", "0": "neg", "10": "z", "2": "mid"}}))
+    (run / "labels.json").write_text(
+        json.dumps({"id2label": {"1": "pos", "0": "neg", "10": "z", "2": "mid"}})
+    )
     (run / "config.yaml").write_text("model:\n  adapter:\n    type: qlora\n")
     source = resolve_source(run)
     assert source.model_dir == run / "model" and source.run_dir == run
@@ -84,3 +86,19 @@ def test_cli_modules_import_no_torch_and_help_lists_match() -> None:
         "assert all(d in m.DTYPE_HELP for d in DTYPES) and all(q in e.QUANT_HELP for q in QUANTS)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(SRC), "PATH": ""})
+
+
+def test_out_dir_must_be_new_or_empty_and_outside_the_model(tmp_path: Path) -> None:
+    from llmft.export.merge import check_out_dir
+
+    source = resolve_source(adapter_dir(tmp_path / "run" / "model", "org/model"))
+    with pytest.raises(ExportError, match="is inside the model being merged"):
+        check_out_dir(tmp_path / "run" / "model" / "merged", source, overwrite=True)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "config.json").write_text("{}")
+    with pytest.raises(ExportError, match="already exists and is not an empty folder") as err:
+        check_out_dir(taken, source, overwrite=False)
+    assert "--overwrite" in (err.value.fix or "")
+    assert check_out_dir(taken, source, overwrite=True) == taken.resolve()
+    assert (taken / "config.json").is_file()  # nothing is removed until the merge has succeeded
