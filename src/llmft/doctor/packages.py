@@ -38,6 +38,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "trl": ("pip install 'llmft[bench]'", "benchmarks against TRL"),
     "psutil": ("pip install 'llmft[bench]'", "memory figures on non-Linux systems"),
     "bitsandbytes": ("pip install bitsandbytes", "model.adapter.type: qlora (CUDA only)"),
+    "gguf": ("pip install 'llmft[export]'", "llmft export --format gguf"),
 }
 
 

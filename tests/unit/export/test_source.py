@@ -102,3 +102,16 @@ def test_out_dir_must_be_new_or_empty_and_outside_the_model(tmp_path: Path) -> N
     assert "--overwrite" in (err.value.fix or "")
     assert check_out_dir(taken, source, overwrite=True) == taken.resolve()
     assert (taken / "config.json").is_file()  # nothing is removed until the merge has succeeded
+
+
+def test_gguf_export_without_the_gguf_package_says_how_to_install_it(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from llmft.errors import EnvironmentProblem
+    from llmft.export.gguf import export_gguf
+
+    source = resolve_source(adapter_dir(tmp_path / "a", "org/model"))
+    with pytest.raises(ExportError, match="unknown --quant `q4_k`"):
+        export_gguf(source, quant="q4_k")
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    with pytest.raises(EnvironmentProblem, match="needs the `gguf` package") as err:
+        export_gguf(source, quant="q8_0")
+    assert "llmft[export]" in (err.value.fix or "")
