@@ -329,3 +329,21 @@ def test_merge_keeps_a_fully_trained_head_of_a_tied_model(tiny_model, tmp_path: 
     assert not merged.config.tie_word_embeddings
     ids = token_ids(merged.config.vocab_size)
     torch.testing.assert_close(logits(merged, ids), logits(peft_model, ids), atol=1e-4, rtol=0)
+
+
+def test_merge_seq2seq_lora(tiny_model, tmp_path: Path) -> None:  # noqa: ANN001
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    base = tiny_model("t5")
+    lora = LoraConfig(r=4, target_modules=["q", "v"], init_lora_weights=False, task_type="SEQ_2_SEQ_LM")
+    peft_model = get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(base), lora).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path / "adapter")
+    assert main(["merge", str(tmp_path / "adapter"), "--out", str(tmp_path / "merged")]) == 0
+    merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").eval()
+    ids, decoder = token_ids(merged.config.vocab_size), token_ids(merged.config.vocab_size)[:, :8]
+    with torch.no_grad():
+        got = merged(input_ids=ids, decoder_input_ids=decoder).logits
+        want = peft_model(input_ids=ids, decoder_input_ids=decoder).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
