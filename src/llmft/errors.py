@@ -136,6 +136,14 @@ class RunInterrupted(LlmftError):
         self.exit_code = exit_code
 
 
+class ExportError(LlmftError, ValueError):
+    """A trained model cannot be merged or exported as asked (a prompt-learning adapter, a quantized base,
+    an architecture or tokenizer the export format does not support)."""
+
+    code = "LLMFT800"
+    exit_code = 2
+
+
 ALL_ERRORS: tuple[type[LlmftError], ...] = (
     LlmftError,
     ConfigError,
@@ -145,6 +153,7 @@ ALL_ERRORS: tuple[type[LlmftError], ...] = (
     TrainingError,
     CheckpointError,
     RunInterrupted,
+    ExportError,
 )
 
 __all__ = [
@@ -153,6 +162,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EnvironmentProblem",
+    "ExportError",
     "LlmftError",
     "ModelError",
     "RunInterrupted",

@@ -10,7 +10,20 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from llmft.cli import bench, doctor, hpo, preview, report, schema_cmd, selftest, synth, train, validate
+    from llmft.cli import (
+        bench,
+        doctor,
+        export,
+        hpo,
+        merge,
+        preview,
+        report,
+        schema_cmd,
+        selftest,
+        synth,
+        train,
+        validate,
+    )
 
     app.command("train", help=train.train.__doc__)(train.train)
     app.command("validate", help=validate.validate.__doc__)(validate.validate)
@@ -21,4 +34,6 @@ def register(app: typer.Typer) -> None:
     app.command("selftest", help=selftest.selftest.__doc__)(selftest.selftest)
     app.command("bench", help=bench.bench.__doc__)(bench.bench)
     app.command("report", help=report.report.__doc__)(report.report)
+    app.command("merge", help=merge.merge.__doc__)(merge.merge)
+    app.command("export", help=export.export.__doc__)(export.export)
     app.add_typer(synth.app, name="synth", help="Make synthetic data and tiny models for tests and demos.")

@@ -41,6 +41,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
         "pip install 'llmft[bnb]'",
         "model.adapter.type: qlora (CUDA only) or training.optimizer: adamw_8bit",
     ),
+    "gguf": ("pip install 'llmft[export]'", "llmft export --format gguf"),
 }
 
 

@@ -1,0 +1,148 @@
+"""What a RUN argument points at: the trained model, its base, its task and labels.
+
+``llmft merge``/``export`` take a run directory (``RUN/model`` holds the adapter or full model, ``RUN``
+the config, ``labels.json`` and ``run.json``) or a model directory itself (a peft adapter folder, or a
+full model saved with ``save_pretrained``). Everything is read from small JSON files here, without torch,
+so a wrong path fails at once with what is actually there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmft.errors import ExportError
+from llmft.models.local import looks_like_path
+
+WHERE = "RUN"
+
+# peft's task types and the architecture-name endings of full models, as llmft's task names.
+_PEFT_TASKS = {"CAUSAL_LM": "causal_lm", "SEQ_CLS": "sequence_classification", "SEQ_2_SEQ_LM": "seq2seq_lm"}
+_ARCH_TASKS = {
+    "ForCausalLM": "causal_lm",
+    "LMHeadModel": "causal_lm",
+    "ForSequenceClassification": "sequence_classification",
+    "ForConditionalGeneration": "seq2seq_lm",
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A trained model on disk. ``base`` is set for an adapter and names the model it was trained on."""
+
+    model_dir: Path
+    run_dir: Path | None
+    task: str
+    base: str | None = None
+    peft_type: str | None = None
+    label_names: list[str] | None = None
+    trained_quantized: bool = False  # a qlora run: the adapter saw the base rounded to 4 bits
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.base is not None
+
+
+def resolve_source(run: str | Path, *, base: str | None = None) -> ModelSource:
+    """Find the model of ``run`` (a run directory or a model directory); ``base`` overrides the adapter's."""
+    path = Path(run).expanduser()
+    if not path.exists():
+        raise ExportError(
+            f"`{run}` does not exist",
+            fix="pass a run directory (the training output_dir) or a saved model/adapter directory",
+            where=WHERE,
+        )
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    if not ((model_dir / "adapter_config.json").is_file() or (model_dir / "config.json").is_file()):
+        files = ", ".join(sorted(p.name for p in path.iterdir())[:12]) if path.is_dir() else "a file"
+        raise ExportError(
+            f"`{run}` is neither a run directory nor a saved model (there: {files})",
+            fix="pass the training output_dir (it has model/ inside) or a folder written by save_pretrained",
+            where=WHERE,
+        )
+    run_dir = path if model_dir != path else (path.parent if (path.parent / "run.json").is_file() else None)
+    adapter = _read_json(model_dir / "adapter_config.json")
+    task = _task(model_dir, run_dir, adapter)
+    labels = _label_names(run_dir)
+    if adapter is None:
+        return ModelSource(model_dir, run_dir, task, label_names=labels)
+    return ModelSource(
+        model_dir,
+        run_dir,
+        task,
+        base=_base(model_dir, adapter, base),
+        peft_type=str(adapter.get("peft_type", "")),
+        label_names=labels,
+        trained_quantized=_adapter_type(run_dir) == "qlora",
+    )
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ExportError(f"cannot read {path}: {err}", where=WHERE) from None
+    return data if isinstance(data, dict) else None
+
+
+def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> str:
+    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist."""
+    name = override or adapter.get("base_model_name_or_path")
+    if not name:
+        raise ExportError(
+            f"the adapter in {model_dir} does not name its base model (no base_model_name_or_path)",
+            fix="pass the base model with --base PATH_OR_HUB_ID",
+            where=WHERE,
+        )
+    name = str(name)
+    if looks_like_path(name) and not Path(name).expanduser().is_dir():
+        raise ExportError(
+            f"the adapter's base model `{name}` is not there any more",
+            fix="pass the base model's current location with --base PATH_OR_HUB_ID",
+            where=f"{model_dir / 'adapter_config.json'}: base_model_name_or_path",
+        )
+    return name
+
+
+def _task(model_dir: Path, run_dir: Path | None, adapter: dict[str, object] | None) -> str:
+    """The task the model was trained for: run.json's record, else peft's task type or the architecture."""
+    record = _read_json(run_dir / "run.json") if run_dir else None
+    if record and isinstance(record.get("task"), str):
+        return str(record["task"])
+    if adapter is not None and str(adapter.get("task_type")) in _PEFT_TASKS:
+        return _PEFT_TASKS[str(adapter["task_type"])]
+    config = _read_json(model_dir / "config.json") or {}
+    for arch in config.get("architectures") or []:  # type: ignore[union-attr]
+        for ending, task in _ARCH_TASKS.items():
+            if str(arch).endswith(ending):
+                return task
+    return "causal_lm"
+
+
+def _adapter_type(run_dir: Path | None) -> str | None:
+    """``model.adapter.type`` in the run's resolved config.yaml, if there is one."""
+    import yaml
+
+    file = run_dir / "config.yaml" if run_dir else None
+    if file is None or not file.is_file():
+        return None
+    try:
+        config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        return str(config["model"]["adapter"]["type"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def _label_names(run_dir: Path | None) -> list[str] | None:
+    """Label names in id order from the run's labels.json (classification runs write it)."""
+    data = _read_json(run_dir / "labels.json") if run_dir else None
+    if not data or not isinstance(data.get("id2label"), dict):
+        return None
+    id2label = {int(k): str(v) for k, v in data["id2label"].items()}  # type: ignore[union-attr]
+    return [id2label[i] for i in sorted(id2label)]
+
+
+__all__ = ["ModelSource", "resolve_source"]
