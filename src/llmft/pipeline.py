@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from llmft.config.schema import RunConfig
 if TYPE_CHECKING:  # for annotations only: the CLI imports this module before torch is wanted
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
+    from llmft.train.distributed import Distribution
     from llmft.train.loop import LoopState
     from llmft.train.trainer import LocalTrainer
 
@@ -57,17 +59,20 @@ def run(
     through it, by raising). A config with ``hpo.enabled`` is a search, not one run: ``llmft.run`` and
     ``llmft.search`` run it; here it is refused.
     """
-    from llmft.train import artifacts
+    from llmft.train import artifacts, multiprocess
     from llmft.train.trainer import Callbacks, LocalTrainer, RunData
 
     _refuse_search(config)
     started = artifacts.now()
-    out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
-    resumed_from = _resume_point(out, resume, config, say) if resume else None  # before the slow part
-    _seed(config.seed, config.training.num_threads)
+    dist = multiprocess.join(config, say)  # one process unless a launcher started several
+    say = dist.say(say)
+    with dist.main_first():  # rank 0 creates (or clears) the run dir before the others look at it
+        out = multiprocess.output_dir(config, dist, overwrite=overwrite, resume=bool(resume))
+    resumed_from = _resume_point(out, resume, config, say, dist.world_size) if resume else None
+    _seed(config.seed, multiprocess.threads(config, dist, say))
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
-    inputs = _load_inputs(config, resumed_from, say)
+    inputs = _load_inputs(config, resumed_from, say, dist)
     model, adapter = _load_model(config, inputs, say)
     trainer = LocalTrainer(
         config,
@@ -77,11 +82,15 @@ def run(
         callbacks=Callbacks(on_evaluate=on_evaluate, say=say),
         progress=progress,
         config_path=config_path,
+        dist=dist,
     )
     for note in trainer.setup():
         say(note)
     state = _train(trainer, resumed_from, say)
     metrics = trainer.final_metrics()
+    if not dist.is_main:  # rank 0 writes the model and run files
+        dist.close()
+        return RunResult(metrics, out, inputs.task, state.train_losses, trainer.model_for_saving())
     model_dir = artifacts.save_model(
         trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )
@@ -103,6 +112,7 @@ def run(
         f"saved to {out}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
+    dist.close()
     return RunResult(
         metrics, out, inputs.task, state.train_losses, trainer.model_for_saving(), inputs.tokenizer
     )
@@ -119,16 +129,18 @@ def _refuse_search(config: RunConfig) -> None:
         )
 
 
-def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say) -> Path:
+def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say, world_size: int = 1) -> Path:
     """The checkpoint to resume from, checked against the config (the rows are checked once loaded)."""
     import yaml
 
     from llmft.train.checkpoint import config_yaml
+    from llmft.train.multiprocess import resume_world_changes
     from llmft.train.resume import check_resume_config, find_checkpoint
 
     folder = find_checkpoint(out, resume)
     current = yaml.safe_load(config_yaml(config.model_dump(mode="json")))
-    for change in check_resume_config(folder, current):
+    also_safe = resume_world_changes(folder, config.training, world_size, say)
+    for change in check_resume_config(folder, current, also_safe):
         say(f"resume: allowed config change {change}")
     return folder
 
@@ -144,7 +156,9 @@ class _Inputs:
     encoded: EncodedData
 
 
-def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inputs:
+def _load_inputs(
+    config: RunConfig, resumed_from: Path | None, say: Say, dist: Distribution | None = None
+) -> _Inputs:
     """Rows → task → tokenizer → tokens, each step reported. A resume is checked against the rows here,
     before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
     from llmft.data.build import encode_splits, prepare_rows
@@ -170,7 +184,8 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
         revision=config.model.revision,
         token=token,
     )
-    encoded = encode_splits(prepared, config.data, tokenizer, task)
+    with dist.main_first() if dist is not None else nullcontext():
+        encoded = encode_splits(prepared, config.data, tokenizer, task)  # rank 0 fills the cache
     _say_tokens(say, encoded)
     return _Inputs(prepared, task, why, tokenizer, encoded)
 
