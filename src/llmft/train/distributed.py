@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmft.errors import ConfigError, EnvironmentProblem
+from llmft.errors import ConfigError, EnvironmentProblem, TrainingError
 
 if TYPE_CHECKING:
     import torch
@@ -162,7 +162,7 @@ class Distribution:
         import torch
         import torch.distributed as dist
 
-        with torch.no_grad():
+        with torch.no_grad(), _collective("the broadcast of the initial weights"):
             for p in model.parameters():
                 if p.requires_grad:
                     dist.broadcast(p.data, src=0)
@@ -171,7 +171,8 @@ class Distribution:
         if self.active:
             import torch.distributed as dist
 
-            dist.barrier()
+            with _collective("a wait for rank 0"):
+                dist.barrier()
 
     @contextmanager
     def main_first(self) -> Iterator[None]:
@@ -202,10 +203,26 @@ def _device() -> torch.device:
     return PartialState().device
 
 
+@contextmanager
+def _collective(what: str) -> Iterator[None]:
+    """A collective whose peer died (killed, or failed with its own message) as a typed error, not a gloo
+    or nccl traceback: the launcher names the rank that failed first."""
+    try:
+        yield
+    except RuntimeError as err:  # DistBackendError, gloo's "Connection reset by peer", a timeout
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrainingError(
+            f"lost contact with the other processes during {what} ({first[:200]})",
+            fix="the rank that failed first says why (its message, and the launcher's summary); a rank that "
+            "waited longer than training.distributed.timeout_minutes also ends this way",
+        ) from None
+
+
 def _all_reduce(tensor: torch.Tensor, op: str) -> None:
     import torch.distributed as dist
 
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    with _collective(f"an all-reduce ({op})"):
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
 
 
 def backend_for(choice: str, cuda: bool) -> str:
@@ -233,6 +250,7 @@ def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = 
         return Distribution()
     backend = backend_for(cfg.backend, cuda)
     _export_place(place)
+    _die_with_parent()
     from datetime import timedelta
 
     from accelerate import PartialState
@@ -252,6 +270,24 @@ def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = 
             f"launched by {place.launcher}), strategy {strategy}, backend {backend}"
         )
     return dist
+
+
+def _die_with_parent() -> None:
+    """Linux: end this worker when its launcher dies (SIGKILLed launchers cannot stop their workers, which
+    torchrun starts in sessions of their own): no process is left behind training alone."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the call
+        os._exit(128 + signal.SIGKILL)
 
 
 def _export_place(place: Place) -> None:

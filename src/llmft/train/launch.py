@@ -101,7 +101,7 @@ def failure_error(failed: object) -> TrainingError:
     )
     error = TrainingError(
         f"rank {rank} (pid {first.pid}) {how}; the other processes were stopped"
-        + (f" (ranks {', '.join(map(str, others))} also ended)" if others else ""),
+        + (f" (also ended: rank {', '.join(map(str, others))})" if others else ""),
         fix="read rank "
         f"{rank}'s message above; resume from the last checkpoint with `llmft train CONFIG --resume`",
     )
