@@ -281,7 +281,7 @@ class FsdpConfig(Section):
 
 
 class DistributedConfig(Section):
-    """Training on more than one process: launched by `llmft train --nproc N`, torchrun, accelerate or srun."""
+    """More than one process: started by `llmft train --nproc N`, torchrun, accelerate launch or srun."""
 
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
         "auto",

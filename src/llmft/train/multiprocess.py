@@ -56,7 +56,9 @@ def _saved(folder: Path) -> tuple[int, int, int]:
     )
 
 
-def resume_world_changes(folder: Path, training: TrainingConfig, world_size: int, say: Say) -> tuple[str, ...]:
+def resume_world_changes(
+    folder: Path, training: TrainingConfig, world_size: int, say: Say
+) -> tuple[str, ...]:
     """Config keys a resume on ``world_size`` processes may change: ``gradient_accumulation_steps`` when
     the number of processes changed and the batches per step (accumulation × processes) stay the same.
     Refuses a resume that changes the global batch, with the accumulation that would keep it."""
@@ -80,9 +82,9 @@ def resume_world_changes(folder: Path, training: TrainingConfig, world_size: int
         fix = f"set training.gradient_accumulation_steps={batches // world_size} (and keep batch_size)"
     raise CheckpointError(
         f"the checkpoint was written by {old_world} process(es) with batch_size {old_batch} and "
-        f"gradient_accumulation_steps {old_accumulation} ({batches} batches per step); {world_size} process(es) "
-        f"with batch_size {training.batch_size} and gradient_accumulation_steps {accumulation} would train on "
-        "other batches from its data position on",
+        f"gradient_accumulation_steps {old_accumulation} ({batches} batches per step); "
+        f"{world_size} process(es) with batch_size {training.batch_size} and gradient_accumulation_steps "
+        f"{accumulation} would train on other batches from its data position on",
         where=str(folder),
         fix=fix,
     )

@@ -199,7 +199,7 @@ class LocalTrainer:
         if not self.dist.is_main:
             self.dist.barrier()
             return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
-        folder = self._write_checkpoint(state)  # a failed write raises: the others are stopped by the launcher
+        folder = self._write_checkpoint(state)  # a failed write raises; the launcher stops the others
         self.dist.barrier()
         return folder
 
