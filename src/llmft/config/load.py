@@ -29,6 +29,7 @@ PATH_KEYS: tuple[KeyPath, ...] = (
     ("data", "dataset", "validation_file"),
     ("data", "dataset", "test_file"),
     ("data", "dataset", "path"),
+    ("training", "distributed", "deepspeed"),  # a DeepSpeed JSON file (a mapping is left alone)
 )
 # Keys that may be a local path or a Hub id: resolved only when the path exists next to the config.
 MAYBE_PATH_KEYS: tuple[KeyPath, ...] = (("model", "name_or_path"), ("data", "tokenization", "tokenizer"))

@@ -11,10 +11,9 @@ GPUs). A run that asks for them is refused with that said, rather than trained s
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmft.config.distributed import read_deepspeed
 from llmft.errors import ConfigError, EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -52,34 +51,6 @@ def fsdp_plugin_kwargs(cfg: FsdpConfig, layer_classes: list[str]) -> dict[str, o
         "state_dict_type": "FULL_STATE_DICT",
         "cpu_ram_efficient_loading": False,
     }
-
-
-def read_deepspeed(value: str | dict[str, object]) -> dict[str, object]:
-    """The DeepSpeed config as a mapping: the mapping given, or the JSON file parsed (errors name the
-    file and line)."""
-    if isinstance(value, dict):
-        return dict(value)
-    path = Path(value)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(
-            f"training.distributed.deepspeed: cannot read {path}: {err.strerror or err}",
-            fix="point it at a DeepSpeed JSON file (configs/deepspeed_zero2.json is one)",
-        ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(
-            f"training.distributed.deepspeed: {path} is not valid JSON: {err.msg}",
-            fix=f"fix the JSON at {path}:{err.lineno}:{err.colno}",
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"training.distributed.deepspeed: {path} holds a {type(data).__name__}, not a JSON object",
-            fix='write a DeepSpeed config object, e.g. {"zero_optimization": {"stage": 2}}',
-        )
-    return data
 
 
 # DeepSpeed key → the training setting an `auto` value (or a missing key) takes.
