@@ -7,8 +7,8 @@ wall time ("trained N steps in X s"), so imports and tokenization are left out; 
 and the median of the rounds is reported. On CPU expect near parity: the point of several processes is
 correctness on one machine and scale on many, not speed here.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 30]
-        [--hidden 256] [--layers 4] [--json benchmarks/results/distributed-cpu.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 20]
+        [--hidden 128] [--layers 2] [--json benchmarks/results/distributed-cpu.json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _config(folder: Path, model: Path, train_file: Path, steps: int, threads: in
     config = {
         "output_dir": str(folder / "run"),
         "seed": 0,
-        "data": {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 256}},
+        "data": {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 128}},
         "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 8}},
         "training": {
             "max_steps": steps,
@@ -64,9 +64,9 @@ def _train(config: Path, extra: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(SRC))
@@ -76,7 +76,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="llmft-dist-bench-"))
     os.environ["HF_HOME"] = str(root / "hf")
     model = build_tiny_model("llama", root / "model", hidden_size=args.hidden, num_layers=args.layers)
-    train_file = write_synthetic_data("sft", root / "data", rows=800)["train"]
+    train_file = write_synthetic_data("sft", root / "data", rows=400)["train"]
     one = _config(root / "one", model, train_file, args.steps, threads=2)
     two = _config(root / "two", model, train_file, args.steps, threads=1)
     seconds: dict[str, list[float]] = {"1 process x 2 threads": [], "2 processes x 1 thread": []}

@@ -236,10 +236,25 @@ def scenario(kind: str, folder: Path, models: dict[str, Path], files: dict[str, 
         _kill_worker(outcome, config)
     elif kind == "sigterm":
         _sigterm(outcome, config)
+    elif kind == "bad_data":  # a row that is not JSON: every rank stops with the data error, exit 2
+        bad = folder / "bad.jsonl"
+        bad.write_text(files[task].read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+        config.write_text(config.read_text().replace(str(files[task]), str(bad)), encoding="utf-8")
+        outcome.rc, outcome.output = Cli(config, folder / "run.log", *TWO).finish()
     return outcome
 
 
-KINDS = ("one_lm", "two_lm", "one_cls", "two_cls", "two_then_one", "one_then_two", "worker_killed", "sigterm")
+KINDS = (
+    "one_lm",
+    "two_lm",
+    "one_cls",
+    "two_cls",
+    "two_then_one",
+    "one_then_two",
+    "worker_killed",
+    "sigterm",
+    "bad_data",
+)
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +344,11 @@ def test_sigterm_to_the_launcher_checkpoints_and_exits_143(outcomes: dict[str, O
     assert "Traceback" not in run.output
     assert run.checkpoints_at_stop and int(run.checkpoints_at_stop[-1].split("-")[-1]) == run.logged_at_stop
     assert run.left_behind == []
+
+
+def test_a_data_error_on_every_rank_ends_the_run_with_its_exit_code(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["bad_data"]
+    assert run.rc == 2, run.output
+    assert "is not valid JSON" in run.output and "(error LLMFT200" in run.output, run.output
+    assert "exited with code 2" in run.output
+    assert "Traceback" not in run.output and "internal error" not in run.output

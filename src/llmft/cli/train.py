@@ -52,6 +52,12 @@ def train(
     if nproc is not None or nnodes > 1:
         from llmft.train.launch import LaunchSpec, launch
 
+        if loaded.config.hpo.enabled:
+            raise ConfigError(
+                "--nproc trains one run on several processes, but hpo.enabled makes this config a search",
+                fix="drop --nproc (hpo.parallel runs trials side by side), or set hpo.enabled: false",
+            )
+
         spec = LaunchSpec(nproc or 1, nnodes, node_rank, rdzv_endpoint, master_addr, master_port)
         worker = _worker_argv(config, overrides or [], overwrite, resume, resume_from, quiet)
         code = launch(spec, worker, loaded.config.training.num_threads, say)

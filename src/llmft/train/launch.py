@@ -102,8 +102,8 @@ def failure_error(failed: object) -> TrainingError:
     error = TrainingError(
         f"rank {rank} (pid {first.pid}) {how}; the other processes were stopped"
         + (f" (also ended: rank {', '.join(map(str, others))})" if others else ""),
-        fix="read rank "
-        f"{rank}'s message above; resume from the last checkpoint with `llmft train CONFIG --resume`",
+        fix=f"follow the fix in rank {rank}'s message above; a run that wrote checkpoints continues from the "
+        "last one with `llmft train CONFIG --resume`",
     )
     if first.exitcode > 0:
         error.exit_code = first.exitcode
