@@ -3,8 +3,10 @@
 Not a test: a few minutes. Both runs train the same steps (2 processes with gradient_accumulation_steps 1
 make the steps of 1 process with accumulation 2) on a small Llama-shaped model with random weights and
 synthetic instruction data; each is a real `llmft train` subprocess. The figure is the training phase's
-wall time ("trained N steps in X s"), so imports and tokenization are left out; rounds alternate the two,
-and the median of the rounds is reported. On CPU expect near parity: the point of several processes is
+wall time ("trained N steps in X s"), so imports and tokenization are left out; rounds alternate the runs,
+and the median of the rounds is reported, with 1 process × 1 thread for context (on a machine shared with
+other jobs, two OpenMP threads in one process can lose far more to waiting on each other than two
+single-threaded processes do; the load average is recorded). On CPU expect near parity: the point of several processes is
 correctness on one machine and scale on many, not speed here.
 
     PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 20]
@@ -53,7 +55,7 @@ def _config(folder: Path, model: Path, train_file: Path, steps: int, threads: in
 def _train(config: Path, extra: list[str]) -> float:
     """Seconds of the training phase of one `llmft train` run."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "llmft", "train", str(config), "--overwrite", "--quiet", *extra]
+    cmd = [sys.executable, "-m", "llmft", "train", str(config), "--overwrite", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     found = re.search(r"trained (\d+) steps in ([\d.]+)s", done.stderr)
     if done.returncode != 0 or not found:
@@ -79,9 +81,15 @@ def main() -> None:
     train_file = write_synthetic_data("sft", root / "data", rows=400)["train"]
     one = _config(root / "one", model, train_file, args.steps, threads=2)
     two = _config(root / "two", model, train_file, args.steps, threads=1)
-    seconds: dict[str, list[float]] = {"1 process x 2 threads": [], "2 processes x 1 thread": []}
+    single = _config(root / "single", model, train_file, args.steps, threads=1)
+    seconds: dict[str, list[float]] = {
+        "1 process x 2 threads": [],
+        "2 processes x 1 thread": [],
+        "1 process x 1 thread": [],  # context: what one core alone does
+    }
     for _ in range(args.rounds):
         seconds["1 process x 2 threads"].append(_train(one, []))
+        seconds["1 process x 1 thread"].append(_train(single, []))
         seconds["2 processes x 1 thread"].append(
             _train(two, ["--nproc", "2", "training.gradient_accumulation_steps=1"])
         )
@@ -92,6 +100,7 @@ def main() -> None:
         "global_batch": 16,
         "model": f"llama hidden {args.hidden}, {args.layers} layers, LoRA r=8",
         "cores": len(os.sched_getaffinity(0)),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "seconds": seconds,
         "median_seconds": medians,
         "speed_ratio_2proc_over_1proc": ratio,
