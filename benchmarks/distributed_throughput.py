@@ -6,8 +6,8 @@ synthetic instruction data; each is a real `llmft train` subprocess. The figure 
 wall time ("trained N steps in X s"), so imports and tokenization are left out; rounds alternate the runs,
 and the median of the rounds is reported, with 1 process × 1 thread for context (on a machine shared with
 other jobs, two OpenMP threads in one process can lose far more to waiting on each other than two
-single-threaded processes do; the load average is recorded). On CPU expect near parity: the point of several processes is
-correctness on one machine and scale on many, not speed here.
+single-threaded processes do; the load average is recorded). On CPU expect near parity: the point of
+several processes is correctness on one machine and scale on many, not speed here.
 
     PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 20]
         [--hidden 128] [--layers 2] [--json benchmarks/results/distributed-cpu.json]
