@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports this module before to
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
     from llmft.tracking.base import SearchLink
+    from llmft.train.distributed import Distribution
     from llmft.train.loop import LoopState
     from llmft.train.trainer import LocalTrainer
 
@@ -61,17 +63,20 @@ def run(
     tracker runs are nested in the search's).
     """
     from llmft.tracking.session import open_tracking
-    from llmft.train import artifacts
+    from llmft.train import artifacts, multiprocess
     from llmft.train.trainer import Callbacks, LocalTrainer, RunData
 
     _refuse_search(config)
     started = artifacts.now()
-    out = artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=bool(resume))
-    resumed_from = _resume_point(out, resume, config, say) if resume else None  # before the slow part
-    _seed(config.seed, config.training.num_threads)
+    dist = multiprocess.join(config, say)  # one process unless a launcher started several
+    say = dist.say(say)
+    with dist.main_first():  # rank 0 creates (or clears) the run dir before the others look at it
+        out = multiprocess.output_dir(config, dist, overwrite=overwrite, resume=bool(resume))
+    resumed_from = _resume_point(out, resume, config, say, dist.world_size) if resume else None
+    _seed(config.seed, multiprocess.threads(config, dist, say))
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
-    inputs = _load_inputs(config, resumed_from, say)
+    inputs = _load_inputs(config, resumed_from, say, dist)
     model, adapter = _load_model(config, inputs, say)
     facts = (inputs.task, inputs.prepared.fingerprint)
     trackers = open_tracking(config, out, facts=facts, checkpoint=resumed_from, parent=search_link, say=say)
@@ -88,6 +93,7 @@ def run(
         ),
         progress=progress,
         config_path=config_path,
+        dist=dist,
     )
     try:
         for note in trainer.setup():
@@ -97,6 +103,9 @@ def run(
     except BaseException as err:
         trackers.abort(err)
         raise
+    if not dist.is_main:  # rank 0 writes the model and run files
+        dist.close()
+        return RunResult(metrics, out, inputs.task, state.train_losses, trainer.model_for_saving())
     model_dir = artifacts.save_model(
         trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )
@@ -120,6 +129,7 @@ def run(
         f"saved to {out}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
+    dist.close()
     return RunResult(
         metrics, out, inputs.task, state.train_losses, trainer.model_for_saving(), inputs.tokenizer
     )
@@ -136,16 +146,18 @@ def _refuse_search(config: RunConfig) -> None:
         )
 
 
-def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say) -> Path:
+def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say, world_size: int = 1) -> Path:
     """The checkpoint to resume from, checked against the config (the rows are checked once loaded)."""
     import yaml
 
     from llmft.train.checkpoint import config_yaml
+    from llmft.train.multiprocess import resume_world_changes
     from llmft.train.resume import check_resume_config, find_checkpoint
 
     folder = find_checkpoint(out, resume)
     current = yaml.safe_load(config_yaml(config.model_dump(mode="json")))
-    for change in check_resume_config(folder, current):
+    also_safe = resume_world_changes(folder, config.training, world_size, say)
+    for change in check_resume_config(folder, current, also_safe):
         say(f"resume: allowed config change {change}")
     return folder
 
@@ -161,7 +173,9 @@ class _Inputs:
     encoded: EncodedData
 
 
-def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inputs:
+def _load_inputs(
+    config: RunConfig, resumed_from: Path | None, say: Say, dist: Distribution | None = None
+) -> _Inputs:
     """Rows → task → tokenizer → tokens, each step reported. A resume is checked against the rows here,
     before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
     from llmft.data.build import encode_splits, prepare_rows
@@ -188,7 +202,8 @@ def _load_inputs(config: RunConfig, resumed_from: Path | None, say: Say) -> _Inp
         revision=config.model.revision,
         token=token,
     )
-    encoded = encode_splits(prepared, config.data, tokenizer, task)
+    with dist.main_first() if dist is not None else nullcontext():
+        encoded = encode_splits(prepared, config.data, tokenizer, task)  # rank 0 fills the cache
     _say_tokens(say, encoded)
     if encoded.mixture is not None:
         mix = encoded.mixture

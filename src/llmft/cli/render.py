@@ -17,8 +17,11 @@ def debug_enabled(argv: list[str]) -> bool:
 
 
 def print_error(text: str) -> None:
-    """Errors go to stderr, plain text, so they read the same in a terminal, a log or CI."""
-    sys.stderr.write(f"error: {text}\n")
+    """Errors go to stderr, plain text, so they read the same in a terminal, a log or CI; one of several
+    training processes names its rank (the launcher's summary names the rank that failed first)."""
+    several = os.environ.get("WORLD_SIZE", "1") not in ("", "1") and "RANK" in os.environ
+    rank = f"[rank {os.environ['RANK']}] " if several else ""
+    sys.stderr.write(f"{rank}error: {text}\n")
 
 
 def run_guarded(app: typer.Typer, argv: list[str]) -> int:

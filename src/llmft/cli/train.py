@@ -1,4 +1,5 @@
-"""`llmft train CONFIG [key.path=value ...] [--resume [PATH]]`: thin; the work is in llmft.pipeline."""
+"""`llmft train CONFIG [key.path=value ...] [--resume [PATH]] [--nproc N ...]`: thin; the work is in
+llmft.pipeline, and with --nproc in llmft.train.launch (which starts this command N times)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def train(
         help="Continue from this checkpoint folder (`checkpoints/step-N`), also of a finished run.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notices."),
+    nproc: int | None = typer.Option(
+        None, "--nproc", help="Train with N processes on this machine (torchrun; gloo on CPU, nccl on GPUs)."
+    ),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (run the command on each)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's number, 0 .. nnodes-1."),
+    rdzv_endpoint: str | None = typer.Option(
+        None, "--rdzv-endpoint", help="HOST:PORT where the machines meet (torchrun's c10d rendezvous)."
+    ),
+    master_addr: str | None = typer.Option(None, "--master-addr", help="Rank 0's host (static rendezvous)."),
+    master_port: int | None = typer.Option(None, "--master-port", help="Rank 0's port (default 29500)."),
 ) -> None:
     """Train and evaluate a model as CONFIG says; writes the run directory (model, metrics, config)."""
     from llmft.config.load import inspect_config
@@ -38,6 +49,19 @@ def train(
     if loaded.config is None:
         raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
     say = (lambda _: None) if quiet else _say
+    if nproc is not None or nnodes > 1:
+        from llmft.train.launch import LaunchSpec, launch
+
+        if loaded.config.hpo.enabled:
+            raise ConfigError(
+                "--nproc trains one run on several processes, but hpo.enabled makes this config a search",
+                fix="drop --nproc (hpo.parallel runs trials side by side), or set hpo.enabled: false",
+            )
+
+        spec = LaunchSpec(nproc or 1, nnodes, node_rank, rdzv_endpoint, master_addr, master_port)
+        worker = _worker_argv(config, overrides or [], overwrite, resume, resume_from, quiet)
+        code = launch(spec, worker, loaded.config.training.num_threads, say)
+        raise typer.Exit(code)
     if loaded.config.hpo.enabled:
         from llmft.cli.hpo import search_and_report
 
@@ -53,9 +77,21 @@ def train(
         resume=str(resume_from) if resume_from else resume,
         config_path=str(config),
     )
-    if not quiet:
-        _print_summary(result.output_dir)
-    typer.echo(f"run directory: {result.output_dir}")
+    from llmft.train.distributed import detect
+
+    if detect().rank == 0:  # one summary and one line per run, not per process
+        if not quiet:
+            _print_summary(result.output_dir)
+        typer.echo(f"run directory: {result.output_dir}")
+
+
+def _worker_argv(
+    config: Path, overrides: list[str], overwrite: bool, resume: bool, resume_from: Path | None, quiet: bool
+) -> list[str]:
+    """This command for each process the launcher starts, without the launch options."""
+    argv = ["train", str(config), *overrides]
+    argv += ["--overwrite"] * overwrite + ["--resume"] * resume + ["--quiet"] * quiet
+    return argv + (["--resume-from", str(resume_from)] if resume_from else [])
 
 
 def _print_summary(out: Path) -> None:

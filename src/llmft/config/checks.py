@@ -12,6 +12,7 @@ import shutil
 
 from pydantic import ValidationError
 
+from llmft.config.distributed import check_distributed
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
@@ -189,6 +190,7 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_qlora(config),
         *check_evaluation_needed(config),
         *check_packing(config),
+        *check_distributed(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
         *check_tracking(config),

@@ -24,7 +24,10 @@ from llmft.errors import ConfigError, Problem
 # Keys whose values are file paths; relative values are taken relative to the config file. The data set
 # keys are relative to the set's `dir` when it has one, and apply to `data.dataset` and to each entry of
 # `data.datasets`.
-PATH_KEYS: tuple[KeyPath, ...] = (("output_dir",),)
+PATH_KEYS: tuple[KeyPath, ...] = (
+    ("output_dir",),
+    ("training", "distributed", "deepspeed"),  # a DeepSpeed JSON file (a mapping is left alone)
+)
 DATASET_PATH_KEYS = ("train_file", "validation_file", "test_file", "path")
 # Keys that may be a local path or a Hub id: resolved only when the path exists next to the config.
 MAYBE_PATH_KEYS: tuple[KeyPath, ...] = (("model", "name_or_path"), ("data", "tokenization", "tokenizer"))

@@ -354,12 +354,64 @@ class ModelConfig(Section):
 
 
 # ----------------------------------------------------------------------------------------- training
+class FsdpConfig(Section):
+    """How FSDP2 (``fully_shard``, through accelerate's plugin) shards the model; see train/strategies.py."""
+
+    reshard_after_forward: bool = Field(
+        True,
+        description="Free each layer's gathered weights after its forward (ZeRO-3 style, least memory); "
+        "false keeps them until the backward (ZeRO-2 style, less communication).",
+    )
+    cpu_offload: bool = Field(False, description="Keep sharded weights and optimizer state in CPU memory.")
+    layer_classes: list[str] | None = Field(
+        None,
+        description="Module classes sharded one by one (e.g. `LlamaDecoderLayer`); default: the model's "
+        "own `_no_split_modules`.",
+    )
+
+
+class DistributedConfig(Section):
+    """More than one process: started by `llmft train --nproc N`, torchrun, accelerate launch or srun."""
+
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
+        "auto",
+        description="`auto`: DDP when more than one process (every rank holds the model, gradients are "
+        "summed); `fsdp`: shard weights, gradients and optimizer state; `deepspeed`: ZeRO via `deepspeed`.",
+    )
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="Collective backend; `auto`: nccl on GPUs, gloo on CPU."
+    )
+    timeout_minutes: PositiveFloat = Field(
+        30, description="How long a rank waits for the others in a collective before the run fails."
+    )
+    fsdp: FsdpConfig = Field(default_factory=FsdpConfig, description="FSDP settings (strategy `fsdp`).")
+    deepspeed: str | dict[str, object] | None = Field(
+        None,
+        description="DeepSpeed config: a JSON file or a mapping (strategy `deepspeed`); `auto` values are "
+        "filled from the training section.",
+    )
+
+    @model_validator(mode="after")
+    def _deepspeed_needs_strategy(self) -> DistributedConfig:
+        if self.deepspeed is not None and self.strategy != "deepspeed":
+            raise RuleError(
+                f"deepspeed is set but strategy is `{self.strategy}`, so it would be ignored",
+                fix="set `strategy: deepspeed`, or delete `deepspeed`",
+            )
+        if self.strategy == "deepspeed" and self.deepspeed is None:
+            raise RuleError(
+                "strategy `deepspeed` needs a DeepSpeed config",
+                fix="add e.g. `deepspeed: configs/deepspeed_zero2.json` (see configs/)",
+            )
+        return self
+
+
 class TrainingConfig(Section):
     epochs: PositiveFloat | None = Field(
         None, description="Passes over the training data; default 1 (exclusive with max_steps)."
     )
     max_steps: PositiveInt | None = Field(None, description="Stop after this many optimizer steps.")
-    batch_size: PositiveInt = Field(8, description="Rows per device per forward pass.")
+    batch_size: PositiveInt = Field(8, description="Rows per process (device) per forward pass.")
     eval_batch_size: PositiveInt | None = Field(
         None, description="Rows per eval batch; defaults to batch_size."
     )
@@ -424,7 +476,14 @@ class TrainingConfig(Section):
         "error", description="On a non-finite loss: stop, or skip the batch."
     )
     num_threads: PositiveInt | None = Field(
-        None, description="CPU threads for torch; default: torch's choice."
+        None,
+        description="CPU threads for torch; default: torch's choice (with several processes on this "
+        "machine: its cores divided among them).",
+    )
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig,
+        description="Several processes or machines: `batch_size` is per process, the global batch is "
+        "batch_size × processes × gradient_accumulation_steps.",
     )
 
     @model_validator(mode="before")

@@ -4,7 +4,8 @@ Every token counts the same: the loss of an optimizer step is the sum over its m
 the loss tokens of the whole accumulation window (not a mean of per-batch means). The batch order is a
 function of (seed, epoch), so a resumed run continues with exactly the batches it had not trained on.
 The loss itself is the objective's (objectives.py); what happens around a step (evaluation, checkpoints,
-metrics, stop requests) are the ``LoopHooks`` the trainer gives at construction.
+metrics, stop requests) are the ``LoopHooks`` the trainer gives at construction. Several processes share
+each step's rows and sum their gradients (``Distribution``, distributed.py, says how and why).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from llmft.config.schema import TrainingConfig
 from llmft.data.collate import batch_order
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
+from llmft.train.distributed import Distribution
 from llmft.train.objectives import Objective
 from llmft.train.progress import Progress
 
@@ -38,6 +40,7 @@ class LoopState:
     evals_without_improvement: int = 0
     skipped_nonfinite: int = 0
     stop_reason: str = ""
+    world_size: int = 1  # processes the run trained with (the data position counts in global batches)
     train_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -81,38 +84,44 @@ class TrainSetup:
     # The rows of each epoch when they are drawn (a weighted mix of data sets), else every row.
     epoch_rows: Callable[[int], list[int]] | None = None
     lengths: list[int] = field(default_factory=list)
+    dist: Distribution = field(default_factory=Distribution)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
-        """This epoch's batches, grouped into accumulation windows (one optimizer step each)."""
+        """This epoch's batches, grouped into accumulation windows (one optimizer step each, of all
+        processes together: each trains on its share of a window)."""
         if not self.lengths:
             self.lengths = [len(e["input_ids"]) for e in self.examples]  # type: ignore[arg-type]
         rows = self.epoch_rows(epoch) if self.epoch_rows else None
         batches = batch_order(
             self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length, rows=rows
         )
-        k = self.cfg.gradient_accumulation_steps
+        k = self.cfg.gradient_accumulation_steps * self.dist.world_size
         return [batches[i : i + k] for i in range(0, len(batches), k)]
 
 
-def steps_per_epoch(num_examples: int, cfg: TrainingConfig) -> int:
+def steps_per_epoch(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> int:
     batches = math.ceil(num_examples / cfg.batch_size)
-    return max(1, math.ceil(batches / cfg.gradient_accumulation_steps))
+    return max(1, math.ceil(batches / (cfg.gradient_accumulation_steps * world_size)))
 
 
-def total_steps(num_examples: int, cfg: TrainingConfig) -> int:
+def total_steps(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
-    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg)))
+    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg, world_size)))
 
 
 def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch.Tensor:
-    """One optimizer step over an accumulation window; returns the step's mean loss (a device tensor)."""
-    acc = setup.accelerator
-    batches = [setup.collate([setup.examples[i] for i in idx]) for idx in window]
-    window_tokens = max(1, sum(setup.objective.units(b) for b in batches))
+    """One optimizer step over an accumulation window (this process's share of it); returns the step's
+    mean loss (a device tensor), summed over processes like the gradients."""
+    acc, dist = setup.accelerator, setup.dist
+    batches = [setup.collate([setup.examples[i] for i in idx]) for idx in dist.share(window)]
+    units = sum(setup.objective.units(b) for b in batches)
+    tokens = sum(int(b.get("token_mask", b.get("attention_mask")).sum()) for b in batches)  # type: ignore[union-attr]
+    window_tokens, tokens = dist.sum_counts(units, tokens)
+    window_tokens = max(1, window_tokens)
+    state.tokens_seen += tokens
     step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
     for i, batch in enumerate(batches):
-        state.tokens_seen += int(batch.get("token_mask", batch.get("attention_mask")).sum())  # type: ignore[union-attr]
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
         sync = nullcontext() if i == len(batches) - 1 else acc.no_sync(setup.model)  # type: ignore[attr-defined]
         with sync, acc.autocast():  # type: ignore[attr-defined]
@@ -121,7 +130,7 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
         acc.backward(loss)  # type: ignore[attr-defined]
         step_loss += loss.detach()
     state.loss_tokens_seen += window_tokens
-    return step_loss
+    return dist.reduce_step(setup.model, step_loss)
 
 
 def _last_good(setup: TrainSetup) -> str:
@@ -225,7 +234,7 @@ def _maybe_checkpoint(
     setup: TrainSetup, state: LoopState, end_of_epoch: bool, last_save: list[float]
 ) -> None:
     """Checkpoint when due; ``last_save`` holds the monotonic time of the last one (or of the start)."""
-    minutes = (time.monotonic() - last_save[0]) / 60
+    minutes = setup.dist.max_value((time.monotonic() - last_save[0]) / 60)  # every process decides alike
     if setup.hooks.checkpoint is not None and checkpoint_due(setup.cfg, state.step, end_of_epoch, minutes):
         setup.hooks.checkpoint(state)
         last_save[0] = time.monotonic()
@@ -280,7 +289,7 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
     """
     state = state or LoopState()
     setup.model.train()
-    goal = total_steps(len(setup.examples), setup.cfg)
+    goal = total_steps(len(setup.examples), setup.cfg, setup.dist.world_size)
     started, tokens_at_start = time.perf_counter(), state.tokens_seen
     device = setup.accelerator.device  # type: ignore[attr-defined]
     running, steps_since_log = torch.zeros((), device=device), 0

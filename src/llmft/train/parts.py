@@ -12,6 +12,7 @@ from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
 from llmft.errors import EnvironmentProblem, ModelError
+from llmft.train.distributed import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup, total_steps
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
 from llmft.train.objectives import objective_for
@@ -81,12 +82,21 @@ def build_parts(
     encoded: EncodedData,
     task: str,
     hooks: LoopHooks,
+    dist: Distribution | None = None,
 ) -> Parts:
-    """Accelerator, gradient checkpointing, batches, optimizer and schedule; ``hooks`` go into the set-up."""
+    """Accelerator, gradient checkpointing, batches, optimizer and schedule; ``hooks`` go into the set-up.
+
+    With several processes (``dist``) the model is not wrapped in DDP (distributed.py says why) and the
+    schedule steps once per optimizer step: accelerate's would step once per process, as if each process
+    had seen a different batch of a 1-process schedule."""
     from accelerate import Accelerator
 
-    cfg = config.training
-    accelerator = Accelerator(mixed_precision=mixed_precision(cfg), cpu=not torch.cuda.is_available())
+    cfg, dist = config.training, dist or Distribution()
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision(cfg),
+        cpu=not torch.cuda.is_available(),
+        step_scheduler_with_optimizer=not dist.active,
+    )
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
         if hasattr(model, "enable_input_require_grads"):
@@ -99,8 +109,12 @@ def build_parts(
             model, encoded, collate, config.data.tokenization.max_length, notes
         )
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg))
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg, dist.world_size))
+    if dist.active:
+        model = model.to(accelerator.device)
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    else:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if cfg.compile:
         model = torch.compile(model)
     setup = TrainSetup(
@@ -116,6 +130,7 @@ def build_parts(
         group_by_length=config.data.group_by_length,
         hooks=hooks,
         epoch_rows=_epoch_rows(encoded, config.seed),
+        dist=dist,
     )
     return Parts(setup, collate, notes)
 

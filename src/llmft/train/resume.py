@@ -39,6 +39,8 @@ SAFE_PREFIXES = (
     "hf_token",
     "data.tokenization.num_proc",
     "training.eval_batch_size",
+    "training.distributed.backend",
+    "training.distributed.timeout_minutes",
 )
 
 
@@ -51,15 +53,17 @@ def flatten(data: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): data}
 
 
-def compare(old: dict[str, object], new: dict[str, object]) -> tuple[list[str], list[str]]:
-    """(safe changes, unsafe changes) as `key: old → new` lines."""
+def compare(
+    old: dict[str, object], new: dict[str, object], also_safe: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
+    """(safe changes, unsafe changes) as `key: old → new` lines; ``also_safe``: keys safe this time."""
     a, b = flatten(old), flatten(new)
     safe, unsafe = [], []
     for key in sorted(set(a) | set(b)):
         if a.get(key) == b.get(key):
             continue
         line = f"{key}: {a.get(key)!r} → {b.get(key)!r}"
-        (safe if key.startswith(SAFE_PREFIXES) else unsafe).append(line)
+        (safe if key.startswith(SAFE_PREFIXES) or key in also_safe else unsafe).append(line)
     return safe, unsafe
 
 
@@ -84,8 +88,13 @@ def find_checkpoint(out: Path, resume: bool | str | Path) -> Path:
     return folder
 
 
-def check_resume_config(checkpoint: Path, new_config: dict[str, object]) -> list[str]:
+def check_resume_config(
+    checkpoint: Path, new_config: dict[str, object], also_safe: tuple[str, ...] = ()
+) -> list[str]:
     """Refuse a resume whose config changes the run; return the allowed changes to report.
+
+    ``also_safe``: keys whose change is safe for this resume (batch_size, when another number of processes
+    keeps the global batch: train/multiprocess.py).
 
     The checkpoint's config.yaml is first checked against the hash state.json recorded when it was
     written: an edited copy would make the comparison meaningless.
@@ -99,7 +108,7 @@ def check_resume_config(checkpoint: Path, new_config: dict[str, object]) -> list
             fix="restore that file, or start a new run (another output_dir, or --overwrite)",
         )
     old = yaml.safe_load(text) or {}
-    safe, unsafe = compare(old, new_config)
+    safe, unsafe = compare(old, new_config, also_safe)
     if unsafe:
         raise CheckpointError(
             "the config changed in ways that alter the run, so it cannot resume exactly:\n  "

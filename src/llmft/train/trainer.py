@@ -4,7 +4,8 @@
 (loop.py) runs the steps and calls back through the ``LoopHooks`` the trainer binds at set-up; the loss is
 the task's objective (objectives.py). Callers say what they want to hear of through ``Callbacks``, given
 at construction. ``Trainer`` is the Protocol the pipeline relies on, so a multi-process trainer can stand
-in without inheriting from this one.
+in without inheriting from this one. With several processes (``Distribution``, distributed.py) every
+process runs this trainer; rank 0 alone writes metrics and checkpoints, the others wait for it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from llmft.evaluate.best import Best
 from llmft.evaluate.run import evaluate
 from llmft.train import checkpoint as ckpt
 from llmft.train.artifacts import MetricsLog
+from llmft.train.distributed import Distribution
 from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
 from llmft.train.parts import Parts, build_parts
 from llmft.train.preflight import preflight
@@ -81,8 +83,11 @@ class LocalTrainer:
         callbacks: Callbacks | None = None,
         progress: bool = True,
         config_path: str | None = None,
+        dist: Distribution | None = None,
     ) -> None:
         self.config, self.data, self.out = config, data, out
+        self.dist = dist or Distribution()
+        self._signal = 0  # the stop signal all processes agreed on (0: none)
         self.callbacks = callbacks or Callbacks()
         self.config_path = config_path
         self._model, self._progress = model, progress
@@ -97,15 +102,29 @@ class LocalTrainer:
     def setup(self) -> list[str]:
         """Build the parts and check the output dir has room; returns notes for the user (packing)."""
         parts = build_parts(
-            self.config, self._model, self.data.tokenizer, self.data.encoded, self.data.task, self.hooks()
+            self.config,
+            self._model,
+            self.data.tokenizer,
+            self.data.encoded,
+            self.data.task,
+            self.hooks(),
+            self.dist,
         )
-        steps = total_steps(len(parts.setup.examples), self.config.training)
-        parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=self._progress))
+        steps = total_steps(len(parts.setup.examples), self.config.training, self.dist.world_size)
+        shown = self._progress and self.dist.is_main
+        parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=shown))
         self.parts = parts
+        self.dist.broadcast_trainable(self.model)
         params = list(self.model.parameters())
         trainable = sum(p.numel() for p in params if p.requires_grad)
         preflight(self.out, self.config.training, trainable, sum(p.numel() for p in params))
         return parts.notes
+
+    def _should_stop(self) -> bool:
+        """Whether a stop signal reached any process: all then stop after the same step."""
+        local = self._stop.signal if self._stop is not None and self._stop.signal else 0
+        self._signal = int(self.dist.max_value(local))
+        return self._signal != 0
 
     def hooks(self) -> LoopHooks:
         """The loop's calls into this trainer: evaluation, checkpoints, metrics, stop requests."""
@@ -115,7 +134,7 @@ class LocalTrainer:
             checkpoint=self.save_checkpoint,
             evaluated=self._evaluated,
             log=self._log,
-            should_stop=lambda: self._stop is not None and self._stop.requested,
+            should_stop=self._should_stop,
             last_checkpoint=lambda: ckpt.latest_checkpoint(self.out),
         )
 
@@ -140,18 +159,20 @@ class LocalTrainer:
         Afterwards training-only settings (packed attention) are undone: the model is standard again.
         """
         # The stop checkpoint is written inside: a second signal still exits at once.
+        state = state or LoopState()
+        state.world_size = self.dist.world_size
         with GracefulStop() as stop:
             self._stop = stop
             try:
                 with self.loop.hooks.progress or nullcontext():
                     state = train(self.loop, state)
-                folder = self._stop_checkpoint(state) if stop.requested else None
+                folder = self._stop_checkpoint(state) if self._signal else None
             finally:
                 self._stop = None
-        if stop.requested:
+        if self._signal:
             raise RunInterrupted(
                 f"stopped by signal at step {state.step}; checkpoint written to {folder}",
-                exit_code=stop.exit_code,
+                exit_code=128 + self._signal,
                 fix=f"continue with `llmft train {self.config_path or 'CONFIG'} --resume`",
             )
         from llmft.train import packed_attention
@@ -163,6 +184,7 @@ class LocalTrainer:
         """The checkpoint of the step training stopped at: the one just written for it, or a new one."""
         latest = ckpt.latest_checkpoint(self.out)
         if latest is not None and latest.name == ckpt.checkpoint_name(state.step):
+            self.dist.barrier()  # the others wait as for a write (rank 0 decides; they may not see the files)
             return latest
         return self.save_checkpoint(state)
 
@@ -172,8 +194,17 @@ class LocalTrainer:
 
         With save_best_metric, a checkpoint is judged by the evaluation of its own step only (eval_steps a
         divisor of save_steps, or both per epoch): a checkpoint written at a step without an evaluation is
-        never marked best, since an earlier evaluation says nothing of its weights.
+        never marked best, since an earlier evaluation says nothing of its weights. With several processes
+        rank 0 writes (all hold the same weights and optimizer state) while the others wait.
         """
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
+        folder = self._write_checkpoint(state)  # a failed write raises; the launcher stops the others
+        self.dist.barrier()
+        return folder
+
+    def _write_checkpoint(self, state: LoopState) -> Path:
         folder = ckpt.save_checkpoint(
             self.out,
             model=self.model_for_saving(),
@@ -210,7 +241,8 @@ class LocalTrainer:
             scheduler=self.loop.scheduler,
             scaler=getattr(self.loop.accelerator, "scaler", None),
         )
-        self.metrics_log.truncate_after(state.step)
+        if self.dist.is_main:
+            self.metrics_log.truncate_after(state.step)
         recorded = ckpt.read_best(self.out)
         if self.best is not None and recorded is not None:
             metric, step, value = recorded
@@ -268,6 +300,8 @@ class LocalTrainer:
             self.callbacks.on_evaluate(step, metrics)
 
     def _log(self, record: dict[str, object]) -> None:
+        if not self.dist.is_main:  # the same record on every process: rank 0 writes it
+            return
         self.metrics_log(record)
         if self.callbacks.on_log is not None:
             self.callbacks.on_log(record)

@@ -182,7 +182,7 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
             "training.zzz",
             "remove `zzz` (allowed keys here: epochs, max_steps, batch_size, eval_batch_size, "
             "gradient_accumulation_steps, learning_rate, weight_decay, optimizer, adam_beta1, ... "
-            "(21 more in docs/CONFIG.md))",
+            f"({len(TrainingConfig.model_fields) - 10} more in docs/CONFIG.md))",
         ),
         # enum values: the near value first, else every allowed value
         (

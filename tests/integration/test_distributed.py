@@ -1,0 +1,354 @@
+"""Training on 2 processes (torchrun, gloo, 1 thread each) through `llmft train --nproc 2`, as a user runs it.
+
+2 processes with gradient_accumulation_steps 1 make the steps of 1 process with accumulation 2 (the same
+global batch): the same per-step losses and final adapter weights, for causal LM with packing and for
+classification. A run SIGKILLed after a checkpoint resumes on the other number of processes with the
+losses of the uninterrupted run; a killed worker ends the run naming its rank; SIGTERM to the launcher
+checkpoints and exits 143; rank 0 alone writes the run directory, metrics and progress.
+
+Every scenario is a real subprocess; they spend most of their time importing torch, so the module fixture
+starts them all at once and the tests only read what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+MAX_STEPS = 12
+SAVE_STEPS = 3
+TIMEOUT = 600  # the machine is shared: generous waits, but the kill bound below is asserted as promised
+KILL_BOUND = 60.0
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for key in ("LLMFT_DEBUG", "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        env.pop(key, None)
+    return env
+
+
+def _config(folder: Path, model: Path, train_file: Path, task: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict = {"dataset": {"train_file": str(train_file)}, "tokenization": {"max_length": 64}}
+    if task == "lm":
+        data["packing"] = True
+    config = {
+        "output_dir": str(folder / "run"),
+        "seed": 0,
+        "data": data,
+        "model": {"name_or_path": str(model), "adapter": {"type": "lora", "r": 4}},
+        "training": {
+            "max_steps": MAX_STEPS,
+            "batch_size": 4,
+            "gradient_accumulation_steps": 2,  # the 1-process run; 2 processes set 1
+            "learning_rate": 1e-3,
+            "logging_steps": 1,
+            "eval_strategy": "no",
+            "save_strategy": "steps",
+            "save_steps": SAVE_STEPS,
+            "save_total_limit": None,
+            "num_threads": 1,
+        },
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+TWO = ["--nproc", "2", "training.gradient_accumulation_steps=1"]
+
+
+class Cli:
+    """One `llmft train` process (a launcher with --nproc); output to a file so that nothing blocks."""
+
+    def __init__(self, config: Path, log: Path, *extra: str) -> None:
+        self.log = log
+        self._handle = log.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            cwd=REPO,
+        )
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if self.proc.poll() is not None:
+                return condition()
+            time.sleep(0.005)
+        return False
+
+    def workers(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._handle.close()
+        return rc, self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    rc: int | None = None
+    output: str = ""
+    resumed_rc: int | None = None
+    resumed_output: str = ""
+    exit_seconds: float | None = None  # from the kill of a worker to the launcher's exit
+    left_behind: list[int] = field(default_factory=list)
+    killed_rank: str = ""
+    checkpoints_at_stop: list[str] = field(default_factory=list)
+    logged_at_stop: int = 0
+
+
+def checkpoints(run_dir: Path) -> list[str]:
+    root = run_dir / "checkpoints"
+    found = [p.name for p in root.glob("step-*") if (p / "COMPLETE").exists()] if root.is_dir() else []
+    return sorted(found)
+
+
+def last_logged(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    steps = [0]
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (ValueError, KeyError):
+            pass
+    return max(steps)
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in records if "loss" in r]
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def _kill_and_resume(outcome: Outcome, config: Path, first: list[str], then: list[str]) -> Outcome:
+    """SIGKILL the launcher once a step after a checkpoint was logged, then resume with ``then``."""
+    run_dir = outcome.run_dir
+    cli = Cli(config, config.parent / "killed.log", *first)
+    pids: list[int] = []
+
+    def after_a_checkpoint() -> bool:
+        done = checkpoints(run_dir)
+        return bool(done) and last_logged(run_dir) > int(done[-1].split("-")[-1])
+
+    try:
+        if cli.wait_for(after_a_checkpoint):
+            pids = [p.pid for p in cli.workers()]
+            cli.proc.send_signal(signal.SIGKILL)
+    finally:
+        outcome.rc, outcome.output = cli.finish()
+    time.sleep(2)  # the workers die with their launcher
+    outcome.left_behind = _alive(pids)
+    outcome.checkpoints_at_stop = checkpoints(run_dir)
+    outcome.logged_at_stop = last_logged(run_dir)
+    resumed = Cli(config, config.parent / "resumed.log", "--resume", *then)
+    outcome.resumed_rc, outcome.resumed_output = resumed.finish()
+    return outcome
+
+
+def _kill_worker(outcome: Outcome, config: Path) -> Outcome:
+    """SIGKILL rank 1's process mid-training: the launcher must end, naming it, within KILL_BOUND."""
+    cli = Cli(config, config.parent / "worker.log", *TWO, "training.max_steps=100000")
+    pids: list[int] = []
+    try:
+        if cli.wait_for(lambda: last_logged(outcome.run_dir) >= 2):
+            workers = cli.workers()
+            pids = [p.pid for p in workers]
+            rank1 = next(p for p in workers if p.environ().get("RANK") == "1")
+            outcome.killed_rank = "1"
+            rank1.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            try:
+                cli.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+            outcome.exit_seconds = time.monotonic() - killed
+    finally:
+        outcome.rc, outcome.output = cli.finish()
+    outcome.left_behind = _alive(pids)
+    return outcome
+
+
+def _sigterm(outcome: Outcome, config: Path) -> Outcome:
+    cli = Cli(config, config.parent / "sigterm.log", *TWO, "training.max_steps=100000")
+    pids: list[int] = []
+    try:
+        if cli.wait_for(lambda: last_logged(outcome.run_dir) >= 2):
+            pids = [p.pid for p in cli.workers()]
+            cli.proc.send_signal(signal.SIGTERM)
+    finally:
+        outcome.rc, outcome.output = cli.finish()
+    outcome.left_behind = _alive(pids)
+    outcome.checkpoints_at_stop = checkpoints(outcome.run_dir)
+    outcome.logged_at_stop = last_logged(outcome.run_dir)
+    return outcome
+
+
+def scenario(kind: str, folder: Path, models: dict[str, Path], files: dict[str, Path]) -> Outcome:
+    task = "cls" if kind.endswith("cls") else "lm"
+    config = _config(folder, models[task], files[task], task)
+    outcome = Outcome(folder / "run")
+    if kind in ("one_lm", "one_cls"):
+        outcome.rc, outcome.output = Cli(config, folder / "run.log").finish()
+    elif kind in ("two_lm", "two_cls"):
+        outcome.rc, outcome.output = Cli(config, folder / "run.log", *TWO).finish()
+    elif kind == "two_then_one":
+        _kill_and_resume(outcome, config, TWO, [])
+    elif kind == "one_then_two":
+        _kill_and_resume(outcome, config, [], TWO)
+    elif kind == "worker_killed":
+        _kill_worker(outcome, config)
+    elif kind == "sigterm":
+        _sigterm(outcome, config)
+    elif kind == "bad_data":  # a row that is not JSON: every rank stops with the data error, exit 2
+        bad = folder / "bad.jsonl"
+        bad.write_text(files[task].read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+        config.write_text(config.read_text().replace(str(files[task]), str(bad)), encoding="utf-8")
+        outcome.rc, outcome.output = Cli(config, folder / "run.log", *TWO).finish()
+    return outcome
+
+
+KINDS = (
+    "one_lm",
+    "two_lm",
+    "one_cls",
+    "two_cls",
+    "two_then_one",
+    "one_then_two",
+    "worker_killed",
+    "sigterm",
+    "bad_data",
+)
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory, tiny_model, synth_data) -> dict[str, Outcome]:
+    models = {"lm": tiny_model("llama"), "cls": tiny_model("bert")}
+    files = {"lm": synth_data("sft", rows=48)["train"], "cls": synth_data("classification", rows=48)["train"]}
+    root = tmp_path_factory.mktemp("distributed")
+    with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
+        futures = {kind: pool.submit(scenario, kind, root / kind, models, files) for kind in KINDS}
+        return {kind: future.result() for kind, future in futures.items()}
+
+
+def assert_same_run(got_dir: Path, want_dir: Path, rel: float = 1e-5) -> None:
+    got, want = losses(got_dir), losses(want_dir)
+    assert [s for s, _ in want] == list(range(1, MAX_STEPS + 1)), want
+    assert [s for s, _ in got] == [s for s, _ in want], got
+    for (step, a), (_, b) in zip(got, want, strict=True):
+        assert abs(a - b) <= rel * abs(b), f"step {step}: {a} != {b}"
+    mine = load_file(str(got_dir / "model" / "adapter_model.safetensors"))
+    theirs = load_file(str(want_dir / "model" / "adapter_model.safetensors"))
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        torch.testing.assert_close(mine[name], theirs[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("task", ["lm", "cls"])
+def test_two_processes_make_the_steps_of_one_with_the_same_global_batch(
+    task: str, outcomes: dict[str, Outcome]
+) -> None:
+    one, two = outcomes[f"one_{task}"], outcomes[f"two_{task}"]
+    assert one.rc == 0, one.output
+    assert two.rc == 0, two.output
+    assert "distributed: 2 processes" in two.output and "backend gloo" in two.output
+    assert "launching 2 processes on this machine, 1 threads each" in two.output
+    assert_same_run(two.run_dir, one.run_dir)
+    if task == "lm":
+        assert "packing:" in two.output
+    assert json.loads((two.run_dir / "run.json").read_text())["steps"] == MAX_STEPS
+
+
+def test_rank_zero_alone_writes_files_metrics_and_progress(outcomes: dict[str, Outcome]) -> None:
+    one, two = outcomes["one_lm"], outcomes["two_lm"]
+    folder = two.run_dir.parent
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["run"]  # one run directory
+    assert sorted(p.name for p in two.run_dir.iterdir()) == sorted(p.name for p in one.run_dir.iterdir())
+    steps = [json.loads(line)["step"] for line in (two.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, MAX_STEPS + 1))  # one metrics stream, each step once
+    for step in range(1, MAX_STEPS + 1):  # one progress stream, not interleaved
+        assert two.output.count(f"step {step}/{MAX_STEPS} ") == 1, two.output
+    assert two.output.count("run directory:") == 1
+    assert "[rank 1] trained" in two.output  # the other rank's lines say whose they are
+
+
+def test_two_process_checkpoint_resumes_on_one(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["two_then_one"]
+    assert run.rc == -signal.SIGKILL, run.output
+    assert run.left_behind == [], "workers outlived their SIGKILLed launcher"
+    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
+    assert run.resumed_rc == 0, run.resumed_output
+    assert "resume: 2 → 1 processes, gradient_accumulation_steps 1 → 2" in run.resumed_output
+    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)
+
+
+def test_one_process_checkpoint_resumes_on_two(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["one_then_two"]
+    assert run.rc == -signal.SIGKILL, run.output
+    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
+    assert run.resumed_rc == 0, run.resumed_output
+    assert "resume: 1 → 2 processes, gradient_accumulation_steps 2 → 1" in run.resumed_output
+    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)
+
+
+def test_a_killed_worker_ends_the_run_naming_its_rank(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["worker_killed"]
+    assert run.killed_rank == "1", run.output
+    assert run.rc not in (0, None), run.output
+    assert run.exit_seconds is not None and run.exit_seconds < KILL_BOUND, run.exit_seconds
+    assert "error: rank 1 (pid" in run.output and "was killed by SIGKILL" in run.output, run.output
+    assert "internal error" not in run.output and "Traceback" not in run.output, run.output
+    assert run.left_behind == []
+
+
+def test_sigterm_to_the_launcher_checkpoints_and_exits_143(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["sigterm"]
+    assert run.rc == 143, run.output
+    assert run.output.count("SIGTERM received") == 2, run.output  # both ranks finished their step
+    assert "Traceback" not in run.output
+    assert run.checkpoints_at_stop and int(run.checkpoints_at_stop[-1].split("-")[-1]) == run.logged_at_stop
+    assert run.left_behind == []
+
+
+def test_a_data_error_on_every_rank_ends_the_run_with_its_exit_code(outcomes: dict[str, Outcome]) -> None:
+    run = outcomes["bad_data"]
+    assert run.rc == 2, run.output
+    assert "is not valid JSON" in run.output and "(error LLMFT200" in run.output, run.output
+    assert "exited with code 2" in run.output
+    assert "Traceback" not in run.output and "internal error" not in run.output
