@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from llmft.config.fixes import EXAMPLES, value_text
+from llmft.config.fixes import EXAMPLES, MAX_KEYS_SHOWN, value_text
 from llmft.config.legacy import normalise_legacy
 from llmft.config.load import validate_dict
 from llmft.config.render import show, suggest, walk_loc
@@ -182,7 +182,7 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
             "training.zzz",
             "remove `zzz` (allowed keys here: epochs, max_steps, batch_size, eval_batch_size, "
             "gradient_accumulation_steps, learning_rate, weight_decay, optimizer, adam_beta1, ... "
-            f"({len(TrainingConfig.model_fields) - 10} more in docs/CONFIG.md))",
+            f"({len(TrainingConfig.model_fields) - MAX_KEYS_SHOWN + 1} more in docs/CONFIG.md))",
         ),
         # enum values: the near value first, else every allowed value
         (
