@@ -56,6 +56,8 @@ def run(
     ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
     through it, by raising).
     """
+    from llmft.evaluate.generation import generation_eval
+    from llmft.generate.chat_template import settle_for_run
     from llmft.train import artifacts
     from llmft.train.lifecycle import check_resume, checkpoint_to_resume
     from llmft.train.session import build_session, final_metrics
@@ -70,6 +72,7 @@ def run(
         say("trust_remote_code is on: code shipped with the model will run on this machine")
     inputs = _load_inputs(config, resumed_from, say)
     model, adapter = _load_model(config, inputs, say)
+    settle_for_run(model, inputs.tokenizer, inputs.encoded.template, inputs.prepared.format)
     session = build_session(
         config,
         model,
@@ -81,11 +84,16 @@ def run(
         config_path=config_path,
     )
     session.setup.on_evaluate = on_evaluate
+    by_generation = generation_eval(config, inputs.task, inputs.tokenizer, inputs.prepared.rows, out)
+    if by_generation:
+        by_generation.attach(session)  # when: every_eval
     session.data_fingerprint = inputs.prepared.fingerprint
     for note in session.notes:
         say(note)
     state = _train(session, adapter, resumed_from, say)
     metrics = final_metrics(session, inputs.encoded)
+    if by_generation:
+        metrics.update(by_generation.final(session.model_for_saving()))
     model_dir = artifacts.save_model(
         session.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )

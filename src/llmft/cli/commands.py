@@ -10,7 +10,19 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from llmft.cli import bench, doctor, hpo, preview, schema_cmd, selftest, synth, train, validate
+    from llmft.cli import (
+        bench,
+        chat,
+        doctor,
+        generate,
+        hpo,
+        preview,
+        schema_cmd,
+        selftest,
+        synth,
+        train,
+        validate,
+    )
 
     app.command("train", help=train.train.__doc__)(train.train)
     app.command("validate", help=validate.validate.__doc__)(validate.validate)
@@ -20,4 +32,6 @@ def register(app: typer.Typer) -> None:
     app.command("schema", help=schema_cmd.schema.__doc__)(schema_cmd.schema)
     app.command("selftest", help=selftest.selftest.__doc__)(selftest.selftest)
     app.command("bench", help=bench.bench.__doc__)(bench.bench)
+    app.command("generate", help=generate.generate.__doc__)(generate.generate)
+    app.command("chat", help=chat.chat.__doc__)(chat.chat)
     app.add_typer(synth.app, name="synth", help="Make synthetic data and tiny models for tests and demos.")
