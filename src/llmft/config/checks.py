@@ -93,6 +93,49 @@ def check_packing(config: RunConfig) -> list[Problem]:
     return []
 
 
+def check_generation_eval(config: RunConfig) -> list[Problem]:
+    """evaluation.generate needs a generating task, its scoring packages, and every_eval to steer training."""
+    from llmft.evaluate.generation import SCORE_NAMES, missing_packages
+
+    cfg = config.evaluation.generate
+    problems: list[Problem] = []
+    if cfg is None:
+        return problems
+    if config.model.task == "sequence_classification":
+        problems.append(
+            Problem(
+                "evaluation.generate",
+                "evaluation by generation needs a model that generates text, and model.task is "
+                "sequence_classification",
+                fix="remove evaluation.generate (classification is scored by evaluation.metrics)",
+            )
+        )
+    missing = missing_packages()
+    if missing:
+        problems.append(
+            Problem(
+                "evaluation.generate",
+                f"scoring generations needs {' and '.join(missing)}, which are not installed",
+                fix="pip install 'llmft[eval]'",
+            )
+        )
+    tr = config.training
+    for key, metric in (
+        ("save_best_metric", tr.save_best_metric),
+        ("early_stopping_metric", tr.early_stopping_metric),
+    ):
+        watched = key == "save_best_metric" or tr.early_stopping_patience is not None
+        if watched and metric and metric.split("_", 1)[-1] in SCORE_NAMES and cfg.when != "every_eval":
+            problems.append(
+                Problem(
+                    f"training.{key}",
+                    f"{metric} is only measured at the end with evaluation.generate.when: end",
+                    fix="set evaluation.generate.when: every_eval",
+                )
+            )
+    return problems
+
+
 def _field_exists(path: str) -> bool:
     found = walk_loc(tuple(path.split(".")))
     return found.model is not None and found.key in found.model.model_fields
@@ -190,6 +233,7 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_qlora(config),
         *check_evaluation_needed(config),
         *check_packing(config),
+        *check_generation_eval(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
     ]

@@ -35,7 +35,9 @@ def _require_packages() -> None:
     missing = missing_packages()
     if missing:
         raise EnvironmentProblem(
-            f"evaluation.generate needs {' and '.join(missing)}, which are not installed",
+            f"evaluation.generate needs {' and '.join(missing)}, which "
+            + ("is" if len(missing) == 1 else "are")
+            + " not installed",
             fix="pip install 'llmft[eval]' (or remove evaluation.generate)",
         )
 

@@ -18,13 +18,16 @@ from pathlib import Path
 
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError, Problem
+from llmft.evaluate.generation import SCORE_NAMES as GENERATION_SCORES
 from llmft.hpo.space import Space, parse_space
 
 # Metric names the evaluation writes, after an `eval_` (validation) or `test_` prefix.
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
 LOWER_IS_BETTER = ("loss", "perplexity")
 KNOWN_METRICS = tuple(
-    f"{split}_{name}" for split in ("eval", "test") for name in LOWER_IS_BETTER + HIGHER_IS_BETTER
+    f"{split}_{name}"
+    for split in ("eval", "test")
+    for name in LOWER_IS_BETTER + HIGHER_IS_BETTER + GENERATION_SCORES
 )
 DEFAULT_TRIALS = 10
 GRID_POINTS = 3  # values a float range without a step contributes to a grid
@@ -97,7 +100,7 @@ def metric_direction(metric: str) -> str | None:
     name = metric.split("_", 1)[1] if "_" in metric else metric
     if name in LOWER_IS_BETTER:
         return "minimize"
-    return "maximize" if name in HIGHER_IS_BETTER else None
+    return "maximize" if name in HIGHER_IS_BETTER + GENERATION_SCORES else None
 
 
 def _check_metric(config: RunConfig) -> list[Problem]:
@@ -110,6 +113,14 @@ def _check_metric(config: RunConfig) -> list[Problem]:
         ]
     name = hpo.metric.split("_", 1)[1]
     task = config.model.task
+    if name in GENERATION_SCORES and config.evaluation.generate is None:
+        return [
+            Problem(
+                "hpo.metric",
+                f"{hpo.metric} is a score of evaluation by generation, which this config does not turn on",
+                fix="add `evaluation: {generate: {}}` (scores on the final model), or use eval_loss",
+            )
+        ]
     if name in HIGHER_IS_BETTER and task in ("causal_lm", "seq2seq_lm"):
         return [
             Problem(

@@ -31,7 +31,8 @@ def _tokenizer(tiny_model, arch: str):
 
 @pytest.fixture(scope="module")
 def conversations(shared_data_dir: Path) -> list[list[dict[str, str]]]:
-    """Real rows (every 3rd of the alpaca demo, all of identity.json) and multi-turn chats with system turns."""
+    """Real rows (every 3rd of the alpaca demo, all of identity.json), and multi-turn chats with system
+    turns."""
     raw = json.loads((shared_data_dir / "alpaca_en_demo.json").read_text(encoding="utf-8"))[::3]
     raw += json.loads((shared_data_dir / "identity.json").read_text(encoding="utf-8"))
     rows, report = format_rows(raw, "alpaca", PreprocessingConfig(), "demo")
@@ -43,10 +44,17 @@ def conversations(shared_data_dir: Path) -> list[list[dict[str, str]]]:
 
 @pytest.mark.parametrize(
     ("arch", "name"),
-    [("llama", "chatml"), ("llama", "alpaca"), ("llama", "tokenizer"), ("qwen2", "chatml"), ("gpt2", "alpaca")],
+    [
+        ("llama", "chatml"),
+        ("llama", "alpaca"),
+        ("llama", "tokenizer"),
+        ("qwen2", "chatml"),
+        ("gpt2", "alpaca"),
+    ],
 )
 def test_saved_template_reproduces_training_ids(tiny_model, conversations, tmp_path, arch, name) -> None:
-    """Llama's tokenizer adds BOS on its own (training prepends it), Qwen2's does not; GPT-2 has no template."""
+    """Llama's tokenizer adds BOS on its own (training prepends it), Qwen2's does not; GPT-2 has no
+    template of its own."""
     tok = _tokenizer(tiny_model, arch)
     template = choose_template(name, tok, "alpaca")
     expected = [encode_conversation(c, tok, template, False)[0] for c in conversations]
