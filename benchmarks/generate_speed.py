@@ -4,8 +4,8 @@ one-prompt-at-a-time ``model.generate`` calls, on the same prompts with the same
 A benchmark, not a test (no timing assertions anywhere): prints both times, tokens/s and the ratio, and
 checks that both ways produced the same answers (greedy decoding, so they must agree).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/generate_speed.py [--model DIR] [--prompts 64] \
-        [--batch-size 16] [--max-new-tokens 32] [--hidden-size 256 --layers 4]
+    PYTHONPATH=src .venv/bin/python benchmarks/generate_speed.py [--model DIR] [--prompts 32] \
+        [--batch-size 16] [--max-new-tokens 24] [--rounds 3] [--hidden-size 256 --layers 4]
 
 Without --model a tiny Llama (random weights, its own tokenizer) is built in a temporary folder; the
 prompts are the sft rows of ``llmft synth data`` rendered with the model's chat template. A random model
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -61,12 +62,13 @@ def one_at_a_time(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="A saved causal LM dir or run dir; default: a new tiny Llama.")
-    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; medians are reported.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,18 +84,18 @@ def main() -> None:
     sampling = Sampling(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     stops = stop_ids(generation_config(model, tokenizer, sampling))
 
+    batched_times, loop_times = [], []
     with torch.inference_mode():
         one_at_a_time(model, tokenizer, ids[:2], 4)  # warm-up
-        start = time.perf_counter()
-        batched = generate_ids(model, tokenizer, ids, sampling)
-        batched_s = time.perf_counter() - start
-        start = time.perf_counter()
-        looped = [
-            decode_output(r, tokenizer, stops)
-            for r in one_at_a_time(model, tokenizer, ids, args.max_new_tokens)
-        ]
-        loop_s = time.perf_counter() - start
-
+        for _ in range(args.rounds):  # interleaved, so a busy machine slows both ways alike
+            start = time.perf_counter()
+            batched = generate_ids(model, tokenizer, ids, sampling)
+            batched_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            raw = one_at_a_time(model, tokenizer, ids, args.max_new_tokens)
+            loop_times.append(time.perf_counter() - start)
+    looped = [decode_output(r, tokenizer, stops) for r in raw]
+    batched_s, loop_s = statistics.median(batched_times), statistics.median(loop_times)
     tokens = sum(o.new_tokens for o in batched)
     same = sum(a.text == b.text for a, b in zip(batched, looped))
     result = {
@@ -102,11 +104,13 @@ def main() -> None:
         "max_new_tokens": args.max_new_tokens,
         "new_tokens": tokens,
         "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
         "batched_s": round(batched_s, 2),
         "one_at_a_time_s": round(loop_s, 2),
         "batched_tokens_per_s": round(tokens / batched_s, 1),
         "one_at_a_time_tokens_per_s": round(sum(o.new_tokens for o in looped) / loop_s, 1),
         "speedup": round(loop_s / batched_s, 2),
+        "speedup_per_round": [round(b / a, 2) for a, b in zip(batched_times, loop_times)],
         "same_answers": f"{same}/{len(ids)}",
     }
     print(json.dumps(result, indent=2))

@@ -60,9 +60,9 @@ def trained(tiny_model, synth_data, tmp_path_factory) -> tuple[Path, dict[str, P
             "learning_rate": 5e-3,
             "warmup_ratio": 0.05,
             "lr_scheduler": "cosine",
-            "eval_strategy": "epoch",
+            "eval_strategy": "no",
         },
-        "evaluation": {"generate": {"max_new_tokens": 16, "max_rows": 60, "when": "every_eval"}},
+        "evaluation": {"generate": {"max_new_tokens": 16, "max_rows": 60}},
     }
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -86,8 +86,6 @@ def test_evaluation_generate_beats_an_untrained_model_and_stops_at_end_of_turn(t
     baseline, _ = generation_metrics(untrained, result.tokenizer, rows, cfg, "test")
     assert metrics["test_exact_match"] >= baseline["test_exact_match"] + 0.2, (metrics, baseline)
 
-    evals = [r for r in jsonl(run_dir / "metrics.jsonl") if "eval_loss" in r]
-    assert len(evals) == 5 and all("eval_exact_match" in r for r in evals)  # when: every_eval
     samples = jsonl(run_dir / "generations.jsonl")
     assert len(samples) == 120 and {"prompt", "reference", "prediction", "stop_reason"} <= set(samples[0])
 
@@ -190,3 +188,27 @@ def test_seq2seq_is_scored_through_the_same_path(tiny_model, synth_data, tmp_pat
     assert result.metrics["test_generated_rows"] == 5 and "test_chrf" in result.metrics
     samples = jsonl(tmp_path / "run" / "generations.jsonl")
     assert len(samples) == 10 and all(s["new_tokens"] <= 4 for s in samples)
+
+
+def test_every_eval_scores_each_evaluation(tiny_model, synth_data, tmp_path: Path) -> None:
+    """`when: every_eval`: the scores are in each in-training evaluation, where early stopping sees them."""
+    files = synth_data("sft", rows=120)
+    config = {
+        "output_dir": str(tmp_path / "run"),
+        "data": {"dataset": {k + "_file": str(v) for k, v in files.items()}},
+        "model": {"name_or_path": str(tiny_model("llama")), "adapter": {"type": "none"}},
+        "training": {
+            "max_steps": 4,
+            "batch_size": 8,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "early_stopping_patience": 5,
+            "early_stopping_metric": "eval_rougeL",
+        },
+        "evaluation": {"generate": {"max_new_tokens": 3, "max_rows": 4, "when": "every_eval"}},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    run(load_config(tmp_path / "c.yaml", []), say=lambda _: None, progress=False)
+    evals = [r for r in jsonl(tmp_path / "run" / "metrics.jsonl") if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(r["eval_generated_rows"] == 4 and "eval_rougeL" in r for r in evals)

@@ -156,19 +156,21 @@ def generate_ids(
     encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: dict[int, Output] = {}
-    torch.manual_seed(sampling.seed)
     was_training = bool(getattr(model, "training", False))
     model.eval()  # type: ignore[attr-defined]
     started, made = time.perf_counter(), 0
-    try:
-        for first in range(0, len(order), sampling.batch_size):
-            batch = order[first : first + sampling.batch_size]
-            rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder)
-            for i, new in zip(batch, rows):
-                outputs[i] = decode_output(new, tokenizer, stops)
-                made += outputs[i].new_tokens
-            if on_batch:
-                on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
-    finally:
-        model.train(was_training)  # type: ignore[attr-defined]
+    # A private RNG stream: generating inside a training run must not move the run's own random state.
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        torch.manual_seed(sampling.seed)
+        try:
+            for first in range(0, len(order), sampling.batch_size):
+                batch = order[first : first + sampling.batch_size]
+                rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder)
+                for i, new in zip(batch, rows):
+                    outputs[i] = decode_output(new, tokenizer, stops)
+                    made += outputs[i].new_tokens
+                if on_batch:
+                    on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
+        finally:
+            model.train(was_training)  # type: ignore[attr-defined]
     return [outputs[i] for i in range(len(prompts))]

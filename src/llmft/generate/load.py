@@ -10,6 +10,8 @@ torch, transformers and peft are imported inside the functions: importing this m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,12 +120,27 @@ def load_run(path: str | Path, *, device: str | None = None, dtype: str | None =
     if tokenizer.pad_token is None:  # a model dir from elsewhere
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "left" if task == "causal_lm" else "right"  # the prompt's end meets the answer
-    model = _load_weights(model_dir, task, dtype)
+    with _quiet_loading():
+        model = _load_weights(model_dir, task, dtype)
     _set_generation_config(model, model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()  # type: ignore[attr-defined]
     fmt = record.get("data_format")
     chat = task == "causal_lm" and bool(tokenizer.chat_template) and (fmt is None or fmt in CONVERSATIONAL)
     return LoadedRun(model, tokenizer, task, model_dir, run_dir, chat, _system_prompt(run_dir), record)
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar between a command's own output lines; the user's setting comes back after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _system_prompt(run_dir: Path | None) -> str | None:
