@@ -176,9 +176,17 @@ def generation_eval(
         raise ConfigError(
             f"evaluation.generate needs a model that generates text, and this run's task is {task}",
             fix="remove evaluation.generate (classification is scored by evaluation.metrics)",
-            where="evaluation.generate",
         )
     _require_packages()
+    if not any(
+        "messages" in r or "target" in r for split in ("validation", "test") for r in rows.get(split, [])
+    ):
+        raise ConfigError(
+            "evaluation.generate has nothing to score: there are no validation or test rows with answers "
+            "(instruction, chat, preference or seq2seq rows)",
+            fix="add a validation_file/test_file with answers, or remove evaluation.generate (plain text has "
+            "no reference answers)",
+        )
     training = config.training
     return GenerationEval(
         cfg,

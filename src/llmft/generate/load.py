@@ -44,7 +44,7 @@ def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
         return root, None
     hint = "the run has no model/ yet (it did not finish)" if (root / "metrics.jsonl").exists() else ""
     raise ModelError(
-        f"{root} is neither a finished run dir (model/ and run.json) nor a saved model dir"
+        "neither a finished run dir (model/ and run.json) nor a saved model dir"
         + (f": {hint}" if hint else ""),
         fix="pass the output_dir of a finished `llmft train` run, or a folder written by save_pretrained",
         where=str(root),

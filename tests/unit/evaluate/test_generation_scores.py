@@ -37,3 +37,32 @@ def test_missing_packages_are_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> 
     expected = r"^evaluation.generate needs sacrebleu, which is not installed$"
     with pytest.raises(EnvironmentProblem, match=expected):
         generation.scores(["a"], ["a"])
+
+
+def _config():  # noqa: ANN202
+    from llmft.config.load import validate_dict
+
+    config, _ = validate_dict(
+        {
+            "data": {"dataset": {"train_file": "t.jsonl"}},
+            "model": {"name_or_path": "gpt2"},
+            "evaluation": {"generate": {}},
+        }
+    )
+    return config
+
+
+def test_nothing_to_score_is_refused_not_skipped(tmp_path) -> None:
+    from llmft.errors import ConfigError
+
+    rows = {"train": [{"text": "a"}], "validation": [{"text": "plain text has no answer"}]}
+    with pytest.raises(ConfigError, match="evaluation.generate has nothing to score"):
+        generation.generation_eval(_config(), "causal_lm", None, rows, tmp_path)
+    with pytest.raises(ConfigError, match="needs a model that generates text, and this run's task is"):
+        generation.generation_eval(_config(), "sequence_classification", None, rows, tmp_path)
+    chat = {
+        "validation": [
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        ]
+    }
+    assert generation.generation_eval(_config(), "causal_lm", None, chat, tmp_path) is not None
