@@ -84,16 +84,18 @@ def main() -> None:
     sampling = Sampling(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     stops = stop_ids(generation_config(model, tokenizer, sampling))
 
-    batched_times, loop_times = [], []
+    batched_times, loop_times, batched_cpu, loop_cpu = [], [], [], []
     with torch.inference_mode():
         one_at_a_time(model, tokenizer, ids[:2], 4)  # warm-up
         for _ in range(args.rounds):  # interleaved, so a busy machine slows both ways alike
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             batched = generate_ids(model, tokenizer, ids, sampling)
             batched_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            batched_cpu.append(time.process_time() - cpu)
+            start, cpu = time.perf_counter(), time.process_time()
             raw = one_at_a_time(model, tokenizer, ids, args.max_new_tokens)
             loop_times.append(time.perf_counter() - start)
+            loop_cpu.append(time.process_time() - cpu)
     looped = [decode_output(r, tokenizer, stops) for r in raw]
     batched_s, loop_s = statistics.median(batched_times), statistics.median(loop_times)
     tokens = sum(o.new_tokens for o in batched)
@@ -111,6 +113,10 @@ def main() -> None:
         "one_at_a_time_tokens_per_s": round(sum(o.new_tokens for o in looped) / loop_s, 1),
         "speedup": round(loop_s / batched_s, 2),
         "speedup_per_round": [round(b / a, 2) for a, b in zip(batched_times, loop_times)],
+        # CPU seconds this process used: on a machine shared with other jobs, the steadier measure of work.
+        "batched_cpu_s": round(statistics.median(batched_cpu), 2),
+        "one_at_a_time_cpu_s": round(statistics.median(loop_cpu), 2),
+        "cpu_speedup": round(statistics.median(loop_cpu) / statistics.median(batched_cpu), 2),
         "same_answers": f"{same}/{len(ids)}",
     }
     print(json.dumps(result, indent=2))
