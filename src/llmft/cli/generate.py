@@ -45,8 +45,15 @@ def generate(
     if out is None:
         write_records(records, sys.stdout)
     else:
-        with out.open("w", encoding="utf-8") as handle:
-            write_records(records, handle)
+        try:
+            with out.open("w", encoding="utf-8") as handle:
+                write_records(records, handle)
+        except OSError as err:
+            from llmft.errors import ConfigError
+
+            raise ConfigError(
+                f"cannot write {out}: {err.strerror or err}", fix="pass --out a path in a writable folder"
+            ) from None
     if not quiet:
         typer.echo(
             summary(records, time.perf_counter() - started) + (f"; wrote {out}" if out else ""), err=True
