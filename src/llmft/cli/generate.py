@@ -36,6 +36,10 @@ def generate(
     from llmft.generate.load import load_run
     from llmft.generate.runner import choose_prompts, generate_records, summary, write_records
 
+    if out is not None and not out.parent.is_dir():  # before the slow part, not after it
+        from llmft.errors import ConfigError
+
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist", fix="create it first")
     loaded = load_run(run)
     prompts = choose_prompts(loaded, prompts=prompt, file=file, split=split, max_rows=max_rows)
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, batch_size)
