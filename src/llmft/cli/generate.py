@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -43,8 +42,8 @@ def generate(
     loaded = load_run(run)
     prompts = choose_prompts(loaded, prompts=prompt, file=file, split=split, max_rows=max_rows)
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, batch_size)
-    started = time.perf_counter()
-    with _progress(len(prompts), enabled=not quiet) as on_batch:
+    tracker = _progress(len(prompts), enabled=not quiet)
+    with tracker as on_batch:
         records = generate_records(loaded, prompts, sampling, system_prompt=system, on_batch=on_batch)
     if out is None:
         write_records(records, sys.stdout)
@@ -59,9 +58,7 @@ def generate(
                 f"cannot write {out}: {err.strerror or err}", fix="pass --out a path in a writable folder"
             ) from None
     if not quiet:
-        typer.echo(
-            summary(records, time.perf_counter() - started) + (f"; wrote {out}" if out else ""), err=True
-        )
+        typer.echo(summary(records, tracker.seconds) + (f"; wrote {out}" if out else ""), err=True)
     if show:
         _show(records[:show])
 
@@ -84,6 +81,7 @@ class _progress:
         from rich.console import Console
 
         self.total, self.enabled = total, enabled
+        self.seconds = 0.0  # generation time so far (model.generate calls), for the summary's tokens/s
         self.console = Console(stderr=True)
         self.bar = None
 
@@ -100,6 +98,7 @@ class _progress:
         return self.update
 
     def update(self, progress: object) -> None:
+        self.seconds = progress.seconds  # type: ignore[attr-defined]
         speed = f"{progress.tokens_per_second:,.0f} tok/s"  # type: ignore[attr-defined]
         if self.bar is not None:
             self.bar.update(self.task, completed=progress.done, speed=speed)  # type: ignore[attr-defined]
