@@ -28,6 +28,7 @@ quickstart: install
 	$(VENV)/bin/llmft synth model --arch llama --out $(QS)/base
 	$(VENV)/bin/llmft synth data --task sft --rows 600 --seed 0 --out $(QS)/data
 	$(VENV)/bin/llmft train configs/quickstart.yaml --overwrite
+	$(VENV)/bin/llmft generate $(QS)/run --split test --max-new-tokens 24 --out $(QS)/run/test_answers.jsonl --show 6
 
 # Headless Chromium for the report's browser test (Debian's `chromium`). Tried only as root on a machine with
 # apt-get, and never fatal: without it that test is skipped, saying why.

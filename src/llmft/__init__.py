@@ -1,7 +1,8 @@
 """llmft: config-driven fine-tuning of language models.
 
-The public API mirrors the CLI: ``load_config(path, overrides)`` then ``run(config)``. Heavy libraries
-(torch, transformers) are imported only when ``run`` is called, so importing llmft stays fast.
+The public API mirrors the CLI: ``load_config(path, overrides)`` then ``run(config)``; ``load(run_dir)``
+gives the trained model back, ready to generate. Heavy libraries (torch, transformers) are imported only
+when they are called, so importing llmft stays fast.
 """
 
 from __future__ import annotations
@@ -48,4 +49,13 @@ def search(config: RunConfig, **options: object) -> SearchResult:
     return run_search(config, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["__version__", "load_config", "run", "search"]
+def load(path: str, **options: object) -> tuple[object, object]:
+    """A finished run (or saved model dir) as (model, tokenizer), ready to generate: adapter applied, the
+    run's chat template set and its stop tokens in the generation config. ``options``: ``device``, ``dtype``.
+    """
+    from llmft.generate.load import load as _load
+
+    return _load(path, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["__version__", "load", "load_config", "run", "search"]

@@ -62,6 +62,8 @@ def run(
     ``llmft.search`` run it; here it is refused. ``search_link``: the search this run is a trial of (its
     tracker runs are nested in the search's).
     """
+    from llmft.evaluate.generation import generation_eval
+    from llmft.generate.chat_template import settle_for_run
     from llmft.tracking.session import open_tracking
     from llmft.train import artifacts, multiprocess
     from llmft.train.trainer import Callbacks, LocalTrainer, RunData
@@ -78,6 +80,8 @@ def run(
         say("trust_remote_code is on: code shipped with the model will run on this machine")
     inputs = _load_inputs(config, resumed_from, say, dist)
     model, adapter = _load_model(config, inputs, say)
+    settle_for_run(model, inputs.tokenizer, inputs.encoded.template, inputs.prepared.format)
+    by_generation = generation_eval(config, inputs.task, inputs.tokenizer, inputs.prepared.rows, out)
     facts = (inputs.task, inputs.prepared.fingerprint)
     trackers = open_tracking(config, out, facts=facts, checkpoint=resumed_from, parent=search_link, say=say)
     trainer = LocalTrainer(
@@ -90,6 +94,7 @@ def run(
             say=say,
             on_log=trackers.log,
             checkpoint_files=trackers.checkpoint_files,
+            more_metrics=by_generation.during() if by_generation else None,
         ),
         progress=progress,
         config_path=config_path,
@@ -106,6 +111,8 @@ def run(
     if not dist.is_main:  # rank 0 writes the model and run files
         dist.close()
         return RunResult(metrics, out, inputs.task, state.train_losses, trainer.model_for_saving())
+    if by_generation:
+        metrics.update(by_generation.final(trainer.model_for_saving()))
     model_dir = artifacts.save_model(
         trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
     )

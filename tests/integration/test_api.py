@@ -62,7 +62,7 @@ def test_load_config_with_an_override_then_run(tiny_model, synth_data, tmp_path:
 def test_load_config_without_overrides_reads_the_file() -> None:
     config = llmft.load_config(str(REPO / "configs" / "quickstart.yaml"))
 
-    assert (config.seed, config.training.epochs, config.model.adapter.type) == (0, 3, "lora")
+    assert (config.seed, config.training.epochs, config.model.adapter.type) == (0, 5, "none")
     # relative paths are resolved against the config file's folder, as the CLI does
     assert Path(config.data.dataset.train_file) == REPO / "outputs" / "quickstart" / "data" / "train.jsonl"
     assert Path(config.output_dir) == REPO / "outputs" / "quickstart" / "run"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -246,21 +245,3 @@ def test_seq2seq_t5_loss_falls(tiny_model, tmp_path: Path) -> None:
     assert result.task == "seq2seq_lm"
     first, last = first_and_last_loss(result)
     assert last < first - 0.5, result.train_losses
-
-
-def test_quickstart_config_learns(tiny_model, synth_data, tmp_path: Path) -> None:
-    """The same config `make quickstart` runs, pointed at fresh tiny files."""
-    files = synth_data("sft", rows=600)
-    base = tmp_path / "base"
-    shutil.copytree(tiny_model("llama"), base)
-    overrides = [
-        f"output_dir={tmp_path / 'run'}",
-        f"model.name_or_path={base}",
-        f"data.dataset.train_file={files['train']}",
-        f"data.dataset.validation_file={files['validation']}",
-        f"data.dataset.test_file={files['test']}",
-    ]
-    result = quiet_run(REPO / "configs" / "quickstart.yaml", overrides)
-    first, last = first_and_last_loss(result)
-    assert last < 0.75 * first, result.train_losses
-    assert result.metrics["test_loss"] < first

@@ -12,8 +12,10 @@ import typer
 def register(app: typer.Typer) -> None:
     from llmft.cli import (
         bench,
+        chat,
         doctor,
         export,
+        generate,
         hpo,
         merge,
         preview,
@@ -36,4 +38,6 @@ def register(app: typer.Typer) -> None:
     app.command("report", help=report.report.__doc__)(report.report)
     app.command("merge", help=merge.merge.__doc__)(merge.merge)
     app.command("export", help=export.export.__doc__)(export.export)
+    app.command("generate", help=generate.generate.__doc__)(generate.generate)
+    app.command("chat", help=chat.chat.__doc__)(chat.chat)
     app.add_typer(synth.app, name="synth", help="Make synthetic data and tiny models for tests and demos.")

@@ -13,6 +13,7 @@ import shutil
 from pydantic import ValidationError
 
 from llmft.config.distributed import check_distributed
+from llmft.config.metrics import GENERATION_SCORES, missing_scoring_packages
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
@@ -91,6 +92,47 @@ def check_packing(config: RunConfig) -> list[Problem]:
             )
         ]
     return []
+
+
+def check_generation_eval(config: RunConfig) -> list[Problem]:
+    """evaluation.generate needs a generating task, its scoring packages, and every_eval to steer training."""
+    cfg = config.evaluation.generate
+    problems: list[Problem] = []
+    if cfg is None:
+        return problems
+    if config.model.task == "sequence_classification":
+        problems.append(
+            Problem(
+                "evaluation.generate",
+                "evaluation by generation needs a model that generates text, and model.task is "
+                "sequence_classification",
+                fix="remove evaluation.generate (classification is scored by evaluation.metrics)",
+            )
+        )
+    missing = missing_scoring_packages()
+    if missing:
+        problems.append(
+            Problem(
+                "evaluation.generate",
+                f"scoring generations needs {' and '.join(missing)}, which are not installed",
+                fix="pip install 'llmft[eval]'",
+            )
+        )
+    tr = config.training
+    for key, metric in (
+        ("save_best_metric", tr.save_best_metric),
+        ("early_stopping_metric", tr.early_stopping_metric),
+    ):
+        watched = key == "save_best_metric" or tr.early_stopping_patience is not None
+        if watched and metric and metric.split("_", 1)[-1] in GENERATION_SCORES and cfg.when != "every_eval":
+            problems.append(
+                Problem(
+                    f"training.{key}",
+                    f"{metric} is only measured at the end with evaluation.generate.when: end",
+                    fix="set evaluation.generate.when: every_eval",
+                )
+            )
+    return problems
 
 
 def _field_exists(path: str) -> bool:
@@ -191,6 +233,7 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_evaluation_needed(config),
         *check_packing(config),
         *check_distributed(config),
+        *check_generation_eval(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
         *check_tracking(config),

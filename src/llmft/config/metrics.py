@@ -8,7 +8,18 @@ from __future__ import annotations
 
 SPLITS = ("eval", "test")
 LOWER_IS_BETTER = ("loss", "perplexity")
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
+# Scores of evaluation by generation (evaluation.generate), all higher-is-better.
+GENERATION_SCORES = ("exact_match", "rouge1", "rouge2", "rougeL", "bleu", "chrf")
+HIGHER_IS_BETTER = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    *GENERATION_SCORES,
+)
 KNOWN_METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in LOWER_IS_BETTER + HIGHER_IS_BETTER)
 
 
@@ -29,3 +40,11 @@ def lower_is_better(metric: str, direction: str | None = None) -> bool:
     if direction is None:
         return metric.endswith(LOWER_IS_BETTER)
     return direction == "minimize"
+
+
+def missing_scoring_packages() -> list[str]:
+    """Distributions evaluation by generation needs that are not installed (found without importing them)."""
+    from importlib.util import find_spec
+
+    needed = {"rouge-score": "rouge_score", "sacrebleu": "sacrebleu"}
+    return [name for name, module in needed.items() if find_spec(module) is None]

@@ -130,7 +130,7 @@ def _is_tag(annotation: object, value: str) -> bool:
     return _model_in(annotation, value) is not None and value in {
         str(t)
         for m in _union_members(annotation)
-        if "type" in m.model_fields  # an Optional section has no discriminator
+        if "type" in m.model_fields  # an optional section (`X | None`) has no tag
         for t in get_args(m.model_fields["type"].annotation)
     }
 

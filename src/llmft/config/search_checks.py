@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 
-from llmft.config.metrics import HIGHER_IS_BETTER, KNOWN_METRICS, metric_direction
+from llmft.config.metrics import GENERATION_SCORES, HIGHER_IS_BETTER, KNOWN_METRICS, metric_direction
 from llmft.config.schema import RunConfig
 from llmft.config.space import Space, parse_space
 from llmft.errors import Problem
@@ -24,6 +24,17 @@ def _check_metric(config: RunConfig) -> list[Problem]:
         ]
     name = hpo.metric.split("_", 1)[1]
     task = config.model.task
+    if name in GENERATION_SCORES:
+        if config.evaluation.generate is None:
+            return [
+                Problem(
+                    "hpo.metric",
+                    f"{hpo.metric} is a score of evaluation by generation, "
+                    "which this config does not turn on",
+                    fix="add `evaluation: {generate: {}}` (scores on the final model), or use eval_loss",
+                )
+            ]
+        return []
     if name == "accuracy" and task in ("causal_lm", "seq2seq_lm"):
         if "accuracy" not in (config.evaluation.metrics or []):
             message = f"{hpo.metric} (next-token accuracy) is measured for a {task} model only when asked for"

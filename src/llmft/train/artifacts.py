@@ -43,7 +43,14 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
         import shutil
 
         # tensorboard/: the replaced run's event files (a folder of our own; tracking.dir is left alone)
-        replaced = ["eval_results.json", "config.yaml", "data_report.json", "labels.json", "tensorboard"]
+        replaced = [
+            "eval_results.json",
+            "config.yaml",
+            "data_report.json",
+            "labels.json",
+            "generations.jsonl",
+            "tensorboard",
+        ]
         for marker in existing + replaced:
             target = out / marker
             if target.is_dir():
@@ -152,12 +159,14 @@ def now() -> str:
 
 def save_model(model: object, tokenizer: object, out: Path, *, config_path: str | None = None) -> Path:
     """Adapter (peft) or full model in safetensors, with the tokenizer beside it."""
+    from llmft.generate.chat_template import save_generation_files
     from llmft.train.checkpoint import WRITE_ERRORS
 
     target = out / "model"
     try:
         model.save_pretrained(str(target), safe_serialization=True)  # type: ignore[attr-defined]
         tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]
+        save_generation_files(model, tokenizer, target)  # the template and stop ids training settled
     except WRITE_ERRORS as err:
         raise _write_failed(f"the final model to {target}", err, out, config_path) from err
     return target

@@ -52,12 +52,15 @@ class Callbacks:
     ``on_evaluate(step, metrics)``: after each evaluation during training; HPO reports and prunes through
     it (by raising). ``say``: one line for the user. ``checkpoint_files()``: called as each checkpoint is
     written, returns small files (name → text) to keep in it: the tracker run ids a resume continues.
+    ``more_metrics(model)``: further validation metrics of each in-training evaluation (evaluation by
+    generation with `when: every_eval`), so they can steer early stopping, the best checkpoint and a search.
     """
 
     on_log: Callable[[dict[str, object]], None] | None = None
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None
     say: Say = lambda text: None
     checkpoint_files: Callable[[], dict[str, str]] | None = None
+    more_metrics: Callable[[torch.nn.Module], dict[str, float]] | None = None
 
 
 @dataclass
@@ -292,7 +295,10 @@ class LocalTrainer:
         return [collate([examples[i] for i in order[j : j + size]]) for j in range(0, len(order), size)]
 
     def _evaluate_validation(self) -> dict[str, float]:
-        return self.evaluate_split("validation", "eval")
+        metrics = self.evaluate_split("validation", "eval")
+        if self.callbacks.more_metrics is not None:
+            metrics.update(self.callbacks.more_metrics(self.model_for_saving()))
+        return metrics
 
     def _evaluated(self, step: int, metrics: dict[str, float]) -> None:
         self._step_eval = (step, dict(metrics))
