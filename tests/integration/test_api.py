@@ -159,3 +159,28 @@ def test_a_metric_the_inferred_task_cannot_report_is_an_error_not_a_gap(
     with pytest.raises(ConfigError) as caught:
         run(config, say=lambda _: None, progress=False)
     assert "f1 needs a classification task, but model.task is causal_lm" in caught.value.render()
+
+
+@pytest.mark.parametrize("on_test", [True, False])
+def test_evaluation_on_test_decides_whether_the_test_split_is_scored(
+    tiny_model,
+    synth_data,
+    tmp_path: Path,
+    on_test: bool,  # noqa: ANN001
+) -> None:
+    files = synth_data("sft", rows=40)
+    config = llmft.load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'run'}",
+            f"model.name_or_path={tiny_model('gpt2')}",
+            f"data.dataset.train_file={files['train']}",
+            f"data.dataset.test_file={files['test']}",
+            "training.max_steps=2",
+            "training.save_strategy=no",
+            f"evaluation.on_test={str(on_test).lower()}",
+        ],
+    )
+    metrics = llmft.run(config, say=lambda _: None, progress=False)
+    assert ("test_loss" in metrics) is on_test, metrics
+    assert "eval_loss" in metrics

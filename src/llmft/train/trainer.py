@@ -282,6 +282,8 @@ class LocalTrainer:
         """Validation (eval_*) and test (test_*) metrics of the final model."""
         metrics: dict[str, float] = {}
         for split, prefix in (("validation", "eval"), ("test", "test")):
+            if split == "test" and not self.config.evaluation.on_test:
+                continue
             if self.data.encoded.examples.get(split):
                 metrics.update(self.evaluate_split(split, prefix))
         return metrics
