@@ -100,7 +100,8 @@ def test_preview_of_tool_calls_trains_exactly_the_calls_and_answers(tiny_model, 
     result = build_preview(load_config(path), rows=3)
 
     trained = [[text for text, on in segments if on] for segments, _ in result.examples]
-    call = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "12 * 7"}}\n</tool_call><|im_end|>'
+    call = '{"name": "calculator", "arguments": {"expression": "12 * 7"}}'
+    call = f"<tool_call>\n{call}\n</tool_call><|im_end|>"
     assert trained[0] == [call, "12 times 7 is 84.<|im_end|>"]
     assert trained[1][0].count("<tool_call>") == 2 and trained[1][1].startswith("3 km is 1.86 miles")
     assert trained[2] == ["Why did the chicken cross the road? To get to the other side.<|im_end|>"]
