@@ -114,15 +114,16 @@ def check_model(config: RunConfig, data_format: str | None) -> list[Problem]:
     task, why = infer_task(config.model, model_config, data_format == "classification")
     problems = [Problem("model.task", f"task: {task} ({why})", severity="notice")]
     adapter = config.model.adapter
-    if adapter.type in ("lora", "qlora"):
+    if adapter.type in ("lora", "qlora", "loha", "lokr", "vera", "oft") or (
+        adapter.type == "ia3" and adapter.target_modules != "auto"
+    ):
         try:
             model = _meta_model(model_config, task)
             from llmft.models.targets import resolve_target_modules
 
             targets = resolve_target_modules(model, adapter.target_modules)
-            problems.append(
-                Problem("model.adapter.target_modules", f"targets: {', '.join(targets)}", severity="notice")
-            )
+            shown = targets if isinstance(targets, str) else ", ".join(targets)
+            problems.append(Problem("model.adapter.target_modules", f"targets: {shown}", severity="notice"))
         except ModelError as err:
             problems.append(_problem("model.adapter.target_modules", err))
     if data_format in ("alpaca", "sharegpt", "messages", "preference") and task == "causal_lm":

@@ -277,13 +277,14 @@ def test_skip_drops_bad_rows_and_counts_them_by_reason(tmp_path: Path) -> None:
     report = prepared.reports["train"]
     assert report.rows_in == 8 and report.kept == 3
     assert dict(report.dropped) == {
-        "unknown role": 2,
+        "unknown role": 1,
+        "wrong turn order: a tool result after a user turn without tool calls": 1,
         "wrong turn order: the conversation must start with a user turn": 1,
         "wrong turn order: two user turns in a row": 1,
         "empty turn content": 1,
     }
     assert [n for n, _ in report.bad_rows] == [2, 3, 5, 6, 7]
-    assert "3/8 rows kept" in report.summary() and "2 unknown role" in report.summary()
+    assert "3/8 rows kept" in report.summary() and "1 unknown role" in report.summary()
     assert len(prepared.rows["train"]) == 3
 
 

@@ -83,3 +83,27 @@ def test_memory_estimate_within_30_percent_of_measured_peak_rss(
         f"(ratio {ratio:.2f})"
     )
     assert 0.7 <= ratio <= 1.3
+
+
+def test_preview_of_tool_calls_trains_exactly_the_calls_and_answers(tiny_model, tmp_path: Path) -> None:
+    data = REPO / "tests" / "data" / "chat_layouts" / "tools_sharegpt.json"
+    cfg = {
+        "data": {
+            "dataset": {"train_file": str(data), "validation_fraction": 0},
+            "tokenization": {"max_length": 4096},
+        },
+        "model": {"name_or_path": str(tiny_model("llama"))},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    result = build_preview(load_config(path), rows=3)
+
+    trained = [[text for text, on in segments if on] for segments, _ in result.examples]
+    call = '{"name": "calculator", "arguments": {"expression": "12 * 7"}}'
+    call = f"<tool_call>\n{call}\n</tool_call><|im_end|>"
+    assert trained[0] == [call, "12 times 7 is 84.<|im_end|>"]
+    assert trained[1][0].count("<tool_call>") == 2 and trained[1][1].startswith("3 km is 1.86 miles")
+    assert trained[2] == ["Why did the chicken cross the road? To get to the other side.<|im_end|>"]
+    prompt = "".join(text for text, on in result.examples[0][0] if not on)
+    assert "<tool_response>\n84\n</tool_response>" in prompt and '"name": "calculator"' in prompt

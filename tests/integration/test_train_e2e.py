@@ -193,7 +193,9 @@ def test_each_adapter_trains_and_reloads(adapter, tiny_model, synth_data, tmp_pa
         )
 
 
-def test_qlora_on_cpu_stops_with_a_clear_message(tiny_model, synth_data, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_qlora_trains_on_cpu_through_the_cli(tiny_model, synth_data, tmp_path: Path) -> None:
+    pytest.importorskip("bitsandbytes", reason="bitsandbytes is optional (pip install 'llmft[quant]')")
     files = synth_data("sft", rows=32)
     cfg = write_config(
         tmp_path / "q.yaml",
@@ -201,6 +203,7 @@ def test_qlora_on_cpu_stops_with_a_clear_message(tiny_model, synth_data, tmp_pat
             "output_dir": str(tmp_path / "run"),
             "data": {"dataset": {"train_file": str(files["train"])}},
             "model": {"name_or_path": str(tiny_model("llama")), "adapter": {"type": "qlora"}},
+            "training": {"max_steps": 4, "batch_size": 4, "eval_strategy": "no", "logging_steps": 1},
         },
     )
     proc = subprocess.run(
@@ -208,11 +211,10 @@ def test_qlora_on_cpu_stops_with_a_clear_message(tiny_model, synth_data, tmp_pat
         capture_output=True,
         text=True,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")},
-        timeout=120,
+        timeout=300,
     )
-    assert proc.returncode == 2, proc.stderr
-    assert "qlora needs a CUDA GPU" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "run" / "model" / "adapter_model.safetensors").exists()
 
 
 def test_seq2seq_t5_loss_falls(tiny_model, tmp_path: Path) -> None:

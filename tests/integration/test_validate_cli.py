@@ -7,6 +7,7 @@ traceback. The example configs must validate, fast, without importing torch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -176,7 +177,7 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
     ]
 
 
-def test_qlora_without_cuda_is_a_warning_and_exit_0(tmp_path: Path) -> None:
+def test_qlora_without_cuda_is_at_most_a_warning_and_exit_0(tmp_path: Path) -> None:
     config = tmp_path / "qlora.yaml"
     config.write_text(
         "data: {dataset: {train_file: t.jsonl}}\n"
@@ -185,7 +186,9 @@ def test_qlora_without_cuda_is_a_warning_and_exit_0(tmp_path: Path) -> None:
     )
     result = run_cli("validate", str(config), env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr
-    assert "warning: model.adapter.type: qlora needs a CUDA GPU" in result.stderr
+    # bitsandbytes' CPU kernels run qlora here; without the package, validate warns and still passes.
+    warned = "warning: model.adapter.type: a quantised base (qlora) needs bitsandbytes" in result.stderr
+    assert warned == (importlib.util.find_spec("bitsandbytes") is None)
     assert result.stdout.strip().endswith(": valid")
 
 

@@ -1,7 +1,7 @@
 """Our small adapter schema (config/schema.py) → a peft model, plus a one-line summary for the user.
 
-What is decided here, and why:
-- LoRA targets come from models/targets.py (presets, "all-linear", or checked user names).
+Layer-wrapping methods (LoRA and relatives, IA3, VeRA, OFT) and LLaMA-Adapter are built in methods.py;
+prompt methods here. What is decided here, and why:
 - Modules that start random (a new classification head, a pooler the checkpoint lacked) are trained in full
   and saved with the adapter: without them a reloaded adapter would not reproduce the trained model.
 - GPT-2's Conv1D layers store weights transposed; LoRA needs ``fan_in_fan_out=True`` for them, set from
@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llmft.adapters.methods import METHODS, adaption_prompt_config, targeted_config
 from llmft.errors import ModelError
 from llmft.models.load import new_modules
-from llmft.models.targets import head_module_names, resolve_target_modules
+from llmft.models.targets import head_module_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from peft import PeftConfig
@@ -112,16 +113,19 @@ def _get_peft_model(model: nn.Module, config: PeftConfig) -> nn.Module:
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         try:
             return get_peft_model(model, config)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: a layer type the method cannot wrap
             raise ModelError(f"peft cannot attach the adapter: {exc}", where="model.adapter") from exc
 
 
 def _peft_config(
     model: nn.Module, adapter: AdapterConfig, task: str, log: Log | None, tokenizer: str | None
 ) -> tuple[PeftConfig, list[str], str]:
-    """The peft config for ``adapter``, the LoRA targets (empty for prompt methods) and a short detail."""
-    if adapter.type in ("lora", "qlora"):
-        return _lora_config(model, adapter, task, log)
+    """The peft config for ``adapter``, the layers it wraps (empty for prompt methods) and a short detail."""
+    if adapter.type in METHODS:
+        saved = modules_to_save(model, task, adapter.modules_to_save)
+        return targeted_config(model, adapter, PEFT_TASK_TYPES[task], saved, log)
+    if adapter.type == "adaption_prompt":
+        return adaption_prompt_config(model, adapter, task), [], f"{adapter.adapter_len} prompt tokens"
     if adapter.type == "prefix_tuning":
         return _prefix_config(model, adapter, task), [], f"{adapter.num_virtual_tokens} virtual tokens"
     if adapter.type == "prompt_tuning":
@@ -131,25 +135,6 @@ def _peft_config(
             f"{adapter.num_virtual_tokens} virtual tokens",
         )
     raise ModelError(f"unknown adapter type `{adapter.type}`", where="model.adapter.type")
-
-
-def _lora_config(
-    model: nn.Module, adapter: AdapterConfig, task: str, log: Log | None
-) -> tuple[PeftConfig, list[str], str]:
-    from peft import LoraConfig
-
-    targets = resolve_target_modules(model, adapter.target_modules, log=log)
-    config = LoraConfig(
-        r=adapter.r,
-        lora_alpha=adapter.alpha,
-        lora_dropout=adapter.dropout,
-        target_modules=targets,
-        bias=adapter.bias,
-        modules_to_save=modules_to_save(model, task, adapter.modules_to_save) or None,
-        fan_in_fan_out=_targets_conv1d(model, targets),
-        task_type=PEFT_TASK_TYPES[task],
-    )
-    return config, targets, f"r={adapter.r}"
 
 
 def modules_to_save(model: nn.Module, task: str, extra: list[str] | None) -> list[str]:
@@ -162,14 +147,6 @@ def modules_to_save(model: nn.Module, task: str, extra: list[str] | None) -> lis
     names += new_modules(model)
     # A module inside another one listed would be wrapped twice (T5's classification_head and its dense).
     return [n for n in dict.fromkeys(names) if not any(n.startswith(other + ".") for other in names)]
-
-
-def _targets_conv1d(model: nn.Module, targets: list[str]) -> bool:
-    """True when the targeted layers are transformers' Conv1D (GPT-2), whose weight is stored transposed."""
-    from transformers.pytorch_utils import Conv1D
-
-    matched = [m for n, m in model.named_modules() if any(n == t or n.endswith("." + t) for t in targets)]
-    return bool(matched) and any(isinstance(m, Conv1D) for m in matched)
 
 
 def _prefix_config(model: nn.Module, adapter: AdapterConfig, task: str) -> PeftConfig:

@@ -55,18 +55,32 @@ def check_metrics_fit_task(config: RunConfig) -> list[Problem]:
     return []
 
 
+def bitsandbytes_cpu_ready() -> bool:
+    """A torch-free guess: bitsandbytes >= 0.46.1 is installed, the first release with CPU kernels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("bitsandbytes")
+    except PackageNotFoundError:
+        return False
+    parts = [int("".join(c for c in p if c.isdigit()) or 0) for p in found.split(".")[:3]]
+    return tuple(parts) >= (0, 46, 1)
+
+
 def check_qlora(config: RunConfig) -> list[Problem]:
-    if config.model.adapter.type == "qlora" and not cuda_probably_available():
-        return [
-            Problem(
-                "model.adapter.type",
-                "qlora needs a CUDA GPU (bitsandbytes 4-bit) and this machine has "
-                "none; training will stop before loading the model",
-                fix="use `type: lora` on this machine",
-                severity="warning",
-            )
-        ]
-    return []
+    """A quantised base without CUDA needs bitsandbytes' CPU kernels; without them, training would stop."""
+    if config.model.resolved_quantization() is None or cuda_probably_available() or bitsandbytes_cpu_ready():
+        return []
+    path = "model.quantization" if config.model.quantization is not None else "model.adapter.type"
+    return [
+        Problem(
+            path,
+            "a quantised base (qlora) needs bitsandbytes >= 0.46.1 on a machine without CUDA, and it is not "
+            "installed; training will stop before loading the model",
+            fix="run `pip install 'llmft[quant]'`, or use `type: lora` without model.quantization",
+            severity="warning",
+        )
+    ]
 
 
 def check_evaluation_needed(config: RunConfig) -> list[Problem]:

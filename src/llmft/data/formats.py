@@ -18,20 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from llmft.config.schema import PreprocessingConfig
+from llmft.data.conversation import BadRow, check_turn_order, conversation, text_length, tools_column
 from llmft.errors import DataError
 
 Row = dict[str, object]
-ROLES_SHAREGPT = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "chatgpt": "assistant",
-    "bing": "assistant",
-    "bard": "assistant",
-    "system": "system",
-}
-ROLES = {"system", "user", "assistant"}
 CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference"}
 
 
@@ -62,10 +52,6 @@ class FormatReport:
             "dropped": dict(self.dropped),
             "changed": dict(self.changed),
         }
-
-
-class BadRow(ValueError):
-    """A row that cannot be used; the message is the reason shown to the user."""
 
 
 def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | None = None) -> str:
@@ -168,43 +154,14 @@ def _alpaca(row: Row, cfg: PreprocessingConfig) -> Row:
     return {"messages": messages}
 
 
-def _turns(turns: object, role_key: str, text_key: str, roles: dict[str, str]) -> list[dict[str, str]]:
-    if not isinstance(turns, list) or not turns:
-        raise BadRow("conversation is empty or not a list")
-    out = []
-    for turn in turns:
-        if not isinstance(turn, dict):
-            raise BadRow("a turn is not an object")
-        role = str(turn.get(role_key, ""))
-        if role.lower() not in roles:
-            raise BadRow(f"unknown role `{role}` (expected one of {', '.join(sorted(set(roles)))})")
-        out.append({"role": roles[role.lower()], "content": _string(turn.get(text_key), "turn content")})
-    return out
-
-
-def check_turn_order(messages: list[dict[str, str]]) -> None:
-    """system? then user/assistant alternating, starting with user, with at least one assistant turn."""
-    body = messages[1:] if messages[0]["role"] == "system" else messages
-    if any(m["role"] == "system" for m in body):
-        raise BadRow("wrong turn order: a system turn after the start")
-    if not body or body[0]["role"] != "user":
-        raise BadRow("wrong turn order: the conversation must start with a user turn")
-    for prev, cur in zip(body, body[1:], strict=False):
-        if prev["role"] == cur["role"]:
-            raise BadRow(f"wrong turn order: two {cur['role']} turns in a row")
-    if not any(m["role"] == "assistant" for m in body):
-        raise BadRow("no assistant turn to learn from")
-
-
 def _conversation(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
-    if fmt == "sharegpt":
-        messages = _turns(row.get("conversations"), "from", "value", ROLES_SHAREGPT)
-    else:
-        messages = _turns(row.get("messages"), "role", "content", {r: r for r in ROLES})
+    """A conversation's messages (see conversation.py), with the row's tool schemas when it has some."""
+    messages = conversation(row.get("conversations" if fmt == "sharegpt" else "messages"), fmt)
     if cfg.system_prompt and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": cfg.system_prompt})
     check_turn_order(messages)
-    return {"messages": messages}
+    tools = tools_column(row.get("tools"))
+    return {"messages": messages, "tools": tools} if tools else {"messages": messages}
 
 
 def _preference(row: Row, cfg: PreprocessingConfig) -> Row:
@@ -259,7 +216,8 @@ def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row
     fields: Counter[str] = Counter()
     if "messages" in row:
         for message in row["messages"]:  # type: ignore[union-attr]
-            message["content"] = clean_text(message["content"], cfg, fields)
+            if message["content"]:  # empty beside tool calls
+                message["content"] = clean_text(message["content"], cfg, fields)
     for key in ("text", "input", "target"):
         if key in row:
             row[key] = clean_text(str(row[key]), cfg, fields)
@@ -270,7 +228,7 @@ def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row
 def row_length(row: Row) -> int:
     """Characters of a canonical row, for min_length/max_length filtering."""
     if "messages" in row:
-        return sum(len(m["content"]) for m in row["messages"])  # type: ignore[union-attr]
+        return sum(text_length(m) for m in row["messages"])  # type: ignore[union-attr]
     return sum(len(str(row[k])) for k in ("text", "input", "target") if k in row)
 
 

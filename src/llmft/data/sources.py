@@ -168,11 +168,17 @@ def read_local_rows(path: Path, fmt: str) -> list[dict[str, object]]:
 
 
 def rows_to_dataset(rows: list[dict[str, object]], path: Path) -> object:
-    """Columns are the union of all rows' keys (a row may lack an optional key such as `system`)."""
+    """Columns are the union of all rows' keys (a row may lack an optional key such as `system`).
+
+    Columns holding objects (conversations, tool schemas) are kept as JSON text, which the formats decode:
+    Arrow would give every object the keys of all the others (None-filled: tool-call arguments would grow
+    other calls' parameters) and refuse differing shapes (a string content beside a list of parts).
+    """
     import datasets
     import pyarrow
 
     keys = list(dict.fromkeys(k for row in rows for k in row))
+    rows = _objects_as_json(rows, keys)
     errors = (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, TypeError, ValueError)
     try:
         return datasets.Dataset.from_dict({k: [row.get(k) for row in rows] for k in keys})
@@ -189,6 +195,26 @@ def rows_to_dataset(rows: list[dict[str, object]], path: Path) -> object:
             where=str(path),
             fix="give each column one type in every row (e.g. all labels strings)",
         ) from None
+
+
+def _objects_as_json(rows: list[dict[str, object]], keys: list[str]) -> list[dict[str, object]]:
+    def has_object(value: object) -> bool:
+        if isinstance(value, list):
+            return any(isinstance(v, dict) for v in value)
+        return isinstance(value, dict)
+
+    nested = {k for k in keys if any(has_object(row.get(k)) for row in rows)}
+    if not nested:
+        return rows
+    return [
+        {k: json.dumps(v, ensure_ascii=False) if k in nested and not _text(v) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def _text(value: object) -> bool:
+    """Left as it is: None, and strings (a column may already hold JSON text in some rows)."""
+    return value is None or isinstance(value, str)
 
 
 def _mixed_types(rows: list[dict[str, object]], key: str) -> str | None:

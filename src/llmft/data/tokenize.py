@@ -72,10 +72,15 @@ def leading_special_ids(tokenizer: object) -> list[int]:
 
 
 def encode_conversation(
-    messages: list[dict[str, str]], tokenizer: object, template: Template, train_on_inputs: bool
+    messages: list[dict[str, object]],
+    tokenizer: object,
+    template: Template,
+    train_on_inputs: bool,
+    tools: list[object] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Token ids and labels of one conversation; labels are IGNORE outside trained segments."""
-    segments = template.segments(messages)
+    """Token ids and labels of one conversation (offered ``tools``); labels are IGNORE outside trained
+    segments."""
+    segments = template.segments(messages, tools)
     if train_on_inputs:
         segments = train_all(segments)
     ids: list[int] = []
@@ -131,6 +136,7 @@ class Encoder:
                 self.tokenizer,
                 self.template,
                 self.preprocessing.train_on_inputs,  # type: ignore[arg-type]
+                row.get("tools"),  # type: ignore[arg-type]
             )
             return [{"input_ids": ids, "labels": labels}]
         chunks = encode_text(str(row["text"]), self.tokenizer, self.tokenization)

@@ -53,13 +53,32 @@ def _precision(config: RunConfig, machine: Machine) -> list[Check]:
     return checks
 
 
+def _quantized_base(config: RunConfig, machine: Machine) -> Check | None:
+    """A quantised base (qlora) on this device with the installed bitsandbytes (read from metadata: >= 0.46.1
+    has CUDA and CPU kernels). A missing package is `needs bitsandbytes`'s to report."""
+    from llmft.models.precision import quantization_problem
+
+    quant = config.model.resolved_quantization()
+    version = installed_versions(["bitsandbytes"]).get("bitsandbytes")
+    if quant is None or version is None:
+        return None
+    device = "cuda" if machine.torch.device == "cuda" else "cpu"
+    problem = quantization_problem(device, version, {"cuda", "cpu"})
+    if problem is not None:
+        return fail("quantized base", problem.message, problem.fix)
+    slow = (
+        "; on CPU a step is slower than in float32 (see docs/GETTING_STARTED.md)" if device == "cpu" else ""
+    )
+    return ok("quantized base", f"{quant.method} with bitsandbytes {version} on {device.upper()}{slow}")
+
+
 def _needed_packages(config: RunConfig) -> list[Check]:
     """Optional packages the config needs: bitsandbytes (qlora, adamw_8bit), the HPO backend, trackers."""
     needed: dict[str, tuple[str, str]] = {}
-    if config.model.adapter.type == "qlora":
-        needed["bitsandbytes"] = ("model.adapter.type: qlora", "pip install bitsandbytes")
+    if config.model.resolved_quantization() is not None:
+        needed["bitsandbytes"] = ("a quantised base (qlora)", "pip install 'llmft[quant]'")
     if config.training.optimizer == "adamw_8bit":
-        needed["bitsandbytes"] = ("training.optimizer: adamw_8bit", "pip install 'llmft[bnb]'")
+        needed["bitsandbytes"] = ("training.optimizer: adamw_8bit", "pip install 'llmft[quant]'")
     if config.hpo.enabled and config.hpo.backend in ("optuna", "ray"):
         backend = config.hpo.backend
         needed[backend] = (f"hpo.backend: {backend}", f"pip install 'llmft[{backend}]'")
@@ -104,12 +123,8 @@ def check_memory_fit(estimate: MemoryEstimate | None, model: str, machine: Machi
 def check_config_fit(config: RunConfig, machine: Machine, estimate: MemoryEstimate | None) -> list[Check]:
     """Whether this machine can run ``config``: device, precision, packages, memory, output dir."""
     checks = []
-    if config.model.adapter.type == "qlora" and machine.torch.device != "cuda":
-        detail = (
-            "model.adapter.type qlora quantises with bitsandbytes, which needs a CUDA GPU; "
-            f"this machine has {machine.torch.device.upper()} only"
-        )
-        checks.append(fail("qlora", detail, "use model.adapter.type: lora"))
+    quantized = _quantized_base(config, machine)
+    checks += [quantized] if quantized is not None else []
     checks += [*_precision(config, machine), *_needed_packages(config)]
     checks.append(check_memory_fit(estimate, config.model.name_or_path, machine))
     out = Path(config.output_dir)

@@ -424,8 +424,10 @@ def estimate_from_config(config: RunConfig, *, device: str = "cpu") -> MemoryEst
     adapter = config.model.adapter
     trainable, linears = _trainable(config, shape)
     positions, vocab = _logits(config, shape)
-    dtype_bytes = 2 if adapter.type == "qlora" else _weight_bytes(config, raw, device)
+    quant = config.model.resolved_quantization()
     cuda = device == "cuda"
+    # Quantised: the rest of the weights (embeddings, norms) in the compute dtype, float32 on CPU.
+    dtype_bytes = (2 if cuda else 4) if quant is not None else _weight_bytes(config, raw, device)
     estimate = estimate_training_memory(
         total_params=shape.total_params() + (trainable if adapter.type != "none" else 0),
         trainable_params=trainable,
@@ -443,8 +445,8 @@ def estimate_from_config(config: RunConfig, *, device: str = "cpu") -> MemoryEst
         overhead=CUDA_OVERHEAD if cuda else PROCESS_OVERHEAD,
         allocator_slack=CUDA_ALLOCATOR_SLACK if cuda else CPU_ALLOCATOR_SLACK,
     )
-    if adapter.type == "qlora":  # block weights in 4/8 bits (+ ~6% quantisation constants), the rest bf16
+    if quant is not None:  # block weights in 4/8 bits (+ ~6% quantisation constants)
         quantised = shape.layers * shape.block_params()
-        weights = estimate.weights - quantised * dtype_bytes + int(quantised * adapter.bits / 8 * 1.06)
+        weights = estimate.weights - quantised * dtype_bytes + int(quantised * quant.bits / 8 * 1.06)
         estimate = dataclasses.replace(estimate, weights=weights)
     return estimate

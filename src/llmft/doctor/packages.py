@@ -38,7 +38,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "trl": ("pip install 'llmft[bench]'", "benchmarks against TRL"),
     "psutil": ("pip install 'llmft[bench]'", "memory figures on non-Linux systems"),
     "bitsandbytes": (
-        "pip install 'llmft[bnb]'",
+        "pip install 'llmft[quant]'",
         "model.adapter.type: qlora (CUDA only) or training.optimizer: adamw_8bit",
     ),
     "gguf": ("pip install 'llmft[export]'", "llmft export --format gguf"),

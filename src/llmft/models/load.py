@@ -4,20 +4,19 @@ This is the entry point the pipeline, preview and validate use; the steps it run
 - ``local``: a local path must be a saved model, and its weights safetensors unless ``model.allow_pickle``
   is set (a pickle file can run code);
 - ``hub``: Hub and file-system failures become ``ModelError`` naming the model and a fix;
-- ``precision``: ``dtype: auto`` and qlora's quantisation, whose needs (CUDA, bitsandbytes) are checked
+- ``precision``: ``dtype: auto`` and the quantised base, whose needs (bitsandbytes and its device) are checked
   before any weights are read;
 - ``config_edits`` and ``dropout``: dropout is turned off in the config *before* the model is built, as
   several models (Llama's attention, for one) copy the rate into a plain float at init;
 - ``tokenizer``: a tokenizer that can pad.
 Names other code imports from here (``load_tokenizer``, ``disable_dropout``, ``zero_config_dropout``,
-``qlora_problem``) are re-exported, so ``llmft.models.load`` stays the one place to import from.
+``quantization_problem``) are re-exported, so ``llmft.models.load`` stays the one place to import from.
 
 torch and transformers are imported inside the functions: importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from llmft.errors import ModelError
@@ -25,7 +24,7 @@ from llmft.models.config_edits import prepare_config
 from llmft.models.dropout import disable_dropout, zero_config_dropout
 from llmft.models.hub import WHERE, hub_error, hub_kwargs, pickle_only_on_hub
 from llmft.models.local import check_local_dir, check_weights_format
-from llmft.models.precision import qlora_problem, quantization_config, resolve_dtype
+from llmft.models.precision import device_map, quantization_config, quantization_problem, resolve_dtype
 from llmft.models.tokenizer import load_tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,7 +167,7 @@ def _load_kwargs(
         import torch
 
         kwargs["quantization_config"] = quantization
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
+        kwargs["device_map"] = device_map(torch.cuda.is_available())
     return kwargs
 
 
@@ -201,6 +200,6 @@ __all__ = [
     "load_model_config",
     "load_tokenizer",
     "new_modules",
-    "qlora_problem",
+    "quantization_problem",
     "zero_config_dropout",
 ]

@@ -117,17 +117,17 @@ def linear_module_names(model: nn.Module) -> list[str]:
 # ------------------------------------------------------------------------------------------ resolving
 
 
-def resolve_target_modules(model: nn.Module, spec: str | Sequence[str], log: Log | None = None) -> list[str]:
-    """The module names to give peft for ``spec`` ("auto", "all-linear" or a list), checked on the model.
+def resolve_target_modules(
+    model: nn.Module, spec: str | Sequence[str], log: Log | None = None
+) -> list[str] | str:
+    """What to give peft for ``spec`` ("auto", "all-linear", a list or a regex), checked on the model.
 
-    ``log`` is told what a preset picked; a list the user wrote is returned as given once it checks out.
+    ``log`` is told what a preset picked; a list or regex the user wrote is returned as given once it
+    checks out (a regex, as in peft, must match a module's full dotted name).
     """
     if isinstance(spec, str) and spec not in ("auto", "all-linear"):
-        raise ModelError(
-            f"target_modules `{spec}` is not a preset",
-            fix='use "auto", "all-linear" or a list of module names',
-            where="model.adapter.target_modules",
-        )
+        _check_regex(model, spec)
+        return spec
     if not isinstance(spec, str):
         if not spec:
             raise ModelError(
@@ -147,6 +147,32 @@ def resolve_target_modules(model: nn.Module, spec: str | Sequence[str], log: Log
     if log is not None:
         log(f"LoRA target modules ({how}): {', '.join(names)}")
     return names
+
+
+def _check_regex(model: nn.Module, pattern: str) -> None:
+    """A regex target must match at least one layer LoRA can wrap (a typo of a preset matches nothing)."""
+    import re
+
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise ModelError(
+            f"target_modules `{pattern}` is not a valid regular expression ({err})",
+            fix='use "auto", "all-linear", a list of module names or a valid regex',
+            where="model.adapter.target_modules",
+        ) from None
+    if any(regex.fullmatch(n) and _lora_capable(m) for n, m in model.named_modules() if n):
+        return
+    close = difflib.get_close_matches(pattern, ["auto", "all-linear"], n=1)
+    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    body, _ = _split_linear(model)
+    raise ModelError(
+        f"target_modules `{pattern}` is not a preset and, as a regular expression, matches no layer "
+        f"LoRA can adapt{hint}",
+        fix=f"a regex must match full names such as `{body[0] if body else 'model.layers.0.q_proj'}`; "
+        'or use "auto", "all-linear" or a list of module names',
+        where="model.adapter.target_modules",
+    )
 
 
 def _auto_targets(model: nn.Module) -> tuple[list[str], str]:

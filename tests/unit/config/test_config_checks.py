@@ -77,13 +77,26 @@ def test_metrics_that_fit(task: str, metrics: list[str] | None) -> None:
 
 
 # ------------------------------------------------------------------------------------------ machine
-def test_qlora_without_cuda_is_only_a_warning() -> None:
+def test_qlora_without_cuda_or_bitsandbytes_is_only_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "cuda_probably_available", lambda: False)
+    monkeypatch.setattr(checks, "bitsandbytes_cpu_ready", lambda: False)
     config, problems = validate_dict(
         {**MINIMAL, "model": {"name_or_path": "gpt2", "adapter": {"type": "qlora"}}}
     )
     assert config is not None
     assert [(p.severity, p.path) for p in problems] == [("warning", "model.adapter.type")]
-    assert problems[0].fix == "use `type: lora` on this machine"
+    assert (
+        problems[0].fix == "run `pip install 'llmft[quant]'`, or use `type: lora` without model.quantization"
+    )
+    quantized = {"name_or_path": "gpt2", "quantization": {"method": "bnb-8bit"}}
+    _, problems = validate_dict({**MINIMAL, "model": quantized})
+    assert [(p.severity, p.path) for p in problems] == [("warning", "model.quantization")]
+
+
+def test_qlora_on_cpu_with_bitsandbytes_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "cuda_probably_available", lambda: False)
+    monkeypatch.setattr(checks, "bitsandbytes_cpu_ready", lambda: True)
+    assert check({"model": {"adapter": {"type": "qlora"}}}) == []
 
 
 def test_qlora_with_cuda_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:

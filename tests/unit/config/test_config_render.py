@@ -64,7 +64,8 @@ def messages(patch: dict) -> list[str]:
         ),
         (
             {"model": {"adapter": {"type": "prefix-tunning"}}},
-            "model.adapter.type: expected one of lora, qlora, prefix_tuning, prompt_tuning, none; "
+            "model.adapter.type: expected one of "
+            "lora, qlora, ia3, loha, lokr, vera, oft, adaption_prompt, prefix_tuning, prompt_tuning, none; "
             'got "prefix-tunning" '
             "(did you mean `prefix_tuning`?)",
         ),
@@ -94,11 +95,12 @@ def messages(patch: dict) -> list[str]:
         ({"training": {"compile": "maybe"}}, 'training.compile: expected true or false, got "maybe"'),
         (
             {"model": {"adapter": {"type": "lora", "target_modules": 5}}},
-            "model.adapter.target_modules: expected one of auto, all-linear, or a list; got 5",
+            "model.adapter.target_modules: expected one of auto, all-linear, or a list, or a string; got 5",
         ),
         (
             {"model": {"adapter": {"type": "lora", "target_modules": "everything"}}},
-            'model.adapter.target_modules: expected one of auto, all-linear, or a list; got "everything"',
+            "model.adapter.target_modules: expected `auto`, `all-linear`, a list of module names or a "
+            "regular expression; got `everything` (for one module name write a list: [everything])",
         ),
         (
             {"model": {"adapter": {"type": "lora", "target_modules": ["q_proj", 5]}}},
@@ -107,7 +109,9 @@ def messages(patch: dict) -> list[str]:
         ({"model": {"adapter": "lora"}}, 'model.adapter: expected a mapping (key: value pairs), got "lora"'),
         (
             {"model": {"adapter": {"type": 4}}},
-            'model.adapter.type: expected one of lora, qlora, prefix_tuning, prompt_tuning, none; got "4"',
+            "model.adapter.type: expected one of "
+            "lora, qlora, ia3, loha, lokr, vera, oft, adaption_prompt, prefix_tuning, prompt_tuning, none; "
+            'got "4"',
         ),
         ({"model": "gpt2"}, 'model: expected a mapping (key: value pairs), got "gpt2"'),
         (
@@ -127,7 +131,8 @@ def test_message(patch: dict, expected: str) -> None:
 def test_unknown_key_without_a_near_name_lists_the_valid_keys() -> None:
     [message] = messages({"model": {"adapter": {"type": "prefix_tuning", "r": 8}}})
     assert message == (
-        "model.adapter.r: unknown key Fix: remove `r`: it belongs to `type: lora` or `type: qlora`; "
+        "model.adapter.r: unknown key Fix: remove `r`: it belongs to `type: lora` or `type: qlora` or "
+        "`type: loha` or `type: lokr` or `type: vera`; "
         "keys allowed here: type, num_virtual_tokens"
     )
 
@@ -197,9 +202,10 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
         ),
         ({"model": {"dtype": "fp32"}}, "model.dtype", "use one of: auto, float32, bfloat16, float16"),
         (
-            {"model": {"adapter": {"type": "ia3"}}},
+            {"model": {"adapter": {"type": "diffusion"}}},
             "model.adapter.type",
-            "use one of: lora, qlora, prefix_tuning, prompt_tuning, none",
+            "use one of: "
+            "lora, qlora, ia3, loha, lokr, vera, oft, adaption_prompt, prefix_tuning, prompt_tuning, none",
         ),
         # wrong types: an example of the expected type (the field's default when it has one)
         (
@@ -222,7 +228,7 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
         (
             {"model": {"adapter": {"type": "lora", "target_modules": 5}}},
             "model.adapter.target_modules",
-            "use one of: auto, all-linear; or write a list such as [q_proj, v_proj]",
+            'use one of: auto, all-linear; or write a list such as [q_proj, v_proj]; or quote it: `"5"`',
         ),
         ({"model": "gpt2"}, "model", "write `model: {name_or_path: gpt2}`"),
         ({"model": {"adapter": "lora"}}, "model.adapter", "write `adapter: {type: lora}`"),

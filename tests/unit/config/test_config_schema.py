@@ -36,7 +36,19 @@ def test_json_schema_lists_every_adapter_kind() -> None:
     schema = RunConfig.model_json_schema()
     adapter = schema["$defs"]["ModelConfig"]["properties"]["adapter"]
     refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in adapter["oneOf"]}
-    assert refs == {"LoraAdapter", "QLoraAdapter", "PrefixTuningAdapter", "PromptTuningAdapter", "NoAdapter"}
+    assert refs == {
+        "LoraAdapter",
+        "QLoraAdapter",
+        "IA3Adapter",
+        "LoHaAdapter",
+        "LoKrAdapter",
+        "VeraAdapter",
+        "OftAdapter",
+        "AdaptionPromptAdapter",
+        "PrefixTuningAdapter",
+        "PromptTuningAdapter",
+        "NoAdapter",
+    }
 
 
 @pytest.mark.parametrize(

@@ -392,7 +392,7 @@ def test_labels_are_not_checked_when_no_label_names_are_declared() -> None:
 
 def test_unknown_roles_are_counted_together() -> None:
     rows = [
-        {"messages": [_user("q"), {"role": role, "content": "a"}]} for role in ("tool", "robot", "function")
+        {"messages": [_user("q"), {"role": role, "content": "a"}]} for role in ("bot", "robot", "function")
     ]
 
     _, report = format_rows(rows, "messages", _pre(on_bad_rows="skip"), "x")

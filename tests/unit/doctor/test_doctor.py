@@ -14,7 +14,7 @@ import pytest
 
 from llmft.config.schema import RunConfig
 from llmft.doctor import checks as c
-from llmft.doctor import hf_cache
+from llmft.doctor import config_fit, hf_cache
 from llmft.doctor.checks import CpuInfo, GpuInfo, MemInfo, TorchInfo
 from llmft.doctor.config_fit import Machine, check_config_fit, check_memory_fit
 from llmft.doctor.memory import (
@@ -347,10 +347,23 @@ GPU_MACHINE = Machine(
 )
 
 
-def test_qlora_and_fp16_fail_on_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "status"), [("0.50.2", "ok"), (None, None)])
+def test_qlora_on_cpu_with_bitsandbytes(
+    tmp_path: Path, monkeypatch, version: str | None, status: str | None
+) -> None:
+    monkeypatch.setattr(config_fit, "installed_versions", lambda names: {n: version for n in names})
+    config = _config(tmp_path, model={"quantization": {"method": "bnb-4bit"}})
+    lines = _by_name(check_config_fit(config, CPU_MACHINE, None))
+    assert (lines["quantized base"].status if "quantized base" in lines else None) == status
+    assert ("needs bitsandbytes" in lines) == (version is None)
+
+
+def test_qlora_with_an_old_bitsandbytes_and_fp16_fail_on_cpu(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(config_fit, "installed_versions", lambda names: {n: "0.45.0" for n in names})
     config = _config(tmp_path, model={"adapter": {"type": "qlora"}}, training={"mixed_precision": "fp16"})
     lines = _by_name(check_config_fit(config, CPU_MACHINE, None))
-    assert lines["qlora"].status == "fail" and lines["mixed precision"].status == "fail"
+    assert lines["quantized base"].status == "fail" and lines["mixed precision"].status == "fail"
+    assert "older than transformers needs" in lines["quantized base"].detail
     assert (
         lines["memory estimate"].status == "warn"
         and "cannot estimate memory" in lines["memory estimate"].detail
@@ -367,7 +380,7 @@ def test_adamw_8bit_needs_bitsandbytes(tmp_path: Path, monkeypatch: pytest.Monke
     assert (line.status, line.detail, line.fix) == (
         "fail",
         "training.optimizer: adamw_8bit needs bitsandbytes, which is not installed",
-        "pip install 'llmft[bnb]'",
+        "pip install 'llmft[quant]'",
     )
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from llmft.config.schema import ModelConfig
-from llmft.errors import EnvironmentProblem, ModelError
+from llmft.errors import ModelError
 from llmft.models.load import (
     disable_dropout,
     infer_task,
@@ -21,7 +21,6 @@ from llmft.models.load import (
     load_model_config,
     load_tokenizer,
     new_modules,
-    qlora_problem,
 )
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks CPU behaviour")
@@ -295,23 +294,3 @@ def test_disable_dropout_on_a_built_model_reaches_copied_rates() -> None:
     disable_dropout(model)
     assert model.model.layers[0].self_attn.attention_dropout == 0.0
     assert model.config.attention_dropout == 0.0
-
-
-# ------------------------------------------------------------------------------------------ qlora
-
-
-@no_cuda
-def test_qlora_on_cpu_fails_before_loading(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path / "never-read", adapter={"type": "qlora"})  # a missing path would be a ModelError
-    with pytest.raises(EnvironmentProblem) as info:
-        load_model(cfg, "causal_lm", tokenizer=None)
-    assert "qlora needs a CUDA GPU" in info.value.message
-    assert "model.adapter.type: lora" in (info.value.fix or "")
-
-
-def test_qlora_problems() -> None:
-    assert "CUDA" in qlora_problem(False, True).message
-    missing = qlora_problem(True, False)
-    assert isinstance(missing, EnvironmentProblem)
-    assert "pip install bitsandbytes" in (missing.fix or "")
-    assert qlora_problem(True, True) is None
