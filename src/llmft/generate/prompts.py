@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmft.data.formats import ROLES_SHAREGPT
+from llmft.data.conversation import ROLES_SHAREGPT
 from llmft.errors import DataError
 
 Message = dict[str, str]
