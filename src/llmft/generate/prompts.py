@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmft.data.conversation import ROLES_SHAREGPT
+from llmft.data.conversation import conversation
 from llmft.errors import DataError
 
 Message = dict[str, str]
@@ -58,13 +58,9 @@ def from_canonical(row: dict[str, object]) -> Prompt:
 
 
 def _turns(turns: list[dict[str, object]], role_key: str, text_key: str) -> list[Message]:
-    out = []
-    for turn in turns:
-        role = ROLES_SHAREGPT.get(str(turn.get(role_key, "")).lower())
-        if role is None:
-            raise ValueError(f"unknown role `{turn.get(role_key)}`")
-        out.append({"role": role, "content": str(turn.get(text_key, ""))})
-    return out
+    """The conversation as training reads it (content parts joined, tool calls kept)."""
+    messages = conversation(turns, "sharegpt" if role_key == "from" else "messages")
+    return [{k: v for k, v in m.items() if k != "loss_weight"} for m in messages]  # type: ignore[misc]
 
 
 def from_raw(row: dict[str, object]) -> Prompt:
