@@ -9,7 +9,14 @@ from __future__ import annotations
 SPLITS = ("eval", "test")
 LOWER_IS_BETTER = ("loss", "perplexity")
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
-KNOWN_METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in LOWER_IS_BETTER + HIGHER_IS_BETTER)
+# Preference objectives (DPO, SimPO, ORPO, KTO): TRL's names; reward models report accuracy and margin.
+PREFERENCE_HIGHER = ("rewards/accuracies", "rewards/margins", "margin")
+PREFERENCE_OTHER = ("rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "kl")
+KNOWN_METRICS = tuple(
+    f"{split}_{name}"
+    for split in SPLITS
+    for name in LOWER_IS_BETTER + HIGHER_IS_BETTER + PREFERENCE_HIGHER + PREFERENCE_OTHER
+)
 
 
 def metric_direction(metric: str) -> str | None:
@@ -19,7 +26,7 @@ def metric_direction(metric: str) -> str | None:
     name = rest if split in SPLITS and rest else metric
     if name in LOWER_IS_BETTER:
         return "minimize"
-    return "maximize" if name in HIGHER_IS_BETTER else None
+    return "maximize" if name in HIGHER_IS_BETTER + PREFERENCE_HIGHER else None
 
 
 def lower_is_better(metric: str, direction: str | None = None) -> bool:

@@ -74,6 +74,7 @@ class EncodedData:
     template: str | None = None
     from_cache: bool = False
     cache_key: str = ""
+    objective: str = "sft"  # what the examples are shaped for: sft, or a preference objective (pairs)
 
 
 def _rows_of(split: object | None) -> list[dict[str, object]] | None:

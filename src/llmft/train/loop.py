@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from llmft.config.schema import TrainingConfig
-from llmft.data.collate import batch_order
+from llmft.data.collate import batch_order, example_length
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
 from llmft.train.objectives import Objective
@@ -83,7 +83,7 @@ class TrainSetup:
     def windows(self, epoch: int) -> list[list[list[int]]]:
         """This epoch's batches, grouped into accumulation windows (one optimizer step each)."""
         if not self.lengths:
-            self.lengths = [len(e["input_ids"]) for e in self.examples]  # type: ignore[arg-type]
+            self.lengths = [example_length(e) for e in self.examples]
         batches = batch_order(self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length)
         k = self.cfg.gradient_accumulation_steps
         return [batches[i : i + k] for i in range(0, len(batches), k)]
@@ -241,6 +241,7 @@ def _log_step(
         "learning_rate": lr,
         "tokens_seen": state.tokens_seen,
         "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed,
+        **setup.objective.report("train"),
     }
     setup.hooks.log(record)
     if setup.hooks.progress:

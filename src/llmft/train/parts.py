@@ -3,6 +3,7 @@ packed), optimizer and schedule. The trainer (trainer.py) owns them; the loop (l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,7 @@ class Parts:
     """The loop's set-up, plus how evaluation batches are padded and what the user should be told."""
 
     setup: TrainSetup
-    eval_collate: PadCollator
+    eval_collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
     notes: list[str]
 
 
@@ -100,6 +101,12 @@ def build_parts(
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    objective = objective_for(task, model)
+    if encoded.objective != "sft":  # preference pairs: their own batches, reference and loss
+        from llmft.train.preference.setup import preference_parts
+
+        objective, collate, more = preference_parts(config, model, tokenizer, encoded)
+        train_collate, notes = collate, notes + more
     if cfg.compile:
         model = torch.compile(model)
     setup = TrainSetup(
@@ -109,7 +116,7 @@ def build_parts(
         accelerator=accelerator,
         examples=train_examples,
         collate=train_collate,
-        objective=objective_for(task, model),
+        objective=objective,
         cfg=cfg,
         seed=config.seed,
         group_by_length=config.data.group_by_length,
