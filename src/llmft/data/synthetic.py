@@ -203,11 +203,22 @@ def _preference_row(rng: random.Random) -> dict[str, object]:
     }
 
 
-def _kto_row(rng: random.Random) -> dict[str, object]:
+def _kto_row(rng: random.Random, good: bool) -> dict[str, object]:
     """One judged completion (KTO): the right answer labelled true, or a wrong one labelled false."""
     row = _preference_row(rng)
-    good = rng.random() < 0.5
     return {"prompt": row["prompt"], "completion": row["chosen" if good else "rejected"], "label": good}
+
+
+def _kto_rows(rows: int, rng: random.Random) -> list[dict[str, object]]:
+    """Desirable/undesirable rows in random order within each pair: any even-sized slice is balanced."""
+    good = _unique(lambda: _kto_row(rng, True), (rows + 1) // 2, "kto")
+    bad = _unique(lambda: _kto_row(rng, False), rows // 2, "kto")
+    out: list[dict[str, object]] = []
+    for i, row in enumerate(good):
+        pair = [row] + ([bad[i]] if i < len(bad) else [])
+        rng.shuffle(pair)
+        out.extend(pair)  # type: ignore[arg-type]
+    return out
 
 
 def _text_sentence(rng: random.Random) -> str:
@@ -293,7 +304,9 @@ def generate_rows(
         return _classification_rows(rows, rng)
     if task == "text":
         return [str(d) for d in _unique(lambda: _text_document(rng), rows, task)]
-    make = {"sft": _sft_row, "chat": _chat_row, "preference": _preference_row, "kto": _kto_row}[task]
+    if task == "kto":
+        return _kto_rows(rows, rng)
+    make = {"sft": _sft_row, "chat": _chat_row, "preference": _preference_row}[task]
     made = [r for r in _unique(lambda: make(rng), rows, task) if isinstance(r, dict)]
     if task == "chat" and style == "sharegpt":
         return [_to_sharegpt(r) for r in made]

@@ -139,12 +139,12 @@ def test_preference_chosen_is_right_and_rejected_is_wrong(synth_data) -> None:
         assert row["rejected"] != row["chosen"] and row["rejected"]
 
 
-def test_kto_rows_are_judged_right_or_wrong_in_about_equal_numbers(synth_data) -> None:
+def test_kto_rows_are_judged_right_or_wrong_in_equal_numbers(synth_data) -> None:
     rows = _all_rows(synth_data("kto"))
     for row in rows:
         instruction, _, inp = str(row["prompt"]).partition("\n")
         assert (row["completion"] == sft_answer(instruction, inp)) is row["label"]
-    assert 70 <= sum(bool(r["label"]) for r in rows) <= 130
+    assert sum(bool(r["label"]) for r in rows) == 100, "balanced"
 
 
 def test_text_is_one_plain_document_per_line(synth_data) -> None:
