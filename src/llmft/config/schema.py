@@ -325,15 +325,6 @@ class PreferenceConfig(Section):
 
 
 class TrainingConfig(Section):
-    objective: Objective = Field(
-        "auto",
-        description="What training minimises: `sft` (next-token loss; the default for instruction data), "
-        "`dpo`, `simpo`, `orpo`, `kto` or `reward` (a reward model). `auto`: dpo for preference pairs, kto "
-        "for unpaired (label) rows, else sft.",
-    )
-    preference: PreferenceConfig = Field(
-        default_factory=PreferenceConfig, description="Settings of the preference objectives."
-    )
     epochs: PositiveFloat | None = Field(
         None, description="Passes over the training data; default 1 (exclusive with max_steps)."
     )
@@ -399,6 +390,15 @@ class TrainingConfig(Section):
     )
     num_threads: PositiveInt | None = Field(
         None, description="CPU threads for torch; default: torch's choice."
+    )
+    objective: Objective = Field(
+        "auto",
+        description="What training minimises: `sft` (next-token loss; the default for instruction data), "
+        "`dpo`, `simpo`, `orpo`, `kto` or `reward` (a reward model). `auto`: dpo for preference pairs, kto "
+        "for unpaired (label) rows, else sft.",
+    )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig, description="Settings of the preference objectives."
     )
 
     @model_validator(mode="before")

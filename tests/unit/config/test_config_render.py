@@ -180,7 +180,7 @@ def fixes_of(patch: dict) -> dict[str, str | None]:
             "training.zzz",
             "remove `zzz` (allowed keys here: epochs, max_steps, batch_size, eval_batch_size, "
             "gradient_accumulation_steps, learning_rate, weight_decay, optimizer, adam_beta1, ... "
-            "(20 more in docs/CONFIG.md))",
+            "(23 more in docs/CONFIG.md))",
         ),
         # enum values: the near value first, else every allowed value
         (
