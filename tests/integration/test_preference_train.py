@@ -215,3 +215,16 @@ def test_search_over_beta_ranks_trials_by_eval_reward_accuracy(
     values = [t.value for t in result.trials]
     assert all(v is not None and 0 <= v <= 1 for v in values)
     assert result.best is not None and result.best.value == max(values)
+
+
+def test_preview_shows_each_pair_with_its_scored_completions(tiny_model, synth_data, tmp_path: Path) -> None:
+    from llmft.preview import build_preview
+
+    path = _config(tmp_path, tiny_model("llama"), synth_data("preference", rows=40), {})
+    result = build_preview(load_config(path), rows=2)
+    assert result.objective == "dpo" and result.titles == ["chosen", "rejected", "chosen", "rejected"]
+    rows = [json.loads(line) for line in synth_data("preference", rows=40)["train"].read_text().splitlines()]
+    for (segments, _), title in zip(result.examples[:2], ("chosen", "rejected"), strict=True):
+        scored = "".join(text for text, on in segments if on)
+        assert scored == rows[0][title] + "<|im_end|>", "only the completion and its end marker are scored"
+        assert rows[0]["prompt"] in "".join(text for text, on in segments if not on)
