@@ -10,12 +10,14 @@ SPLITS = ("eval", "test")
 LOWER_IS_BETTER = ("loss", "perplexity")
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro")
 # Preference objectives (DPO, SimPO, ORPO, KTO): TRL's names; reward models report accuracy and margin.
-PREFERENCE_HIGHER = ("rewards/accuracies", "rewards/margins", "margin")
-PREFERENCE_OTHER = ("rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "kl")
+# The chosen side's reward/log-prob up is better, the rejected side's down; a smaller KL (KTO) is closer to
+# the reference. Kept apart from HIGHER_IS_BETTER, which hpo/plan.py reads as "needs a classification task".
+PREFERENCE_HIGHER = ("rewards/accuracies", "rewards/margins", "margin", "rewards/chosen", "logps/chosen")
+PREFERENCE_LOWER = ("rewards/rejected", "logps/rejected", "kl")
 KNOWN_METRICS = tuple(
     f"{split}_{name}"
     for split in SPLITS
-    for name in LOWER_IS_BETTER + HIGHER_IS_BETTER + PREFERENCE_HIGHER + PREFERENCE_OTHER
+    for name in LOWER_IS_BETTER + HIGHER_IS_BETTER + PREFERENCE_HIGHER + PREFERENCE_LOWER
 )
 
 
@@ -24,7 +26,7 @@ def metric_direction(metric: str) -> str | None:
     not say."""
     split, _, rest = metric.partition("_")
     name = rest if split in SPLITS and rest else metric
-    if name in LOWER_IS_BETTER:
+    if name in LOWER_IS_BETTER + PREFERENCE_LOWER:
         return "minimize"
     return "maximize" if name in HIGHER_IS_BETTER + PREFERENCE_HIGHER else None
 

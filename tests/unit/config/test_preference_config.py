@@ -102,7 +102,7 @@ def test_preference_metrics_are_known_and_higher_accuracy_is_better() -> None:
         KNOWN_METRICS
     )
     assert metric_direction("eval_rewards/accuracies") == "maximize"
-    assert metric_direction("eval_rewards/chosen") is None
+    assert metric_direction("eval_rewards/rejected") == "minimize"
     best = Best.of("eval_rewards/accuracies")
     assert best.update(0.6) and best.update(0.9) and not best.update(0.7)
     config = {"enabled": True, "metric": "eval_rewards/accuracies", "direction": "maximize"}
