@@ -228,3 +228,24 @@ def test_preview_shows_each_pair_with_its_scored_completions(tiny_model, synth_d
         scored = "".join(text for text, on in segments if on)
         assert scored == rows[0][title] + "<|im_end|>", "only the completion and its end marker are scored"
         assert rows[0]["prompt"] in "".join(text for text, on in segments if not on)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", ["copy", "other model"])
+def test_full_fine_tune_reference_starts_equal_to_the_policy(
+    tiny_model, synth_data, tmp_path: Path, reference: str
+) -> None:
+    """Without an adapter the reference is a frozen copy, or the model `reference_model` names (here the same
+    weights): either way the first step's DPO loss is exactly log 2, the policy not having moved yet."""
+    import math
+
+    model = tiny_model("llama")
+    settings = {"reference_model": str(model)} if reference == "other model" else {}
+    training = {"max_steps": 2, "epochs": None, "logging_steps": 1, "preference": settings}
+    path = _config(tmp_path, model, synth_data("preference", rows=40), training)
+    result, lines = _train(
+        path, ["training.eval_strategy=no", "training.eval_steps=null", "training.batch_size=4"]
+    )
+    note = f"reference: {model} (frozen)" if settings else "reference: a frozen copy of the model"
+    assert any(note in line for line in lines), lines
+    assert result.train_losses[0][1] == pytest.approx(math.log(2), abs=1e-5)
