@@ -185,8 +185,9 @@ def _load_inputs(
 ) -> _Inputs:
     """Rows → task → tokenizer → tokens, each step reported. A resume is checked against the rows here,
     before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
-    from llmft.data.build import encode_splits, prepare_rows
+    from llmft.data.build import prepare_rows
     from llmft.models.load import infer_task, load_model_config, load_tokenizer
+    from llmft.train.preference.choose import choose_objective, encode_for_objective, task_for
     from llmft.train.resume import check_resume_data
 
     token = config.hf_token
@@ -201,7 +202,9 @@ def _load_inputs(
         if notice:
             say(notice)
     task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
-    say(f"task: {task} ({why})")
+    objective, reason = choose_objective(config, prepared.format)
+    task, why = task_for(config, objective, task, why)
+    say(f"task: {task} ({why}); objective: {objective} ({reason})")
     _check_metrics_for(config, task)
     tokenizer = load_tokenizer(
         config.data.tokenization.tokenizer or config.model.name_or_path,
@@ -209,8 +212,8 @@ def _load_inputs(
         revision=config.model.revision,
         token=token,
     )
-    with dist.main_first() if dist is not None else nullcontext():
-        encoded = encode_splits(prepared, config.data, tokenizer, task)  # rank 0 fills the cache
+    with dist.main_first() if dist is not None else nullcontext():  # rank 0 fills the cache
+        encoded = encode_for_objective(objective, prepared, config, tokenizer, task)
     _say_tokens(say, encoded)
     if encoded.mixture is not None:
         mix = encoded.mixture
@@ -294,6 +297,7 @@ def _write_run_files(
             "task_reason": inputs.task_reason,
             "data_fingerprint": inputs.prepared.fingerprint,
             "data_format": inputs.prepared.format,
+            "objective": inputs.encoded.objective,
             **record,
         },
     )

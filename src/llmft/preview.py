@@ -30,6 +30,8 @@ class PreviewResult:
     total_params: int | None = None
     memory: object = None
     machine_memory: int | None = None
+    objective: str = "sft"
+    titles: list[str] = field(default_factory=list)  # per example, for preference pairs: chosen / rejected
 
 
 def mask_segments(tokenizer: object, ids: list[int], labels: list[int] | int) -> list[tuple[str, bool]]:
@@ -78,24 +80,44 @@ def machine_memory_bytes() -> int | None:
     return None
 
 
+def scored_sequences(example: dict[str, object]) -> list[tuple[str, list[int], list[int]]]:
+    """(title, ids, labels) of what an example puts through the model; a preference pair gives its chosen and
+    rejected sequences (a KTO row its judged one), the completion being the scored part."""
+    if "prompt_ids" not in example:
+        return [("", list(example["input_ids"]), example["labels"])]  # type: ignore[call-overload,list-item]
+    prompt = list(example["prompt_ids"])  # type: ignore[call-overload]
+    names = {"chosen_ids": "chosen", "rejected_ids": "rejected", "completion_ids": "completion"}
+    if "desirable" in example:
+        names["completion_ids"] = "desirable" if example["desirable"] else "undesirable"
+    return [
+        (title, prompt + list(example[key]), [IGNORE] * len(prompt) + list(example[key]))  # type: ignore[call-overload]
+        for key, title in names.items()
+        if key in example
+    ]
+
+
 def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
-    from llmft.data.build import encode_splits, prepare_rows
+    from llmft.data.build import prepare_rows
     from llmft.doctor.memory import estimate_from_config
     from llmft.models.load import infer_task, load_model_config, load_tokenizer
+    from llmft.train.preference.choose import choose_objective, encode_for_objective, task_for
 
     prepared = prepare_rows(config.data, config.seed, config.hf_token)
     model_config = load_model_config(config.model, config.hf_token)
-    task, _ = infer_task(config.model, model_config, prepared.has_labels)
+    task, why = infer_task(config.model, model_config, prepared.has_labels)
+    objective, _ = choose_objective(config, prepared.format)
+    task, _ = task_for(config, objective, task, why)
     tokenizer = load_tokenizer(
         config.data.tokenization.tokenizer or config.model.name_or_path,
         trust_remote_code=config.model.trust_remote_code,
         token=config.hf_token,
     )
-    encoded = encode_splits(prepared, config.data, tokenizer, task)
-    result = PreviewResult(task=task, data_format=prepared.format, template=encoded.template)
+    encoded = encode_for_objective(objective, prepared, config, tokenizer, task)
+    result = PreviewResult(task, prepared.format, encoded.template, objective=objective)
     for example in encoded.examples["train"][:rows]:
-        ids = list(example["input_ids"])  # type: ignore[call-overload]
-        result.examples.append((mask_segments(tokenizer, ids, example["labels"]), len(ids)))  # type: ignore[arg-type]
+        for title, ids, labels in scored_sequences(example):
+            result.examples.append((mask_segments(tokenizer, ids, labels), len(ids)))
+            result.titles.append(title)
     for split, stats in encoded.stats.items():
         report = prepared.reports[split]
         result.splits[split] = {
@@ -112,10 +134,12 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
 def print_preview(result: PreviewResult, console: Console) -> None:
     console.print(
         f"[bold]task[/] {result.task}   [bold]format[/] {result.data_format}   "
-        f"[bold]template[/] {result.template or '-'}"
+        f"[bold]template[/] {result.template or '-'}   [bold]objective[/] {result.objective}"
     )
     for i, (segments, count) in enumerate(result.examples, start=1):
-        console.rule(f"example {i}: {count} tokens (trained part in green)")
+        title = result.titles[i - 1] if i <= len(result.titles) and result.titles[i - 1] else ""
+        what = f"{title}, scored part" if title else "trained part"
+        console.rule(f"example {i}: {count} tokens ({what} in green)")
         text = Text()
         for piece, trained in segments:
             text.append(piece, style="bold green" if trained else "dim")

@@ -29,6 +29,7 @@ SETTINGS: dict[str, str] = {
     "trl": "SFTTrainer defaults: bf16 autocast, gradient checkpointing, pad to longest",
     "trl-packed": "SFTTrainer defaults + packing=True (bfd, padding-free)",
     "trl-packed-fp32": "SFTTrainer + packing, bf16=False, gradient_checkpointing=False",
+    "trl-dpo": "DPOTrainer on llmft's token ids, same LoRA/beta/lr; bf16=False, gradient_checkpointing=False",
 }
 
 
@@ -54,7 +55,16 @@ def run_llmft(name: str, config: RunConfig, batch_size: int, out: Path) -> objec
         update={"batch_size": batch_size, "gradient_checkpointing": name == "llmft-gc"}
     )
     cfg = config.model_copy(update={"output_dir": str(out / "run"), "data": data, "training": training})
-    return run(RunConfig.model_validate(cfg.model_dump()), say=_say, progress=False, overwrite=True).model
+    result = run(RunConfig.model_validate(cfg.model_dump()), say=_say, progress=False, overwrite=True)
+    write_step_losses(out, [loss for _, loss in result.train_losses])
+    return result.model
+
+
+def write_step_losses(out: Path, losses: list[float]) -> None:
+    """Each optimizer step's training loss (the worker reports them, to compare losses at the same step)."""
+    import json
+
+    (out / "step_losses.json").write_text(json.dumps(losses), encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------------ baselines
@@ -183,6 +193,49 @@ def run_trl(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
     return trainer.model
 
 
+def run_trl_dpo(name: str, config: RunConfig, batch_size: int, out: Path) -> object:
+    """TRL's DPOTrainer on exactly llmft's pairs: built on a one-row text set, then given llmft's
+    prompt/chosen/rejected ids (its collator reads only those) in llmft's batch order, read sequentially,
+    so both train on the same batches and their losses can be compared step by step."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from llmft.data.build import prepare_rows
+    from llmft.data.collate import batch_order, example_length
+    from llmft.models.load import load_tokenizer
+    from llmft.train.preference.choose import encode_for_objective
+
+    set_seed(config.seed)
+    tok = load_tokenizer(config.model.name_or_path)
+    pairs = encode_for_objective("dpo", prepare_rows(config.data, config.seed), config, tok, "causal_lm")
+    model = AutoModelForCausalLM.from_pretrained(config.model.name_or_path)
+    args = DPOConfig(
+        **{**_common_args(config, batch_size, out), "logging_steps": 1},
+        train_sampling_strategy="sequential",
+        beta=config.training.preference.beta or 0.1,
+        loss_type=["sigmoid"],
+        max_length=config.data.tokenization.max_length,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
+    text = Dataset.from_list([{"prompt": "a", "chosen": " b", "rejected": " c"}])
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=text, processing_class=tok, peft_config=_lora(config, model)
+    )
+    keys, train = ("prompt_ids", "chosen_ids", "rejected_ids"), pairs.examples["train"]
+    lengths = [example_length(e) for e in train]
+    order = [
+        i
+        for batch in batch_order(lengths, batch_size, config.seed, 0, config.data.group_by_length)
+        for i in batch
+    ]
+    trainer.train_dataset = Dataset.from_list([{k: train[i][k] for k in keys} for i in order])
+    trainer.train()
+    write_step_losses(out, [h["loss"] for h in trainer.state.log_history if "loss" in h])
+    return trainer.model
+
+
 RUNNERS: dict[str, Callable[[str, RunConfig, int, Path], object]] = {
     "llmft": run_llmft,
     "llmft-gc": run_llmft,
@@ -192,6 +245,7 @@ RUNNERS: dict[str, Callable[[str, RunConfig, int, Path], object]] = {
     "trl": run_trl,
     "trl-packed": run_trl,
     "trl-packed-fp32": run_trl,
+    "trl-dpo": run_trl_dpo,
 }
 
 

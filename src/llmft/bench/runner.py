@@ -38,6 +38,7 @@ MEDIAN_FIELDS = (
     "model_flops_per_second",
     "mfu",
     "eval_loss",
+    "last_step_loss",
     "real_tokens_per_step",
     "pad_fraction",
     "all_real_tokens",
@@ -223,6 +224,9 @@ def aggregate(scenario: Scenario, runs: list[dict]) -> dict[str, object]:
                     [(a["eval_loss"] - b["eval_loss"]) / b["eval_loss"] for a, b in pairs]
                 ),
                 "peak_rss": _median([a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs]),
+                "last_step_loss_abs_diff": _median(
+                    [abs(a.get("last_step_loss", nan) - b.get("last_step_loss", nan)) for a, b in pairs]
+                ),
                 "train_peak_rss": _median(
                     [a.get("train_peak_rss_mb", nan) / b.get("train_peak_rss_mb", nan) for a, b in pairs]
                 ),

@@ -113,8 +113,10 @@ def suite(
                 rounds=1,
             ),
         ]
+    elif name in ("dpo", "dpo-ci"):
+        out = [dpo_scenario(tiny=name == "dpo-ci")]
     else:
-        raise ValueError(f"unknown suite {name!r} (full or ci)")
+        raise ValueError(f"unknown suite {name!r} (full, ci, dpo or dpo-ci)")
     for s in out:
         s.steps = steps or s.steps
         s.rounds = rounds or s.rounds
@@ -122,7 +124,47 @@ def suite(
     return out
 
 
+def dpo_scenario(tiny: bool = False) -> Scenario:
+    """DPO with LoRA on alpaca-length pairs against TRL's DPOTrainer on the same pairs (`--suite dpo`);
+    `dpo-ci` is the tiny smoke version."""
+    if tiny:
+        contenders = ["llmft", "trl-dpo"]
+        return Scenario("tiny-gpt2/dpo", "tiny-gpt2", "preference", contenders, 2, 2, 1, 256, rounds=1)
+    return Scenario(
+        "gpt2-124m/dpo-alpaca",
+        "gpt2-124m",
+        "preference",
+        ["llmft", "trl-dpo"],
+        batch_size=4,
+        steps=3,
+        warmup=1,
+    )
+
+
 # ------------------------------------------------------------------------------------------ data files
+def _preference_files(scenario: Scenario, out: Path) -> tuple[Path, Path]:
+    """Alpaca-length pairs from the demo rows: each instruction's own output is chosen, the next row's
+    output (a real answer, to another question) rejected."""
+    rows = json.loads((SHARED_DATA / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    need = scenario.train_rows + VALIDATION_ROWS + 1
+    if len(rows) < need:
+        raise ValueError(f"alpaca_en_demo.json has {len(rows)} rows; {need} needed for {scenario.name}")
+    pairs = [
+        {
+            "instruction": a["instruction"],
+            "input": a.get("input", ""),
+            "chosen": a["output"],
+            "rejected": b["output"],
+        }
+        for a, b in zip(rows, rows[1:])
+        if a["output"].strip() != b["output"].strip()
+    ]
+    train, val = out / "train.jsonl", out / "validation.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in pairs[: scenario.train_rows]), encoding="utf-8")
+    val.write_text("".join(json.dumps(p) + "\n" for p in pairs[-VALIDATION_ROWS:]), encoding="utf-8")
+    return train, val
+
+
 def _alpaca_files(scenario: Scenario, out: Path) -> tuple[Path, Path]:
     rows = json.loads((SHARED_DATA / "alpaca_en_demo.json").read_text(encoding="utf-8"))
     need = scenario.train_rows + VALIDATION_ROWS
@@ -170,6 +212,8 @@ def _fixed_files(scenario: Scenario, model_dir: Path, out: Path) -> tuple[Path, 
 def llmft_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) -> dict[str, object]:
     """The llmft run config of the scenario: LoRA r=16 on the attention projections, one epoch, fp32."""
     alpaca = scenario.data == "alpaca"
+    if scenario.data == "preference":
+        return _dpo_config(scenario, model_dir, train, val)
     return {
         "seed": 0,
         "data": {
@@ -189,6 +233,56 @@ def llmft_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) ->
     }
 
 
+def _dpo_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) -> dict[str, object]:
+    """DPO (sigmoid, beta 0.1, reference = base with the adapter disabled), LoRA r=16, one epoch, fp32."""
+    return {
+        "seed": 0,
+        "data": {
+            "dataset": {"train_file": str(train), "validation_file": str(val)},
+            "preprocessing": {"template": "chatml"},
+            "tokenization": {"max_length": scenario.max_length},
+        },
+        "model": {"name_or_path": str(model_dir), "adapter": {"type": "lora", "r": 16, "alpha": 32}},
+        "training": {
+            "epochs": 1,
+            "batch_size": scenario.batch_size,
+            "learning_rate": 2e-4,
+            "logging_steps": 1,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "objective": "dpo",
+            "preference": {"beta": 0.1},
+        },
+    }
+
+
+def _pair_stats(scenario: Scenario, config: object, tok: object) -> dict[str, object]:
+    """The report's statistics of the pairs: each pair is two sequences through the model."""
+    from llmft.data.build import prepare_rows
+    from llmft.train.preference.choose import encode_for_objective
+
+    encoded = encode_for_objective("dpo", prepare_rows(config.data, config.seed), config, tok, "causal_lm")  # type: ignore[attr-defined]
+    train = encoded.examples["train"]
+    lengths = [2 * len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train]  # type: ignore[arg-type]
+    scored = sum(len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train)  # type: ignore[arg-type]
+    steps = math.ceil(len(train) / scenario.batch_size)
+    return {
+        "train_examples": len(train),
+        "validation_examples": len(encoded.examples["validation"]),
+        "real_tokens": sum(lengths),
+        "loss_tokens": scored,
+        "loss_fraction": scored / sum(lengths),
+        "mean_length": sum(lengths) / len(lengths) / 2,
+        "max_length_seen": max(encoded.stats["train"].lengths),
+        "min_length": min(encoded.stats["train"].lengths),
+        "padded_steps": steps,
+        "packs": len(train),
+        "packed_batch_size": scenario.batch_size,
+        "pad_id": int(tok.pad_token_id),  # type: ignore[attr-defined]
+        "template": encoded.template,
+    }
+
+
 def prepare(scenario: Scenario, out: Path, cache: Path) -> Scenario:
     """Build the model, write the data files, and encode once to get the statistics the report needs."""
     from llmft.config.schema import RunConfig
@@ -200,14 +294,19 @@ def prepare(scenario: Scenario, out: Path, cache: Path) -> Scenario:
     model_dir = build_model(spec, [SHARED_DATA / "alpaca_en_demo.json", SHARED_DATA / "wiki_demo.txt"], cache)
     data_dir = out / "data" / scenario.name.replace("/", "-")
     data_dir.mkdir(parents=True, exist_ok=True)
-    files = (
-        _alpaca_files(scenario, data_dir)
-        if scenario.data == "alpaca"
-        else _fixed_files(scenario, model_dir, data_dir)
-    )
+    if scenario.data == "preference":
+        files = _preference_files(scenario, data_dir)
+    elif scenario.data == "alpaca":
+        files = _alpaca_files(scenario, data_dir)
+    else:
+        files = _fixed_files(scenario, model_dir, data_dir)
     scenario.config = llmft_config(scenario, model_dir, *files)
     config = RunConfig.model_validate(scenario.config)
     tok = load_tokenizer(str(model_dir))
+    scenario.model_facts = {"name": spec.name, **describe(model_dir)}
+    if scenario.data == "preference":
+        scenario.stats = _pair_stats(scenario, config, tok)
+        return scenario
     encoded = encode_splits(prepare_rows(config.data, config.seed), config.data, tok, "causal_lm")
     train = encoded.examples["train"]
     lengths = [len(e["input_ids"]) for e in train]  # type: ignore[arg-type]
@@ -229,5 +328,4 @@ def prepare(scenario: Scenario, out: Path, cache: Path) -> Scenario:
         "pad_id": int(tok.pad_token_id),
         "template": encoded.template,
     }
-    scenario.model_facts = {"name": spec.name, **describe(model_dir)}
     return scenario

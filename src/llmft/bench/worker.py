@@ -43,6 +43,8 @@ def main(argv: list[str]) -> int:
     _, _, validation = encoded_splits(config)
     loss, loss_tokens = eval_loss(model, validation, spec["pad_id"])
     first_step_wall = wall0 + (probe.steps[0].end - perf0)
+    losses_file = out / "step_losses.json"
+    step_losses = json.loads(losses_file.read_text(encoding="utf-8")) if losses_file.exists() else []
     result = {
         "contender": name,
         "round": spec["round"],
@@ -62,6 +64,8 @@ def main(argv: list[str]) -> int:
         "eval_loss_tokens": loss_tokens,
         "flops": count_model(model).to_dict(),
         "batch_size": spec["batch_size"],
+        "step_losses": step_losses,
+        **({"last_step_loss": step_losses[-1]} if step_losses else {}),
         **steady,
     }
     Path(argv[1]).write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -9,7 +9,10 @@ import typer
 
 def bench(
     suite: str = typer.Option(
-        "full", "--suite", help="full (GPT-2 124M, Llama 100M; many minutes) or ci (tiny)."
+        "full",
+        "--suite",
+        help="full (GPT-2 124M, Llama 100M; many minutes), ci (tiny), dpo (DPO vs TRL's DPOTrainer on GPT-2 "
+        "124M) or dpo-ci (tiny).",
     ),
     out: Path = typer.Option(
         Path("bench-out"), "--out", help="Directory for bench.json, data, logs and runs."

@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 ARCH_HELP = "Architecture: gpt2, llama, qwen2, bert, distilbert or t5."
-TASK_HELP = "Task: sft, chat, classification, preference or text."
+TASK_HELP = "Task: sft, chat, classification, preference, kto or text."
 
 
 @app.command("model")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from llmft.config.distributed import check_distributed
 from llmft.config.metrics import GENERATION_SCORES, missing_scoring_packages
+from llmft.config.preference import PREFERENCE_OBJECTIVES, unused_message, unused_settings
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
@@ -149,6 +150,43 @@ def check_generation_eval(config: RunConfig) -> list[Problem]:
     return problems
 
 
+def _objective_fits(objective: str, config: RunConfig) -> Problem | None:
+    """An explicit objective against the data format, packing and the model task."""
+    fmt, task = config.data.preprocessing.format, config.model.task
+    wanted = "kto" if objective == "kto" else "preference"
+    if fmt not in ("auto", wanted, "preference"):
+        message = f"objective {objective} needs preference data, but data.preprocessing.format is {fmt}"
+        return Problem("training.objective", message, fix="set data.preprocessing.format: auto")
+    if config.data.packing:
+        return Problem(
+            "data.packing", f"packing does not apply to objective {objective}", fix="set data.packing: false"
+        )
+    needed = "sequence_classification" if objective == "reward" else "causal_lm"
+    if task not in ("auto", needed):
+        message = f"objective {objective} trains a {needed} model, not {task}"
+        return Problem("model.task", message, fix="set model.task: auto")
+    return None
+
+
+def check_preference(config: RunConfig) -> list[Problem]:
+    """training.objective and training.preference against each other and the data/model sections."""
+    objective = config.training.objective
+    if objective == "auto":  # decided from the data at run time, and checked there
+        return []
+    problems: list[Problem] = []
+    if objective in PREFERENCE_OBJECTIVES:
+        fits = _objective_fits(objective, config)
+        problems += [fits] if fits else []
+    if objective == "sft" and config.data.preprocessing.format == "kto":
+        message = "sft on judged (kto) rows would learn the undesirable completions too"
+        problems.append(Problem("training.objective", message, fix="set training.objective: kto"))
+    unused = unused_settings(objective, config.training.preference)
+    if unused:
+        message, fix = unused_message(objective, unused)
+        problems.append(Problem(f"training.preference.{unused[0]}", message, fix=fix))
+    return problems
+
+
 def _field_exists(path: str) -> bool:
     found = walk_loc(tuple(path.split(".")))
     return found.model is not None and found.key in found.model.model_fields
@@ -248,6 +286,7 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_packing(config),
         *check_distributed(config),
         *check_generation_eval(config),
+        *check_preference(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
         *check_tracking(config),

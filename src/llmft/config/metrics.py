@@ -20,7 +20,17 @@ HIGHER_IS_BETTER = (
     "f1_macro",
     *GENERATION_SCORES,
 )
-KNOWN_METRICS = tuple(f"{split}_{name}" for split in SPLITS for name in LOWER_IS_BETTER + HIGHER_IS_BETTER)
+# Preference objectives (DPO, SimPO, ORPO, KTO): TRL's names; reward models report accuracy and margin.
+# The chosen side's reward/log-prob up is better, the rejected side's down; a smaller KL (KTO) is closer to
+# the reference. Kept apart from HIGHER_IS_BETTER, which the search checks read as "needs a classification
+# task".
+PREFERENCE_HIGHER = ("rewards/accuracies", "rewards/margins", "margin", "rewards/chosen", "logps/chosen")
+PREFERENCE_LOWER = ("rewards/rejected", "logps/rejected", "kl")
+KNOWN_METRICS = tuple(
+    f"{split}_{name}"
+    for split in SPLITS
+    for name in LOWER_IS_BETTER + HIGHER_IS_BETTER + PREFERENCE_HIGHER + PREFERENCE_LOWER
+)
 
 
 def metric_direction(metric: str) -> str | None:
@@ -28,9 +38,9 @@ def metric_direction(metric: str) -> str | None:
     not say."""
     split, _, rest = metric.partition("_")
     name = rest if split in SPLITS and rest else metric
-    if name in LOWER_IS_BETTER:
+    if name in LOWER_IS_BETTER + PREFERENCE_LOWER:
         return "minimize"
-    return "maximize" if name in HIGHER_IS_BETTER else None
+    return "maximize" if name in HIGHER_IS_BETTER + PREFERENCE_HIGHER else None
 
 
 def lower_is_better(metric: str, direction: str | None = None) -> bool:

@@ -80,6 +80,7 @@ class EncodedData:
     # data.datasets: per split, each set's (name, start, end) slice of the examples; and the training mix
     sources: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
     mixture: Mixture | None = None
+    objective: str = "sft"  # what the examples are shaped for: sft, or a preference objective (pairs)
 
 
 def _rows_of(split: object | None) -> list[dict[str, object]] | None:

@@ -53,6 +53,16 @@ class PadCollator:
         return batch
 
 
+def example_length(example: dict[str, object]) -> int:
+    """Tokens of an example, for length grouping: its ids, or a preference pair's longest sequence."""
+    ids = example.get("input_ids")
+    if ids is not None:
+        return len(ids)  # type: ignore[arg-type]
+    from llmft.data.pair_collate import example_length as pair_length
+
+    return pair_length(example)
+
+
 def batch_order(
     lengths: list[int],
     batch_size: int,

@@ -22,7 +22,7 @@ from llmft.data.conversation import BadRow, check_turn_order, conversation, text
 from llmft.errors import DataError
 
 Row = dict[str, object]
-CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference"}
+CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference", "kto"}
 
 
 @dataclass
@@ -59,8 +59,11 @@ def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | Non
     if cfg.format != "auto":
         return cfg.format
     cols = set(columns)
-    if {"prompt", "chosen", "rejected"} <= cols:
-        return "preference"
+    from llmft.data.preference_rows import preference_format  # (it imports this module)
+
+    paired = preference_format(cols)
+    if paired:
+        return paired
     if "conversations" in cols:
         return "sharegpt"
     if "messages" in cols:
@@ -76,7 +79,7 @@ def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | Non
     raise DataError(
         f"cannot tell the data format from the columns: {', '.join(columns) or '(none)'}",
         fix="name the columns as one format expects (text; text+label; instruction/input/output; messages; "
-        "conversations; prompt/chosen/rejected; input+target), map them with "
+        "conversations; prompt/chosen/rejected; prompt/completion/label; input+target), map them with "
         "data.preprocessing.column_mapping, or set data.preprocessing.text_column / label_column",
         where=where,
     )
@@ -89,7 +92,8 @@ def required_columns(fmt: str, cfg: PreprocessingConfig) -> list[str]:
         "alpaca": ["instruction", "output"],
         "sharegpt": ["conversations"],
         "messages": ["messages"],
-        "preference": ["prompt", "chosen"],
+        "preference": ["chosen", "rejected"],
+        "kto": [],
         "seq2seq": [cfg.input_column, cfg.target_column],
     }[fmt]
 
@@ -164,17 +168,6 @@ def _conversation(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
     return {"messages": messages, "tools": tools} if tools else {"messages": messages}
 
 
-def _preference(row: Row, cfg: PreprocessingConfig) -> Row:
-    """Supervised fine-tuning on a preference row learns the chosen answer."""
-    messages = [
-        {"role": "user", "content": _string(row.get("prompt"), "prompt")},
-        {"role": "assistant", "content": _string(row.get("chosen"), "chosen")},
-    ]
-    if cfg.system_prompt:
-        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
-    return {"messages": messages}
-
-
 def _classification(row: Row, cfg: PreprocessingConfig) -> Row:
     label = row.get(cfg.label_column)
     if label is None or (isinstance(label, str) and not label.strip()):
@@ -203,8 +196,10 @@ def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
         return _alpaca(row, cfg)
     if fmt in ("sharegpt", "messages"):
         return _conversation(row, fmt, cfg)
-    if fmt == "preference":
-        return _preference(row, cfg)
+    if fmt in ("preference", "kto"):
+        from llmft.data.preference_rows import preference_row  # (it imports this module)
+
+        return preference_row(row, fmt, cfg)
     return {
         "input": _string(row.get(cfg.input_column), "input"),
         "target": _string(row.get(cfg.target_column), "target"),
@@ -218,7 +213,7 @@ def _clean_row(row: Row, cfg: PreprocessingConfig, changed: Counter[str]) -> Row
         for message in row["messages"]:  # type: ignore[union-attr]
             if message["content"]:  # empty beside tool calls
                 message["content"] = clean_text(message["content"], cfg, fields)
-    for key in ("text", "input", "target"):
+    for key in ("text", "input", "target", "rejected"):
         if key in row:
             row[key] = clean_text(str(row[key]), cfg, fields)
     changed.update(fields.keys())
@@ -261,6 +256,8 @@ def format_rows(
             report.dropped[_reason_key(str(bad))] += 1
             continue
         item = _clean_row(item, cfg, report.changed)
+        if fmt in ("preference", "kto"):  # a row dropped at tokenization (no room) is named by its number
+            item["row"] = number
         reason = _length_reason(item, cfg)
         if reason:
             report.dropped[reason] += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmft.errors import DataError
 
-TASKS: tuple[str, ...] = ("sft", "chat", "classification", "preference", "text")
+TASKS: tuple[str, ...] = ("sft", "chat", "classification", "preference", "kto", "text")
 
 COLOURS: dict[str, str] = {
     "sky": "blue",
@@ -185,13 +185,40 @@ def _classification_text(rng: random.Random, label: str) -> str:
     )
 
 
+def _preference_pair(rng: random.Random) -> tuple[str, str]:
+    """Preference prompts come from the colour facts and word repetition: rules a tiny model separates from
+    their plausible wrong answers within a few dozen DPO steps (reversal and counting take far longer)."""
+    if rng.random() < 0.5:
+        return INSTR_REPEAT, _random_words(rng, 1, 2)
+    thing = rng.choice(sorted(COLOURS))
+    return f"{COLOUR_PREFIX}{rng.choice(SIZES)} {thing}?", ""
+
+
 def _preference_row(rng: random.Random) -> dict[str, object]:
-    instruction, inp = _sft_pair(rng)
+    instruction, inp = _preference_pair(rng)
     return {
         "prompt": _prompt_text(instruction, inp),
         "chosen": sft_answer(instruction, inp),
         "rejected": _wrong_answer(instruction, inp, rng),
     }
+
+
+def _kto_row(rng: random.Random, good: bool) -> dict[str, object]:
+    """One judged completion (KTO): the right answer labelled true, or a wrong one labelled false."""
+    row = _preference_row(rng)
+    return {"prompt": row["prompt"], "completion": row["chosen" if good else "rejected"], "label": good}
+
+
+def _kto_rows(rows: int, rng: random.Random) -> list[dict[str, object]]:
+    """Desirable/undesirable rows in random order within each pair: any even-sized slice is balanced."""
+    good = _unique(lambda: _kto_row(rng, True), (rows + 1) // 2, "kto")
+    bad = _unique(lambda: _kto_row(rng, False), rows // 2, "kto")
+    out: list[dict[str, object]] = []
+    for i, row in enumerate(good):
+        pair = [row] + ([bad[i]] if i < len(bad) else [])
+        rng.shuffle(pair)
+        out.extend(pair)  # type: ignore[arg-type]
+    return out
 
 
 def _text_sentence(rng: random.Random) -> str:
@@ -277,6 +304,8 @@ def generate_rows(
         return _classification_rows(rows, rng)
     if task == "text":
         return [str(d) for d in _unique(lambda: _text_document(rng), rows, task)]
+    if task == "kto":
+        return _kto_rows(rows, rng)
     make = {"sft": _sft_row, "chat": _chat_row, "preference": _preference_row}[task]
     made = [r for r in _unique(lambda: make(rng), rows, task) if isinstance(r, dict)]
     if task == "chat" and style == "sharegpt":

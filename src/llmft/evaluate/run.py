@@ -39,7 +39,7 @@ def evaluate(
     correct = 0
     for batch in batches:  # type: ignore[attr-defined]
         batch = {k: v.to(device) for k, v in batch.items()}
-        if task == "sequence_classification":
+        if task == "sequence_classification":  # (a reward model's task is `preference` here)
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             logits = model(**inputs).logits.float()
             total += float(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum"))
@@ -56,6 +56,8 @@ def evaluate(
     model.train(was_training)
     mean = total / max(count, 1)
     out = {f"{prefix}_loss": mean}
+    if task == "preference":  # the objective's loss per pair (or row); its metrics come from the objective
+        return {**out, f"{prefix}_pairs": float(count)}
     if task == "sequence_classification":
         found = classification_metrics(preds, labels, num_labels or 2)
         out.update({f"{prefix}_{k}": v for k, v in found.items()})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from llmft.config.schema import TrainingConfig
-from llmft.data.collate import batch_order
+from llmft.data.collate import batch_order, example_length
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
 from llmft.train.distributed import Distribution
@@ -90,7 +90,7 @@ class TrainSetup:
         """This epoch's batches, grouped into accumulation windows (one optimizer step each, of all
         processes together: each trains on its share of a window)."""
         if not self.lengths:
-            self.lengths = [len(e["input_ids"]) for e in self.examples]  # type: ignore[arg-type]
+            self.lengths = [example_length(e) for e in self.examples]
         rows = self.epoch_rows(epoch) if self.epoch_rows else None
         batches = batch_order(
             self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length, rows=rows
@@ -266,6 +266,7 @@ def _log_step(
         "learning_rate": lr,
         "tokens_seen": state.tokens_seen,
         "tokens_per_second": (state.tokens_seen - tokens_at_start) / elapsed,
+        **setup.objective.report("train"),
     }
     if norm is not None:
         record["grad_norm"] = synced[1]

@@ -2,7 +2,7 @@
 
 Each objective returns its loss as a SUM over the batch with the number of loss units (tokens, or rows
 for classification), so gradient accumulation weighs every unit the same. New objectives (preference
-losses) add a function and a row to ``objective_for``, never a second loop.
+losses, train/preference/) add a function and a row, never a second loop.
 """
 
 from __future__ import annotations
@@ -25,14 +25,25 @@ Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]]
 
 
+def _no_metrics(mode: str) -> dict[str, float]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Objective:
     """``loss(model, batch) -> (summed loss, units)``; ``units(batch)`` counts the loss units before the
-    forward pass (the loop divides by the whole accumulation window's count)."""
+    forward pass (the loop divides by the whole accumulation window's count).
+
+    ``report(mode)``: the objective's own metrics (mode `train` or `eval`) averaged since the last call,
+    added to logging steps and evaluations (preference rewards/*). ``eval_task``: how evaluation reads the
+    loss when not as the data's task (`preference`: the objective's loss per pair, no perplexity).
+    """
 
     name: str
     loss: LossFn
     units: Callable[[Batch], int]
+    report: Callable[[str], dict[str, float]] = _no_metrics
+    eval_task: str | None = None
 
 
 def next_token_units(batch: Batch) -> int:

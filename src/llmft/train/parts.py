@@ -24,7 +24,7 @@ class Parts:
     """The loop's set-up, plus how evaluation batches are padded and what the user should be told."""
 
     setup: TrainSetup
-    eval_collate: PadCollator
+    eval_collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
     notes: list[str]
 
 
@@ -115,6 +115,12 @@ def build_parts(
         optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    objective = objective_for(task, model)
+    if encoded.objective != "sft":  # preference pairs: their own batches, reference and loss
+        from llmft.train.preference.setup import preference_parts
+
+        objective, collate, more = preference_parts(config, model, tokenizer, encoded)
+        train_collate, notes = collate, notes + more
     if cfg.compile:
         model = torch.compile(model)
     setup = TrainSetup(
@@ -124,7 +130,7 @@ def build_parts(
         accelerator=accelerator,
         examples=train_examples,
         collate=train_collate,
-        objective=objective_for(task, model),
+        objective=objective,
         cfg=cfg,
         seed=config.seed,
         group_by_length=config.data.group_by_length,

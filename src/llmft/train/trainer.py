@@ -20,6 +20,7 @@ import torch
 
 from llmft.config.schema import RunConfig
 from llmft.data.build import EncodedData
+from llmft.data.collate import example_length
 from llmft.errors import RunInterrupted
 from llmft.evaluate.best import Best
 from llmft.evaluate.run import evaluate
@@ -257,15 +258,17 @@ class LocalTrainer:
     # --------------------------------------------------------------------------------- evaluation
     def evaluate(self, examples: list[dict[str, object]], prefix: str) -> dict[str, float]:
         """Loss and task metrics of the current model on ``examples``."""
+        objective = self.loop.objective
         metrics = evaluate(
             self.model,
             self._eval_batches(examples),
-            self.loop.objective.loss,
-            self.data.task,
+            objective.loss,
+            objective.eval_task or self.data.task,
             len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
             prefix=prefix,
             metrics=self.config.evaluation.metrics,
         )
+        metrics.update({f"{prefix}_{k}": v for k, v in objective.report("eval").items()})
         return metrics
 
     def evaluate_split(self, split: str, prefix: str) -> dict[str, float]:
@@ -291,7 +294,7 @@ class LocalTrainer:
     def _eval_batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
         """Evaluation batches in a fixed, length-sorted order (less padding, same result every time)."""
         size = self.config.training.eval_batch_size or self.config.training.batch_size
-        lengths = [len(e["input_ids"]) for e in examples]  # type: ignore[arg-type]
+        lengths = [example_length(e) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i])
         collate = self.parts.eval_collate  # type: ignore[union-attr]
         return [collate([examples[i] for i in order[j : j + size]]) for j in range(0, len(order), size)]

@@ -144,7 +144,10 @@ def test_classification_labels_may_be_int_or_str(label: object, expected: object
 def test_preference_rows_learn_the_chosen_answer() -> None:
     row = {"prompt": "Best colour?", "chosen": "Blue.", "rejected": "I refuse."}
 
-    assert canonical_row(row, "preference", PRE) == {"messages": [_user("Best colour?"), _assistant("Blue.")]}
+    assert canonical_row(row, "preference", PRE) == {
+        "messages": [_user("Best colour?"), _assistant("Blue.")],
+        "rejected": "I refuse.",
+    }
 
 
 def test_seq2seq_rows_use_the_configured_columns() -> None:

@@ -29,6 +29,7 @@ COLUMNS = {
     "chat": {"messages"},
     "classification": {"text", "label"},
     "preference": {"prompt", "chosen", "rejected"},
+    "kto": {"prompt", "completion", "label"},
 }
 
 
@@ -136,6 +137,14 @@ def test_preference_chosen_is_right_and_rejected_is_wrong(synth_data) -> None:
         instruction, _, inp = str(row["prompt"]).partition("\n")
         assert row["chosen"] == sft_answer(instruction, inp)
         assert row["rejected"] != row["chosen"] and row["rejected"]
+
+
+def test_kto_rows_are_judged_right_or_wrong_in_equal_numbers(synth_data) -> None:
+    rows = _all_rows(synth_data("kto"))
+    for row in rows:
+        instruction, _, inp = str(row["prompt"]).partition("\n")
+        assert (row["completion"] == sft_answer(instruction, inp)) is row["label"]
+    assert sum(bool(r["label"]) for r in rows) == 100, "balanced"
 
 
 def test_text_is_one_plain_document_per_line(synth_data) -> None:

@@ -1,0 +1,47 @@
+"""`llmft bench --suite dpo-ci`: llmft's DPO and TRL's DPOTrainer train on the same batches of the same
+pairs, so their per-step losses agree; both are measured completely (the figures themselves are not
+meaningful on a tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_dpo_bench_runs_both_contenders_on_the_same_batches(tmp_path: Path, shared_data_dir: Path) -> None:
+    pytest.importorskip("trl", reason="the DPO bench compares with TRL's DPOTrainer")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [
+        "bench",
+        "--suite",
+        "dpo-ci",
+        "--out",
+        str(tmp_path),
+        "--no-cli-timing",
+        "--peak-seconds",
+        "0.5",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "llmft.cli.main", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (scenario,) = json.loads((tmp_path / "bench.json").read_text())["scenarios"]
+    runs = {r["contender"]: r for r in scenario["runs"]}
+    assert set(runs) == {"llmft", "trl-dpo"} and all("error" not in r for r in runs.values())
+    ours, theirs = runs["llmft"]["step_losses"], runs["trl-dpo"]["step_losses"]
+    assert len(ours) == len(theirs) >= 3
+    assert ours == pytest.approx(theirs, abs=1e-4), "same batches, same losses at every step"
+    assert runs["llmft"]["real_tokens"] == runs["trl-dpo"]["real_tokens"]
+    assert scenario["llmft_ratio_to"]["trl-dpo"]["tokens_per_second"] > 0
