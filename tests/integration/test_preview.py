@@ -73,7 +73,9 @@ def test_memory_estimate_within_30_percent_of_measured_peak_rss(
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        # its own HF_HOME: caches earlier tests left in the session's (datasets, tokenization) must not
+        # change what this run loads, and so its peak
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HOME": str(tmp_path / "hf-home")},
     )
     assert proc.returncode == 0, proc.stderr
     peak = int(proc.stdout.split("MAXRSS")[1].split()[0]) * 1024  # ru_maxrss is in KiB on Linux

@@ -76,3 +76,22 @@ def test_each_set_is_a_one_set_view_with_the_shared_tokenization() -> None:
     assert [name for name, _ in views] == ["a", "b"]
     assert views[0][1].dataset.train_file == "a.jsonl" and views[0][1].preprocessing.template == "alpaca"
     assert views[1][1].preprocessing.template == "auto" and views[1][1].tokenization.max_length == 99
+
+
+def test_a_drawn_mix_of_preference_sets_is_refused() -> None:
+    """Pairs are encoded once, not drawn per epoch: a weighted mix would be a silent no-op."""
+    from llmft.config.load import load_config
+    from llmft.errors import ConfigError
+    from llmft.train.preference.choose import encode_for_objective
+
+    config = load_config(
+        None,
+        [
+            "model.name_or_path=m",
+            "data.mixing=weighted",
+            "data.datasets=[{name: a, dataset: {train_file: a.jsonl}, weight: 3}, "
+            "{name: b, dataset: {train_file: b.jsonl}}]",
+        ],
+    )
+    with pytest.raises(ConfigError, match="data.mixing `weighted` would draw other rows each epoch"):
+        encode_for_objective("dpo", None, config, None, "causal_lm")  # type: ignore[arg-type]

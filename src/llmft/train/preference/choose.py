@@ -84,6 +84,12 @@ def encode_for_objective(
 
     if objective == "sft":
         return encode_splits(prepared, config.data, tokenizer, task)
+    if config.data.datasets is not None and config.data.mixing != "concat":
+        raise ConfigError(
+            f"objective {objective} trains on pairs taken once each, and data.mixing "
+            f"`{config.data.mixing}` would draw other rows each epoch",
+            fix="set data.mixing: concat for preference data sets (or train them in one data set)",
+        )
     from llmft.data.preference import PairLimits, encode_preference_splits
 
     pref, tok = config.training.preference, config.data.tokenization
