@@ -13,7 +13,7 @@ import pytest
 from llmft.config.legacy import normalise_legacy
 from llmft.config.load import inspect_config
 from llmft.config.schema import RunConfig
-from llmft.hpo.space import parse_space
+from llmft.config.space import parse_space
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LEGACY_DIR = REPO_ROOT / "tests" / "data" / "legacy_configs"

@@ -9,9 +9,9 @@ import pytest
 
 from llmft.config.load import load_config
 from llmft.config.schema import RunConfig
+from llmft.config.space import parse_space
 from llmft.errors import ConfigError
 from llmft.hpo.plan import check_search, make_plan, metric_direction
-from llmft.hpo.space import parse_space
 
 REPO = Path(__file__).resolve().parents[3]
 
