@@ -105,17 +105,16 @@ def run(
             say(note)
         state = _train(trainer, resumed_from, say)
         metrics = trainer.final_metrics()
+        final_model = trainer.gather_model()  # every process: FSDP puts the whole model together
     except BaseException as err:
         trackers.abort(err)
         raise
     if not dist.is_main:  # rank 0 writes the model and run files
         dist.close()
-        return RunResult(metrics, out, inputs.task, state.train_losses, trainer.model_for_saving())
+        return RunResult(metrics, out, inputs.task, state.train_losses, final_model)
     if by_generation:
-        metrics.update(by_generation.final(trainer.model_for_saving()))
-    model_dir = artifacts.save_model(
-        trainer.model_for_saving(), inputs.tokenizer, out, config_path=config_path
-    )
+        metrics.update(by_generation.final(final_model))
+    model_dir = artifacts.save_model(final_model, inputs.tokenizer, out, config_path=config_path)
     _write_run_files(
         out,
         config,
@@ -137,9 +136,7 @@ def run(
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
     dist.close()
-    return RunResult(
-        metrics, out, inputs.task, state.train_losses, trainer.model_for_saving(), inputs.tokenizer
-    )
+    return RunResult(metrics, out, inputs.task, state.train_losses, final_model, inputs.tokenizer)
 
 
 def _refuse_search(config: RunConfig) -> None:

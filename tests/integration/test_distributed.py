@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,8 @@ def _config(folder: Path, model: Path, train_file: Path, task: str) -> Path:
 
 
 TWO = ["--nproc", "2", "training.gradient_accumulation_steps=1"]
+FSDP = [*TWO, "training.distributed.strategy=fsdp"]
+FULL = ["model.adapter.type=none", "training.gradient_checkpointing=true"]  # the whole model trains
 
 
 class Cli:
@@ -223,15 +226,22 @@ def _sigterm(outcome: Outcome, config: Path) -> Outcome:
 def scenario(kind: str, folder: Path, models: dict[str, Path], files: dict[str, Path]) -> Outcome:
     task = "cls" if kind.endswith("cls") else "lm"
     config = _config(folder, models[task], files[task], task)
+    if kind.endswith("full"):  # a full fine-tune without packing: padded batches, gradient checkpointing
+        text = config.read_text().replace("packing: true", "packing: false")
+        config.write_text(text.replace("type: lora", "type: none").replace("    r: 4\n", ""))
     outcome = Outcome(folder / "run")
-    if kind in ("one_lm", "one_cls"):
-        outcome.rc, outcome.output = Cli(config, folder / "run.log").finish()
-    elif kind in ("two_lm", "two_cls"):
-        outcome.rc, outcome.output = Cli(config, folder / "run.log", *TWO).finish()
+    run_once = {"one": [], "two": TWO, "fsdp": FSDP}
+    if kind.split("_")[0] in run_once and kind.count("_") == 1:  # one_lm, two_cls, fsdp_full, ...
+        extra = [*run_once[kind.split("_")[0]], *(FULL if kind.endswith("full") else [])]
+        outcome.rc, outcome.output = Cli(config, folder / "run.log", *extra).finish()
     elif kind == "two_then_one":
         _kill_and_resume(outcome, config, TWO, [])
     elif kind == "one_then_two":
         _kill_and_resume(outcome, config, [], TWO)
+    elif kind == "fsdp_then_one":
+        _kill_and_resume(outcome, config, FSDP, [])
+    elif kind == "one_then_fsdp":
+        _kill_and_resume(outcome, config, [], FSDP)
     elif kind == "worker_killed":
         _kill_worker(outcome, config)
     elif kind == "sigterm":
@@ -251,6 +261,12 @@ KINDS = (
     "two_cls",
     "two_then_one",
     "one_then_two",
+    "fsdp_lm",
+    "fsdp_cls",
+    "one_full",
+    "fsdp_full",
+    "fsdp_then_one",
+    "one_then_fsdp",
     "worker_killed",
     "sigterm",
     "bad_data",
@@ -267,14 +283,14 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory, tiny_model, synth_data) -
         return {kind: future.result() for kind, future in futures.items()}
 
 
-def assert_same_run(got_dir: Path, want_dir: Path, rel: float = 1e-5) -> None:
+def assert_same_run(got_dir: Path, want_dir: Path, rel: float = 1e-5, weights: str = "adapter_model") -> None:
     got, want = losses(got_dir), losses(want_dir)
     assert [s for s, _ in want] == list(range(1, MAX_STEPS + 1)), want
     assert [s for s, _ in got] == [s for s, _ in want], got
     for (step, a), (_, b) in zip(got, want, strict=True):
         assert abs(a - b) <= rel * abs(b), f"step {step}: {a} != {b}"
-    mine = load_file(str(got_dir / "model" / "adapter_model.safetensors"))
-    theirs = load_file(str(want_dir / "model" / "adapter_model.safetensors"))
+    mine = load_file(str(got_dir / "model" / f"{weights}.safetensors"))
+    theirs = load_file(str(want_dir / "model" / f"{weights}.safetensors"))
     assert mine.keys() == theirs.keys()
     for name in theirs:
         torch.testing.assert_close(mine[name], theirs[name], atol=1e-6, rtol=0, msg=name)
@@ -352,3 +368,37 @@ def test_a_data_error_on_every_rank_ends_the_run_with_its_exit_code(outcomes: di
     assert "is not valid JSON" in run.output and "(error LLMFT200" in run.output, run.output
     assert "exited with code 2" in run.output
     assert "Traceback" not in run.output and "internal error" not in run.output
+
+
+# ----------------------------------------------------------------------------------- FSDP (FSDP2, gloo)
+@pytest.mark.parametrize("task", ["lm", "cls", "full"])
+def test_fsdp_on_two_processes_makes_the_steps_of_one(task: str, outcomes: dict[str, Outcome]) -> None:
+    """Sharded weights, gradients and optimizer state: the losses (1e-5 relative) and the saved weights
+    (1e-6) of 1 process with the same global batch; LoRA with packing, classification, a full fine-tune."""
+    one, fsdp = outcomes[f"one_{task}"], outcomes[f"fsdp_{task}"]
+    assert one.rc == 0, one.output
+    assert fsdp.rc == 0, fsdp.output
+    assert "strategy fsdp, backend gloo" in fsdp.output
+    assert re.search(r"fsdp: [1-9] modules \([\w, ]*Layer", fsdp.output), fsdp.output
+    assert "each process holds 1/2 of the weights, gradients and optimizer state" in fsdp.output
+    assert_same_run(fsdp.run_dir, one.run_dir, weights="model" if task == "full" else "adapter_model")
+    assert sorted(p.name for p in fsdp.run_dir.iterdir()) == sorted(p.name for p in one.run_dir.iterdir())
+    if task == "full":  # the gathered model is a plain transformers model
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(fsdp.run_dir / "model")
+        assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize(("kind", "said"), [("fsdp_then_one", "2 → 1"), ("one_then_fsdp", "1 → 2")])
+def test_fsdp_checkpoints_resume_on_another_number_of_processes(
+    kind: str, said: str, outcomes: dict[str, Outcome]
+) -> None:
+    """A checkpoint holds whole tensors: written from FSDP's shards, resumed by one process (and back)."""
+    run = outcomes[kind]
+    assert run.rc == -signal.SIGKILL, run.output
+    assert run.left_behind == [], "workers outlived their SIGKILLed launcher"
+    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
+    assert run.resumed_rc == 0, run.resumed_output
+    assert f"resume: {said} processes" in run.resumed_output
+    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)

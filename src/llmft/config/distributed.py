@@ -1,12 +1,14 @@
-"""Checks of training.distributed that read files: the DeepSpeed config must parse (file and line).
+"""Checks of training.distributed: the DeepSpeed config must parse (file and line), and FSDP is refused
+with the settings it cannot honour (one table, ``FSDP_CANNOT``), before a run starts.
 
-The engines that shard the model (FSDP, DeepSpeed) are validated so that their configs are ready, and
-``llmft validate`` says up front that llmft's loop refuses them for now (train/strategies.py says why).
+DeepSpeed is validated so that its config is ready, and ``llmft validate`` says up front that llmft's loop
+refuses it for now (train/strategies.py says why).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from llmft.config.schema import RunConfig
@@ -43,8 +45,38 @@ def read_deepspeed(value: str | dict[str, object]) -> dict[str, object]:
     return data
 
 
+# Settings FSDP (train/sharding.py) does not support: (config path, does the config set it, why, fix).
+FSDP_CANNOT: tuple[tuple[str, Callable[[RunConfig], bool], str, str], ...] = (
+    (
+        "training.optimizer",
+        lambda c: c.training.optimizer not in ("adamw", "sgd"),
+        "Adafactor's factored moments and the 8-bit AdamW's blocks need whole weights, not FSDP's shards",
+        "use `optimizer: adamw` (or sgd) with FSDP, or `strategy: ddp`",
+    ),
+    (
+        "training.compile",
+        lambda c: c.training.compile,
+        "torch.compile of a model sharded by llmft's FSDP set-up is not supported yet",
+        "set training.compile: false, or use `strategy: ddp`",
+    ),
+    (
+        "training.mixed_precision",
+        lambda c: c.training.mixed_precision == "fp16",
+        "fp16's loss scaler would need FSDP's sharded gradient scaler",
+        "use bf16 (or `auto`) with FSDP",
+    ),
+    (
+        "evaluation.generate.when",
+        lambda c: c.evaluation.generate is not None and c.evaluation.generate.when == "every_eval",
+        "generation during training would need the whole model on one process at every evaluation",
+        "use `when: end` (the final model is put together once and generates on rank 0)",
+    ),
+)
+
+
 def check_distributed(config: RunConfig) -> list[Problem]:
-    """The DeepSpeed file parses; a sharding strategy is announced as refused at run time."""
+    """The DeepSpeed file parses; FSDP's unsupported settings are errors; DeepSpeed is announced as refused
+    at run time."""
     cfg = config.training.distributed
     problems: list[Problem] = []
     if cfg.deepspeed is not None:
@@ -52,7 +84,13 @@ def check_distributed(config: RunConfig) -> list[Problem]:
             read_deepspeed(cfg.deepspeed)
         except ConfigError as err:
             problems.append(Problem(PATH, err.message.removeprefix(f"{PATH}: "), fix=err.fix))
-    if cfg.strategy in ("fsdp", "deepspeed"):
+    if cfg.strategy == "fsdp":
+        problems += [
+            Problem(path, f"{why}, so it cannot be used with `training.distributed.strategy: fsdp`", fix=fix)
+            for path, applies, why, fix in FSDP_CANNOT
+            if applies(config)
+        ]
+    if cfg.strategy == "deepspeed":
         problems.append(
             Problem(
                 "training.distributed.strategy",

@@ -558,14 +558,16 @@ class ModelConfig(Section):
 
 # ----------------------------------------------------------------------------------------- training
 class FsdpConfig(Section):
-    """How FSDP2 (``fully_shard``, through accelerate's plugin) shards the model; see train/strategies.py."""
+    """How FSDP2 (torch's ``fully_shard``) shards the model across the processes; see train/sharding.py."""
 
     reshard_after_forward: bool = Field(
         True,
         description="Free each layer's gathered weights after its forward (ZeRO-3 style, least memory); "
         "false keeps them until the backward (ZeRO-2 style, less communication).",
     )
-    cpu_offload: bool = Field(False, description="Keep sharded weights and optimizer state in CPU memory.")
+    cpu_offload: bool = Field(
+        False, description="Keep sharded weights and optimizer state in CPU memory (GPU runs only)."
+    )
     layer_classes: list[str] | None = Field(
         None,
         description="Module classes sharded one by one (e.g. `LlamaDecoderLayer`); default: the model's "
@@ -579,7 +581,8 @@ class DistributedConfig(Section):
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
         "auto",
         description="`auto`: DDP when more than one process (every rank holds the model, gradients are "
-        "summed); `fsdp`: shard weights, gradients and optimizer state; `deepspeed`: ZeRO via `deepspeed`.",
+        "summed); `fsdp`: FSDP2 shards weights, gradients and optimizer state (GPUs or CPUs); `deepspeed`: "
+        "ZeRO via `deepspeed` (validated, not trained with yet).",
     )
     backend: Literal["auto", "nccl", "gloo"] = Field(
         "auto", description="Collective backend; `auto`: nccl on GPUs, gloo on CPU."

@@ -26,9 +26,12 @@ def evaluate(
     num_labels: int | None = None,
     prefix: str = "eval",
     metrics: list[str] | None = None,
+    call: Callable[..., object] | None = None,
 ) -> dict[str, float]:
     """Mean loss over all loss tokens of the split (not the mean of batch means), plus task metrics;
-    ``metrics`` is `evaluation.metrics` (a language model's accuracy is computed only when asked for)."""
+    ``metrics`` is `evaluation.metrics` (a language model's accuracy is computed only when asked for).
+    ``call(fn, batch)`` runs ``fn(model, batch)``: under FSDP through the sharded root (train/sharding.py)."""
+    run = call or (lambda fn, batch: fn(model, batch))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -40,17 +43,16 @@ def evaluate(
     for batch in batches:  # type: ignore[attr-defined]
         batch = {k: v.to(device) for k, v in batch.items()}
         if task == "sequence_classification":  # (a reward model's task is `preference` here)
-            inputs = {k: v for k, v in batch.items() if k != "labels"}
-            logits = model(**inputs).logits.float()
+            logits = run(_class_logits, batch)
             total += float(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum"))
             count += int(batch["labels"].numel())
             preds += logits.argmax(-1).tolist()
             labels += batch["labels"].tolist()
         elif count_fn is not None:
-            loss, n, right = count_fn(model, batch)
+            loss, n, right = run(count_fn, batch)
             total, count, correct = total + float(loss), count + n, correct + right
         else:
-            loss, n = loss_fn(model, batch)
+            loss, n = run(loss_fn, batch)
             total += float(loss)
             count += n
     model.train(was_training)
@@ -67,6 +69,10 @@ def evaluate(
             out[f"{prefix}_accuracy"] = correct / max(count, 1)
     out[f"{prefix}_tokens" if task != "sequence_classification" else f"{prefix}_rows"] = float(count)
     return out
+
+
+def _class_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
 
 
 def _counting(model: torch.nn.Module, task: str, metrics: list[str] | None) -> CountFn | None:

@@ -133,8 +133,12 @@ def save_checkpoint(
     data_fingerprint: str = "",
     config_path: str | None = None,
     extra_files: dict[str, str] | None = None,
+    whole: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
+
+    ``whole``: the trainable weights and optimizer state already gathered into whole tensors (a model
+    sharded by FSDP, train/sharding.py), written instead of ``model``'s and ``optimizer``'s own.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
@@ -146,9 +150,12 @@ def save_checkpoint(
     final = root / checkpoint_name(state.step)
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    weights, optimizer_state = (
+        whole if whole is not None else (trainable_state(model), optimizer.state_dict())
+    )
     parts = {
-        "trainable": trainable_state(model),
-        "optimizer": optimizer.state_dict(),
+        "trainable": weights,
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": rng_state(),  # type: ignore[attr-defined]
         "state": {
@@ -291,6 +298,54 @@ def read_best(out: Path) -> tuple[str, int, float] | None:
         return None
 
 
+@dataclasses.dataclass
+class SavedCheckpoint:
+    """A checkpoint's contents as read from disk: whole tensors in the one-process layout."""
+
+    folder: Path
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, object]
+    scheduler: dict[str, object]
+    rng: dict[str, object]
+    scaler: dict[str, object] | None
+    state: LoopState
+
+    def check_fits(self, model: torch.nn.Module) -> None:
+        """Every saved weight names a parameter of ``model``."""
+        params = {n for n, _ in model.named_parameters()}
+        missing = [n for n in self.weights if n not in params]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint weights do not fit the model (e.g. {missing[0]})",
+                where=str(self.folder),
+                fix="resume with the config the run was started with",
+            )
+
+
+def read_checkpoint(folder: Path) -> SavedCheckpoint:
+    """Read weights, optimizer, schedule, RNG and loop state; nothing is applied yet."""
+    from safetensors.torch import load_file
+
+    if not (folder / MARKER).exists():
+        raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
+    scaler = folder / "scaler.pt"
+    saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    saved.pop("saved_at", None)
+    saved.pop("config_hash", None)
+    saved.pop("data_fingerprint", None)  # checked before loading (train/resume.py), not loop state
+    saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
+    saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
+    return SavedCheckpoint(
+        folder=folder,
+        weights=load_file(str(folder / "trainable.safetensors")),
+        optimizer=torch.load(folder / "optimizer.pt", weights_only=True),
+        scheduler=torch.load(folder / "scheduler.pt", weights_only=True),
+        rng=torch.load(folder / "rng.pt", weights_only=True),
+        scaler=torch.load(scaler, weights_only=True) if scaler.exists() else None,
+        state=LoopState(**saved),
+    )
+
+
 def load_checkpoint(
     folder: Path,
     *,
@@ -300,31 +355,19 @@ def load_checkpoint(
     scaler: object | None = None,
 ) -> LoopState:
     """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
-    from safetensors.torch import load_file
-
-    if not (folder / MARKER).exists():
-        raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
-    weights = load_file(str(folder / "trainable.safetensors"))
+    saved = read_checkpoint(folder)
+    saved.check_fits(model)
     params = dict(model.named_parameters())
-    missing = [n for n in weights if n not in params]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint weights do not fit the model (e.g. {missing[0]})",
-            where=str(folder),
-            fix="resume with the config the run was started with",
-        )
     with torch.no_grad():
-        for name, tensor in weights.items():
+        for name, tensor in saved.weights.items():
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))  # type: ignore[attr-defined]
-    restore_rng(torch.load(folder / "rng.pt", weights_only=True))
-    if scaler is not None and (folder / "scaler.pt").exists():
-        scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))  # type: ignore[attr-defined]
-    saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    saved.pop("saved_at", None)
-    saved.pop("config_hash", None)
-    saved.pop("data_fingerprint", None)  # checked before loading (train/resume.py), not loop state
-    saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
-    saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
-    return LoopState(**saved)
+    optimizer.load_state_dict(saved.optimizer)
+    restore_schedule_and_rng(saved, scheduler, scaler)
+    return saved.state
+
+
+def restore_schedule_and_rng(saved: SavedCheckpoint, scheduler: object, scaler: object | None) -> None:
+    scheduler.load_state_dict(saved.scheduler)  # type: ignore[attr-defined]
+    restore_rng(saved.rng)
+    if scaler is not None and saved.scaler is not None:
+        scaler.load_state_dict(saved.scaler)  # type: ignore[attr-defined]

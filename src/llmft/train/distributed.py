@@ -128,6 +128,14 @@ class Distribution:
         _all_reduce(total, "sum")
         return [int(v) for v in total.tolist()]
 
+    def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` summed over all ranks (a new tensor; the step's loss, a squared gradient norm)."""
+        if not self.active:
+            return value
+        total = value.detach().clone()
+        _all_reduce(total, "sum")
+        return total
+
     def max_value(self, value: float) -> float:
         """The largest ``value`` of all ranks (a flag or a clock all ranks must agree on)."""
         if not self.active:

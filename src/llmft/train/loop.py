@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +26,9 @@ from llmft.evaluate.best import Best
 from llmft.train.distributed import Distribution
 from llmft.train.objectives import Objective
 from llmft.train.progress import Progress
+
+if TYPE_CHECKING:
+    from llmft.train.sharding import ShardedModel
 
 
 @dataclass
@@ -85,6 +89,12 @@ class TrainSetup:
     epoch_rows: Callable[[int], list[int]] | None = None
     lengths: list[int] = field(default_factory=list)
     dist: Distribution = field(default_factory=Distribution)
+    sharded: ShardedModel | None = None  # FSDP: the model's weights are sharded across the processes
+
+    def forward(self, fn: Callable[..., Any], batch: dict[str, torch.Tensor]) -> Any:
+        """``fn(model, batch)`` (a loss, an evaluation count); under FSDP through the sharded root, which
+        gathers the weights it holds around the call."""
+        return self.sharded.call(fn, batch) if self.sharded is not None else fn(self.model, batch)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
         """This epoch's batches, grouped into accumulation windows (one optimizer step each, of all
@@ -121,16 +131,36 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
     window_tokens = max(1, window_tokens)
     state.tokens_seen += tokens
     step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
-    for i, batch in enumerate(batches):
+    passes = batches + _idle_passes(setup, window, len(batches))
+    for i, batch in enumerate(passes):
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
-        sync = nullcontext() if i == len(batches) - 1 else acc.no_sync(setup.model)  # type: ignore[attr-defined]
-        with sync, acc.autocast():  # type: ignore[attr-defined]
-            loss_sum, _ = setup.objective.loss(setup.model, batch)
-            loss = loss_sum / window_tokens
-        acc.backward(loss)  # type: ignore[attr-defined]
+        with _gradient_sync(setup, last=i == len(passes) - 1):
+            with acc.autocast():  # type: ignore[attr-defined]
+                loss_sum, _ = setup.forward(setup.objective.loss, batch)
+                loss = loss_sum / window_tokens if i < len(batches) else loss_sum * 0.0
+            acc.backward(loss)  # type: ignore[attr-defined]
         step_loss += loss.detach()
     state.loss_tokens_seen += window_tokens
+    if setup.sharded is not None:  # FSDP summed the gradients into the shards in the backward
+        return dist.sum_tensor(step_loss)
     return dist.reduce_step(setup.model, step_loss)
+
+
+def _idle_passes(setup: TrainSetup, window: list[list[int]], mine: int) -> list[dict[str, torch.Tensor]]:
+    """Under FSDP every process must make the same passes (each gathers and reduces with the others): a
+    process with a batch fewer in a part-full last window repeats the window's first batch at weight 0."""
+    if setup.sharded is None:
+        return []
+    most = -(-len(window) // setup.dist.world_size)
+    first = setup.collate([setup.examples[i] for i in window[0]])
+    return [first] * (most - mine)
+
+
+def _gradient_sync(setup: TrainSetup, last: bool) -> AbstractContextManager[object]:
+    """Gradients are reduced once per optimizer step, after the last micro-batch's backward."""
+    if setup.sharded is not None:
+        return setup.sharded.gradient_sync(last)
+    return nullcontext() if last else setup.accelerator.no_sync(setup.model)  # type: ignore[attr-defined]
 
 
 def _last_good(setup: TrainSetup) -> str:
@@ -166,10 +196,15 @@ def _finite_or_handle(setup: TrainSetup, state: LoopState, value: torch.Tensor, 
 def _grad_norm(setup: TrainSetup, needed: bool) -> torch.Tensor | None:
     """The total gradient norm, clipped to max_grad_norm when that is set (the norm then comes free with
     the clipping); without clipping it is computed only when ``needed``. A device tensor: no host sync."""
-    if setup.cfg.max_grad_norm is not None:
-        return setup.accelerator.clip_grad_norm_(setup.model.parameters(), setup.cfg.max_grad_norm)  # type: ignore[attr-defined]
+    max_norm, sharded = setup.cfg.max_grad_norm, setup.sharded
+    if max_norm is not None:
+        if sharded is not None:
+            return sharded.clip_grad_norm(max_norm)
+        return setup.accelerator.clip_grad_norm_(setup.model.parameters(), max_norm)  # type: ignore[attr-defined]
     if not needed:
         return None
+    if sharded is not None:
+        return sharded.grad_norm()
     grads = [p.grad.detach() for p in setup.model.parameters() if p.grad is not None]
     if not grads:
         return None

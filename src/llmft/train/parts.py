@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
-from llmft.errors import EnvironmentProblem, ModelError
+from llmft.errors import ConfigError, EnvironmentProblem, ModelError
 from llmft.train.distributed import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup, total_steps
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
 from llmft.train.objectives import objective_for
 from llmft.train.optim import build_optimizer, build_scheduler
+
+if TYPE_CHECKING:
+    from llmft.train.sharding import ShardedModel
 
 
 @dataclass
@@ -108,10 +112,14 @@ def build_parts(
         train_examples, train_collate = _packed(
             model, encoded, collate, config.data.tokenization.max_length, notes
         )
-    optimizer = build_optimizer(model, cfg)
+    sharded = None
+    if dist.active:  # every process starts from rank 0's weights (adapters are initialised at random)
+        model = model.to(accelerator.device)
+        dist.broadcast_trainable(model)
+        sharded = _shard(model, config, encoded, dist, notes)
+    optimizer = build_optimizer(model, cfg)  # after sharding: it updates this process's shards
     scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg, dist.world_size))
     if dist.active:
-        model = model.to(accelerator.device)
         optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -137,8 +145,28 @@ def build_parts(
         hooks=hooks,
         epoch_rows=_epoch_rows(encoded, config.seed),
         dist=dist,
+        sharded=sharded,
     )
     return Parts(setup, collate, notes)
+
+
+def _shard(
+    model: torch.nn.Module, config: RunConfig, encoded: EncodedData, dist: Distribution, notes: list[str]
+) -> ShardedModel | None:
+    """FSDP's shards of the model (strategy `fsdp`), or None (every process holds the whole model)."""
+    if dist.strategy != "fsdp":
+        return None
+    if encoded.objective != "sft":
+        raise ConfigError(
+            f"training.distributed.strategy: fsdp does not train the `{encoded.objective}` objective yet "
+            "(its reference model and pair batches are not sharded)",
+            fix="use `strategy: ddp` (or `auto`) for preference training on several processes",
+        )
+    from llmft.train.sharding import ShardedModel
+
+    sharded = ShardedModel(model, config.training.distributed.fsdp, dist)
+    notes.append(sharded.describe())
+    return sharded
 
 
 def _epoch_rows(encoded: EncodedData, seed: int) -> Callable[[int], list[int]] | None:

@@ -41,6 +41,8 @@ SAFE_PREFIXES = (
     "training.eval_batch_size",
     "training.distributed.backend",
     "training.distributed.timeout_minutes",
+    "training.distributed.strategy",  # checkpoints hold whole tensors whichever strategy wrote them
+    "training.distributed.fsdp.",
 )
 
 

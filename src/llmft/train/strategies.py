@@ -1,12 +1,12 @@
-"""Which multi-process strategy a run uses, and what the strategies that shard the model would need.
+"""Which multi-process strategy a run uses, and how the run config translates to the engines' configs.
 
-``ddp`` is llmft's data-parallel loop (distributed.py). ``fsdp`` and ``deepspeed`` shard weights, gradients
-and optimizer state; their translation from the run config to accelerate's plugins lives here
-(``fsdp_plugin_kwargs``, ``deepspeed_config``) and is unit-tested, but llmft's loop does not train with
-them yet: the selective LM head bypasses the root module's forward (whose hooks gather FSDP's shards),
-checkpoints would have to gather sharded parameters and optimizer state on every rank, and neither can be
-tested on this project's CPU machines (accelerate's multi-CPU mode excludes FSDP, DeepSpeed's ZeRO needs
-GPUs). A run that asks for them is refused with that said, rather than trained some other way.
+``ddp`` is llmft's data-parallel loop (distributed.py): every process holds the whole model. ``fsdp`` shards
+weights, gradients and optimizer state with torch's FSDP2 ``fully_shard`` (sharding.py); it runs on GPUs
+(nccl) and on CPUs (gloo), which is how it is tested here. ``deepspeed`` (ZeRO) is validated and its config
+translated to accelerate's plugin (``deepspeed_config``, unit-tested), but llmft's loop does not train with
+it yet: its engine owns the backward, the step and the checkpoints, which llmft's loop does itself (and
+ZeRO-3's sharding is what ``fsdp`` gives). A run that asks for it is refused with that said, rather than
+trained some other way.
 """
 
 from __future__ import annotations
@@ -17,40 +17,33 @@ from llmft.config.distributed import read_deepspeed
 from llmft.errors import ConfigError, EnvironmentProblem
 
 if TYPE_CHECKING:
-    from llmft.config.schema import DistributedConfig, FsdpConfig, TrainingConfig
+    from llmft.config.schema import DistributedConfig, TrainingConfig
 
 GPU_CHECK = "benchmarks/distributed_gpu_check.sh"
 
 
 def check_strategy(cfg: DistributedConfig, world_size: int, cuda: bool) -> str:
-    """The strategy this run trains with (`none` for one process, `ddp`), or a clear refusal."""
-    if cfg.strategy in ("fsdp", "deepspeed"):
-        what = "FSDP" if cfg.strategy == "fsdp" else "DeepSpeed ZeRO"
-        need = "" if cuda else " and needs GPUs (this machine has none)"
+    """The strategy this run trains with (`none` for one process, `ddp`, `fsdp`), or a clear refusal."""
+    if cfg.strategy == "deepspeed":
+        need = "" if cuda else "; DeepSpeed's ZeRO also needs GPUs (this machine has none)"
         raise EnvironmentProblem(
-            f"training.distributed.strategy: {cfg.strategy}: {what} is not supported by llmft's training "
+            "training.distributed.strategy: deepspeed: DeepSpeed ZeRO is not supported by llmft's training "
             f"loop yet{need}",
-            fix="use `strategy: ddp` (or `auto`), which every process trains with the whole model; the "
-            f"config translation is ready and {GPU_CHECK} checks the engines on a GPU machine",
+            fix="use `strategy: fsdp` (FSDP2 shards weights, gradients and optimizer state as ZeRO-3 does) "
+            f"or `ddp`; the DeepSpeed config translation is ready and {GPU_CHECK} checks the engines on a "
+            "GPU machine",
         )
-    return "ddp" if world_size > 1 else "none"
-
-
-def fsdp_plugin_kwargs(cfg: FsdpConfig, layer_classes: list[str]) -> dict[str, object]:
-    """accelerate's ``FullyShardedDataParallelPlugin`` arguments for FSDP2 (``fully_shard``).
-
-    ``layer_classes``: the model's ``_no_split_modules`` when the config names none; each such layer is
-    sharded on its own (transformer-based wrapping), the rest with the root module.
-    """
-    return {
-        "fsdp_version": 2,
-        "reshard_after_forward": cfg.reshard_after_forward,
-        "cpu_offload": cfg.cpu_offload,
-        "auto_wrap_policy": "transformer_based_wrap",
-        "transformer_cls_names_to_wrap": list(cfg.layer_classes or layer_classes),
-        "state_dict_type": "FULL_STATE_DICT",
-        "cpu_ram_efficient_loading": False,
-    }
+    if world_size == 1:
+        return "none"
+    if cfg.strategy == "fsdp":
+        if cfg.fsdp.cpu_offload and not cuda:
+            raise EnvironmentProblem(
+                "training.distributed.fsdp.cpu_offload moves shards from GPU memory to CPU memory, and this "
+                "machine has no GPU: its shards are in CPU memory already",
+                fix="set training.distributed.fsdp.cpu_offload: false",
+            )
+        return "fsdp"
+    return "ddp"
 
 
 # DeepSpeed key → the training setting an `auto` value (or a missing key) takes.

@@ -101,6 +101,7 @@ class LocalTrainer:
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
         self._stop: GracefulStop | None = None
         self.parts: Parts | None = None
+        self._gathered: torch.nn.Module | None = None  # FSDP: the whole model, put together after training
 
     # ------------------------------------------------------------------------------------ set-up
     def setup(self) -> list[str]:
@@ -118,7 +119,6 @@ class LocalTrainer:
         shown = self._progress and self.dist.is_main
         parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=shown))
         self.parts = parts
-        self.dist.broadcast_trainable(self.model)
         params = list(self.model.parameters())
         trainable = sum(p.numel() for p in params if p.requires_grad)
         preflight(self.out, self.config.training, trainable, sum(p.numel() for p in params))
@@ -153,8 +153,27 @@ class LocalTrainer:
         return self.loop.model if self.parts else self._model
 
     def model_for_saving(self) -> torch.nn.Module:
-        """The plain (peft or transformers) model, without accelerate's wrappers."""
+        """The plain (peft or transformers) model, without accelerate's wrappers; under FSDP the whole
+        model that ``gather_model`` put together (rank 0), since the live one holds only shards."""
+        if self.loop.sharded is not None:
+            if self._gathered is None:
+                raise RuntimeError("a sharded model is saved through gather_model(), called on every rank")
+            return self._gathered
         return self.loop.accelerator.unwrap_model(self.loop.model)  # type: ignore[attr-defined]
+
+    def gather_model(self) -> torch.nn.Module | None:
+        """After training, on every process: the model to save, evaluate by generation and return (rank 0;
+        the others get None under FSDP, whose whole model is put together on rank 0 only)."""
+        sharded = self.loop.sharded
+        if sharded is None:
+            return self.model_for_saving()
+        if self._gathered is None:
+            self._gathered = sharded.gathered_model()
+            if self._gathered is not None:
+                from llmft.train import packed_attention
+
+                packed_attention.disable(self._gathered)
+        return self._gathered
 
     # ----------------------------------------------------------------------------------- training
     def train(self, state: LoopState | None = None) -> LoopState:
@@ -181,7 +200,7 @@ class LocalTrainer:
             )
         from llmft.train import packed_attention
 
-        packed_attention.disable(self.model_for_saving())
+        packed_attention.disable(self.loop.accelerator.unwrap_model(self.loop.model))  # type: ignore[attr-defined]
         return state
 
     def _stop_checkpoint(self, state: LoopState) -> Path:
@@ -201,17 +220,22 @@ class LocalTrainer:
         never marked best, since an earlier evaluation says nothing of its weights. With several processes
         rank 0 writes (all hold the same weights and optimizer state) while the others wait.
         """
+        sharded = self.loop.sharded  # FSDP: every process gathers the whole tensors with the others
+        whole = (
+            (sharded.full_trainable(), sharded.full_optimizer_state(self.loop.optimizer)) if sharded else None
+        )
         if not self.dist.is_main:
             self.dist.barrier()
             return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
-        folder = self._write_checkpoint(state)  # a failed write raises; the launcher stops the others
+        folder = self._write_checkpoint(state, whole)  # a failed write raises; the launcher stops the others
         self.dist.barrier()
         return folder
 
-    def _write_checkpoint(self, state: LoopState) -> Path:
+    def _write_checkpoint(self, state: LoopState, whole: tuple[dict, dict] | None) -> Path:
         folder = ckpt.save_checkpoint(
             self.out,
-            model=self.model_for_saving(),
+            whole=whole,
+            model=self.loop.accelerator.unwrap_model(self.loop.model),  # type: ignore[attr-defined]
             optimizer=self.loop.optimizer,
             scheduler=self.loop.scheduler,
             state=state,
@@ -238,13 +262,24 @@ class LocalTrainer:
         """Load ``folder`` (already checked by train/resume.py) and continue from its step: metrics the
         killed run wrote after it are dropped (the resumed run writes them again), and the best value so far
         is restored, so a worse evaluation after the resume cannot move the best."""
-        state = ckpt.load_checkpoint(
-            folder,
-            model=self.model_for_saving(),
-            optimizer=self.loop.optimizer,
-            scheduler=self.loop.scheduler,
-            scaler=getattr(self.loop.accelerator, "scaler", None),
-        )
+        scaler = getattr(self.loop.accelerator, "scaler", None)
+        sharded = self.loop.sharded
+        if sharded is None:
+            model = self.loop.accelerator.unwrap_model(self.loop.model)  # type: ignore[attr-defined]
+            state = ckpt.load_checkpoint(
+                folder,
+                model=model,
+                optimizer=self.loop.optimizer,
+                scheduler=self.loop.scheduler,
+                scaler=scaler,
+            )
+        else:  # whole tensors cut into this process's shards
+            saved = ckpt.read_checkpoint(folder)
+            saved.check_fits(sharded.model)
+            sharded.load_trainable(saved.weights)
+            sharded.load_optimizer_state(self.loop.optimizer, saved.optimizer)
+            ckpt.restore_schedule_and_rng(saved, self.loop.scheduler, scaler)
+            state = saved.state
         if self.dist.is_main:
             self.metrics_log.truncate_after(state.step)
         recorded = ckpt.read_best(self.out)
@@ -267,6 +302,7 @@ class LocalTrainer:
             len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
             prefix=prefix,
             metrics=self.config.evaluation.metrics,
+            call=self.loop.forward,
         )
         metrics.update({f"{prefix}_{k}": v for k, v in objective.report("eval").items()})
         return metrics

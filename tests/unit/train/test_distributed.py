@@ -19,7 +19,7 @@ from llmft.train.distributed import Distribution, Place, backend_for, detect, th
 from llmft.train.launch import LaunchSpec, check_spec, failure_error, torchrun_args
 from llmft.train.loop import TrainSetup, steps_per_epoch
 from llmft.train.multiprocess import resume_world_changes
-from llmft.train.strategies import check_strategy, deepspeed_config, fsdp_plugin_kwargs
+from llmft.train.strategies import check_strategy, deepspeed_config
 
 
 # ----------------------------------------------------------------------------------- where am I
@@ -202,27 +202,23 @@ def test_the_first_failed_rank_is_named_with_its_signal_or_exit_code(tmp_path: P
 
 
 # ------------------------------------------------------------------------ strategies and schema
-def test_sharding_strategies_are_refused_with_what_to_do() -> None:
+def test_strategies_by_process_count_and_what_is_refused() -> None:
     assert check_strategy(DistributedConfig(), 2, cuda=False) == "ddp"
     assert check_strategy(DistributedConfig(), 1, cuda=False) == "none"
+    assert check_strategy(DistributedConfig(strategy="fsdp"), 2, cuda=False) == "fsdp"
+    assert check_strategy(DistributedConfig(strategy="fsdp"), 1, cuda=False) == "none"  # nothing to shard
+    offload = DistributedConfig(strategy="fsdp", fsdp=FsdpConfig(cpu_offload=True))
+    with pytest.raises(EnvironmentProblem, match="this machine has no GPU: its shards are in CPU memory"):
+        check_strategy(offload, 2, cuda=False)
+    assert check_strategy(offload, 2, cuda=True) == "fsdp"
+    deepspeed = DistributedConfig(strategy="deepspeed", deepspeed={"zero_optimization": {"stage": 2}})
     with pytest.raises(EnvironmentProblem) as err:
-        check_strategy(DistributedConfig(strategy="fsdp"), 2, cuda=False)
-    assert "FSDP is not supported by llmft's training loop yet and needs GPUs" in err.value.message
-    assert "benchmarks/distributed_gpu_check.sh" in str(err.value.fix)
-
-
-def test_fsdp_settings_translate_to_accelerates_fsdp2_plugin() -> None:
-    from accelerate import FullyShardedDataParallelPlugin
-    from torch.distributed.fsdp import CPUOffloadPolicy
-
-    cfg = FsdpConfig(reshard_after_forward=False, cpu_offload=True)
-    plugin = FullyShardedDataParallelPlugin(**fsdp_plugin_kwargs(cfg, ["LlamaDecoderLayer"]))
-    assert plugin.fsdp_version == 2
-    assert plugin.reshard_after_forward is False
-    assert isinstance(plugin.cpu_offload, CPUOffloadPolicy)
-    assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
-    named = fsdp_plugin_kwargs(FsdpConfig(layer_classes=["Qwen2DecoderLayer"]), ["LlamaDecoderLayer"])
-    assert named["transformer_cls_names_to_wrap"] == ["Qwen2DecoderLayer"]  # the config's names win
+        check_strategy(deepspeed, 2, cuda=False)
+    assert "DeepSpeed ZeRO is not supported by llmft's training loop yet" in err.value.message
+    assert "needs GPUs" in err.value.message
+    assert "strategy: fsdp" in str(err.value.fix) and "benchmarks/distributed_gpu_check.sh" in str(
+        err.value.fix
+    )
 
 
 def test_deepspeed_auto_values_follow_the_training_section(tmp_path: Path) -> None:
@@ -282,3 +278,47 @@ def test_distributed_section_rules() -> None:
     }
     _, problems = validate_dict(raw)
     assert any(p.path == "training.distributed.stratgy" and "strategy" in p.render() for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "said"),
+    [
+        ({"training": {"optimizer": "adafactor"}}, "training.optimizer", "need whole weights"),
+        ({"training": {"compile": True}}, "training.compile", "torch.compile"),
+        ({"training": {"mixed_precision": "fp16"}}, "training.mixed_precision", "sharded gradient scaler"),
+        (
+            {"evaluation": {"generate": {"when": "every_eval"}}},
+            "evaluation.generate.when",
+            "whole model on one process at every evaluation",
+        ),
+    ],
+)
+def test_fsdp_refuses_what_it_cannot_honour_at_validation(setting: dict, path: str, said: str) -> None:
+    raw: dict = {
+        "data": {"dataset": {"train_file": "t.jsonl"}, "validation_split": 0.1},
+        "model": {"name_or_path": "m"},
+        "training": {"distributed": {"strategy": "fsdp"}},
+    }
+    for section, values in setting.items():
+        raw.setdefault(section, {}).update(values)
+    _, problems = validate_dict(raw)
+    found = [p for p in problems if p.path == path]
+    assert len(found) == 1 and found[0].severity == "error", problems
+    assert said in found[0].message and "strategy: fsdp" in found[0].message
+    raw["training"]["distributed"] = {"strategy": "ddp"}
+    _, problems = validate_dict(raw)
+    assert [p for p in problems if p.path == path] == []  # the same setting is fine without FSDP
+
+
+def test_fsdp_layer_classes_the_model_lacks_are_named_with_those_it_has(tiny_model) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from llmft.errors import ConfigError
+    from llmft.train.sharding import _layers, layer_class_names
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("llama"))
+    assert layer_class_names(model, None) == ["LlamaDecoderLayer"]  # the model's own _no_split_modules
+    assert len(_layers(model, ["LlamaDecoderLayer"])) == model.config.num_hidden_layers
+    with pytest.raises(ConfigError, match="no module of class Qwen2DecoderLayer") as err:
+        _layers(model, ["Qwen2DecoderLayer"])
+    assert "LlamaDecoderLayer" in str(err.value.fix)
