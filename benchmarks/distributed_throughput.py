@@ -1,4 +1,4 @@
-"""Throughput of 2 processes × 1 thread against 1 process × 2 threads on a CPU machine.
+"""Throughput of 2 processes × 1 thread (DDP, and FSDP) against 1 process × 2 threads on a CPU machine.
 
 Not a test: a few minutes. Both runs train the same steps (2 processes with gradient_accumulation_steps 1
 make the steps of 1 process with accumulation 2) on a small Llama-shaped model with random weights and
@@ -85,14 +85,16 @@ def main() -> None:
     seconds: dict[str, list[float]] = {
         "1 process x 2 threads": [],
         "2 processes x 1 thread": [],
+        "2 processes x 1 thread, fsdp": [],  # the same steps with weights and optimizer state sharded
         "1 process x 1 thread": [],  # context: what one core alone does
     }
+    two_processes = ["--nproc", "2", "training.gradient_accumulation_steps=1"]
     for _ in range(args.rounds):
         seconds["1 process x 2 threads"].append(_train(one, []))
         seconds["1 process x 1 thread"].append(_train(single, []))
-        seconds["2 processes x 1 thread"].append(
-            _train(two, ["--nproc", "2", "training.gradient_accumulation_steps=1"])
-        )
+        seconds["2 processes x 1 thread"].append(_train(two, two_processes))
+        fsdp = [*two_processes, "training.distributed.strategy=fsdp"]
+        seconds["2 processes x 1 thread, fsdp"].append(_train(two, fsdp))
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["1 process x 2 threads"] / medians["2 processes x 1 thread"]
     report = {
@@ -104,6 +106,8 @@ def main() -> None:
         "seconds": seconds,
         "median_seconds": medians,
         "speed_ratio_2proc_over_1proc": ratio,
+        "speed_ratio_fsdp_over_ddp": medians["2 processes x 1 thread"]
+        / medians["2 processes x 1 thread, fsdp"],
     }
     print(json.dumps(report, indent=2))
     if args.json:

@@ -1,8 +1,6 @@
-"""Checks of training.distributed: the DeepSpeed config must parse (file and line), and FSDP is refused
-with the settings it cannot honour (one table, ``FSDP_CANNOT``), before a run starts.
-
-DeepSpeed is validated so that its config is ready, and ``llmft validate`` says up front that llmft's loop
-refuses it for now (train/strategies.py says why).
+"""Checks of training.distributed: the DeepSpeed config must parse (file and line) and leave the optimizer
+and schedule to llmft, and the strategies that shard the model's state (FSDP, DeepSpeed) are refused with
+the settings they cannot honour (one table, ``SHARDED_CANNOT``), before a run starts.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ def read_deepspeed(value: str | dict[str, object]) -> dict[str, object]:
     """The DeepSpeed config as a mapping: the mapping given, or the JSON file parsed. A file that cannot be
     read or parsed raises a ConfigError naming the file and line."""
     if isinstance(value, dict):
-        return dict(value)
+        return _own_sections_refused(dict(value))
     path = Path(value)
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,28 +40,49 @@ def read_deepspeed(value: str | dict[str, object]) -> dict[str, object]:
             f"{PATH}: {path} holds a JSON {type(data).__name__}, not an object",
             fix='write a DeepSpeed config object, e.g. {"zero_optimization": {"stage": 2}}',
         )
-    return data
+    return _own_sections_refused(data)
 
 
-# Settings FSDP (train/sharding.py) does not support: (config path, does the config set it, why, fix).
-FSDP_CANNOT: tuple[tuple[str, Callable[[RunConfig], bool], str, str], ...] = (
+# DeepSpeed config sections that llmft's training section sets instead.
+_OWNED_BY_TRAINING = {"optimizer": "training.optimizer", "scheduler": "training.lr_scheduler"}
+
+
+def _own_sections_refused(ds: dict[str, object]) -> dict[str, object]:
+    for section, ours in _OWNED_BY_TRAINING.items():
+        if section in ds:
+            raise ConfigError(
+                f"{PATH}: its `{section}` section would replace {ours}, which llmft's loop steps",
+                fix=f"delete `{section}` from the DeepSpeed config and set {ours} instead",
+            )
+    return ds
+
+
+# Settings the sharded strategies (FSDP: train/sharding.py, DeepSpeed: train/zero.py) do not support:
+# (config path, does the config set it, why, fix).
+SHARDED_CANNOT: tuple[tuple[str, Callable[[RunConfig], bool], str, str], ...] = (
     (
         "training.optimizer",
         lambda c: c.training.optimizer not in ("adamw", "sgd"),
-        "Adafactor's factored moments and the 8-bit AdamW's blocks need whole weights, not FSDP's shards",
-        "use `optimizer: adamw` (or sgd) with FSDP, or `strategy: ddp`",
+        "Adafactor's factored moments and the 8-bit AdamW's blocks need whole weights, not shards",
+        "use `optimizer: adamw` (or sgd), or `strategy: ddp`",
     ),
     (
         "training.compile",
         lambda c: c.training.compile,
-        "torch.compile of a model sharded by llmft's FSDP set-up is not supported yet",
+        "torch.compile of a model whose state is sharded is not supported by llmft yet",
         "set training.compile: false, or use `strategy: ddp`",
     ),
     (
         "training.mixed_precision",
         lambda c: c.training.mixed_precision == "fp16",
-        "fp16's loss scaler would need FSDP's sharded gradient scaler",
-        "use bf16 (or `auto`) with FSDP",
+        "fp16's loss scaler would need a sharded gradient scaler",
+        "use bf16 (or `auto`)",
+    ),
+    (
+        "model.quantization",
+        lambda c: c.model.resolved_quantization() is not None,
+        "a 4/8-bit base (qlora, model.quantization) is bitsandbytes' packed weights, which cannot be sharded",
+        "use `strategy: ddp` for a quantized base (each process holds it whole, in 4 bits)",
     ),
     (
         "evaluation.generate.when",
@@ -75,8 +94,8 @@ FSDP_CANNOT: tuple[tuple[str, Callable[[RunConfig], bool], str, str], ...] = (
 
 
 def check_distributed(config: RunConfig) -> list[Problem]:
-    """The DeepSpeed file parses; FSDP's unsupported settings are errors; DeepSpeed is announced as refused
-    at run time."""
+    """The DeepSpeed file parses and leaves the optimizer to llmft; a sharded strategy's unsupported
+    settings are errors."""
     cfg = config.training.distributed
     problems: list[Problem] = []
     if cfg.deepspeed is not None:
@@ -84,21 +103,14 @@ def check_distributed(config: RunConfig) -> list[Problem]:
             read_deepspeed(cfg.deepspeed)
         except ConfigError as err:
             problems.append(Problem(PATH, err.message.removeprefix(f"{PATH}: "), fix=err.fix))
-    if cfg.strategy == "fsdp":
+    if cfg.strategy in ("fsdp", "deepspeed"):
         problems += [
-            Problem(path, f"{why}, so it cannot be used with `training.distributed.strategy: fsdp`", fix=fix)
-            for path, applies, why, fix in FSDP_CANNOT
+            Problem(
+                path,
+                f"{why}, so it cannot be used with `training.distributed.strategy: {cfg.strategy}`",
+                fix=fix,
+            )
+            for path, applies, why, fix in SHARDED_CANNOT
             if applies(config)
         ]
-    if cfg.strategy == "deepspeed":
-        problems.append(
-            Problem(
-                "training.distributed.strategy",
-                f"`{cfg.strategy}` is validated but llmft's training loop does not train with it yet: "
-                "`llmft train` will refuse it",
-                fix="use `strategy: ddp` (or `auto`) to train on several processes now; "
-                "benchmarks/distributed_gpu_check.sh checks the engines on a GPU machine",
-                severity="warning",
-            )
-        )
     return problems

@@ -3,6 +3,7 @@
 Layout: ``OUTPUT/checkpoints/step-000120/`` holding
 - ``trainable.safetensors``  every parameter that trains (LoRA weights, saved heads, or the full model)
 - ``optimizer.pt``, ``scheduler.pt``, ``rng.pt``  tensors and plain values only, loaded with weights_only=True
+- ``rng-rank1.pt``, ...      the random state of each further process (their dropout masks), when several
 - ``state.json``             the loop counters and data position (LoopState), config hash, data fingerprint
 - ``config.yaml``            the config the run was started with (for the change check on resume)
 - ``COMPLETE``               written last
@@ -87,6 +88,16 @@ def rng_state() -> dict[str, object]:
     return state
 
 
+def rng_state_bytes() -> bytes:
+    """``rng_state()`` as torch.save writes it: what another process sends rank 0 to save (pickling torch
+    tensors between processes is not portable; this is what ``torch.load(weights_only=True)`` reads)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(rng_state(), buffer)
+    return buffer.getvalue()
+
+
 def restore_rng(state: dict[str, object]) -> None:
     version, internal, gauss = state["python"]  # type: ignore[misc]
     random.setstate((version, tuple(internal), gauss))
@@ -112,6 +123,8 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
     _torch_save(parts["optimizer"], folder / "optimizer.pt")
     _torch_save(parts["scheduler"], folder / "scheduler.pt")
     _torch_save(parts["rng"], folder / "rng.pt")
+    for rank, saved in enumerate(parts.get("rank_rngs") or [], start=1):  # type: ignore[arg-type]
+        (folder / f"rng-rank{rank}.pt").write_bytes(saved)
     if parts.get("scaler") is not None:
         _torch_save(parts["scaler"], folder / "scaler.pt")
     (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
@@ -134,11 +147,13 @@ def save_checkpoint(
     config_path: str | None = None,
     extra_files: dict[str, str] | None = None,
     whole: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None,
+    rank_rngs: list[bytes] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
     ``whole``: the trainable weights and optimizer state already gathered into whole tensors (a model
     sharded by FSDP, train/sharding.py), written instead of ``model``'s and ``optimizer``'s own.
+    ``rank_rngs``: the random states of ranks 1, 2, ... (``rng_state_bytes``), when several processes train.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
@@ -157,7 +172,8 @@ def save_checkpoint(
         "trainable": weights,
         "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),  # type: ignore[attr-defined]
+        "rng": rng_state(),
+        "rank_rngs": rank_rngs,
         "state": {
             **dataclasses.asdict(state),
             "saved_at": time.time(),
@@ -322,8 +338,11 @@ class SavedCheckpoint:
             )
 
 
-def read_checkpoint(folder: Path) -> SavedCheckpoint:
-    """Read weights, optimizer, schedule, RNG and loop state; nothing is applied yet."""
+def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCheckpoint:
+    """Read weights, optimizer, schedule, RNG and loop state; nothing is applied yet.
+
+    Process ``rank`` of ``world_size`` gets its own random state when the checkpoint was written by as many
+    processes (its dropout masks continue exactly); otherwise rank 0's."""
     from safetensors.torch import load_file
 
     if not (folder / MARKER).exists():
@@ -340,10 +359,17 @@ def read_checkpoint(folder: Path) -> SavedCheckpoint:
         weights=load_file(str(folder / "trainable.safetensors")),
         optimizer=torch.load(folder / "optimizer.pt", weights_only=True),
         scheduler=torch.load(folder / "scheduler.pt", weights_only=True),
-        rng=torch.load(folder / "rng.pt", weights_only=True),
+        rng=torch.load(
+            _rng_file(folder, rank, world_size, int(saved.get("world_size", 1))), weights_only=True
+        ),
         scaler=torch.load(scaler, weights_only=True) if scaler.exists() else None,
         state=LoopState(**saved),
     )
+
+
+def _rng_file(folder: Path, rank: int, world_size: int, saved_world_size: int) -> Path:
+    own = folder / f"rng-rank{rank}.pt"
+    return own if rank and world_size == saved_world_size and own.exists() else folder / "rng.pt"
 
 
 def load_checkpoint(
@@ -353,9 +379,11 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: object,
     scaler: object | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LoopState:
     """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
-    saved = read_checkpoint(folder)
+    saved = read_checkpoint(folder, rank, world_size)
     saved.check_fits(model)
     params = dict(model.named_parameters())
     with torch.no_grad():

@@ -175,6 +175,26 @@ class Distribution:
                 if p.requires_grad:
                     dist.broadcast(p.data, src=0)
 
+    def gather(self, value: bytes) -> list[bytes] | None:
+        """Every rank's ``value`` on rank 0, by rank (None on the others)."""
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        found: list[bytes] | None = [b""] * self.world_size if self.is_main else None
+        with _collective("the gathering of every rank's random state"):
+            dist.gather_object(value, found, dst=0)
+        return found
+
+    def seed_training(self, seed: int) -> None:
+        """Seed the random stream training draws from (dropout masks) once everything is set up: rank r
+        gets ``seed + r``, so ranks do not mask their batches alike, and the stream does not depend on what
+        the set-up drew before (a tokenization cache hit or miss). Checkpoints save each rank's state
+        (rng-rankN.pt), so a resume continues every stream."""
+        import torch
+
+        torch.manual_seed(seed + self.rank)
+
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist

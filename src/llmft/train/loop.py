@@ -28,7 +28,7 @@ from llmft.train.objectives import Objective
 from llmft.train.progress import Progress
 
 if TYPE_CHECKING:
-    from llmft.train.sharding import ShardedModel
+    from llmft.train.sharding import Sharded
 
 
 @dataclass
@@ -89,11 +89,11 @@ class TrainSetup:
     epoch_rows: Callable[[int], list[int]] | None = None
     lengths: list[int] = field(default_factory=list)
     dist: Distribution = field(default_factory=Distribution)
-    sharded: ShardedModel | None = None  # FSDP: the model's weights are sharded across the processes
+    sharded: Sharded | None = None  # FSDP or DeepSpeed: the model's state is sharded across the processes
 
     def forward(self, fn: Callable[..., Any], batch: dict[str, torch.Tensor]) -> Any:
         """``fn(model, batch)`` (a loss, an evaluation count); under FSDP through the sharded root, which
-        gathers the weights it holds around the call."""
+        gathers the weights it holds around the call; under DeepSpeed on its engine's module."""
         return self.sharded.call(fn, batch) if self.sharded is not None else fn(self.model, batch)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
@@ -138,10 +138,10 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
             with acc.autocast():  # type: ignore[attr-defined]
                 loss_sum, _ = setup.forward(setup.objective.loss, batch)
                 loss = loss_sum / window_tokens if i < len(batches) else loss_sum * 0.0
-            acc.backward(loss)  # type: ignore[attr-defined]
+            (setup.sharded.backward if setup.sharded is not None else acc.backward)(loss)  # type: ignore[attr-defined]
         step_loss += loss.detach()
     state.loss_tokens_seen += window_tokens
-    if setup.sharded is not None:  # FSDP summed the gradients into the shards in the backward
+    if setup.sharded is not None:  # FSDP or ZeRO reduced the gradients in the backward
         return dist.sum_tensor(step_loss)
     return dist.reduce_step(setup.model, step_loss)
 
@@ -178,7 +178,7 @@ def _finite_or_handle(setup: TrainSetup, state: LoopState, value: torch.Tensor, 
         return True
     if setup.cfg.nan_policy == "skip":
         state.skipped_nonfinite += 1
-        setup.optimizer.zero_grad(set_to_none=True)
+        _zero_grad(setup)
         if state.skipped_nonfinite > max(10, state.step // 10):
             raise TrainingError(
                 f"{state.skipped_nonfinite} non-finite losses skipped by step {state.step + 1}: "
@@ -212,9 +212,19 @@ def _grad_norm(setup: TrainSetup, needed: bool) -> torch.Tensor | None:
 
 
 def _apply_update(setup: TrainSetup) -> None:
-    setup.optimizer.step()
+    if setup.sharded is not None:  # FSDP: the optimizer on the shards; DeepSpeed: its engine's step
+        setup.sharded.step(setup.optimizer)
+    else:
+        setup.optimizer.step()
+        setup.optimizer.zero_grad(set_to_none=True)
     setup.scheduler.step()
-    setup.optimizer.zero_grad(set_to_none=True)
+
+
+def _zero_grad(setup: TrainSetup) -> None:
+    if setup.sharded is not None:
+        setup.sharded.zero_grad()
+    else:
+        setup.optimizer.zero_grad(set_to_none=True)
 
 
 def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:

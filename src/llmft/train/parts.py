@@ -20,7 +20,7 @@ from llmft.train.objectives import objective_for
 from llmft.train.optim import build_optimizer, build_scheduler
 
 if TYPE_CHECKING:
-    from llmft.train.sharding import ShardedModel
+    from llmft.train.sharding import Sharded
 
 
 @dataclass
@@ -112,17 +112,10 @@ def build_parts(
         train_examples, train_collate = _packed(
             model, encoded, collate, config.data.tokenization.max_length, notes
         )
-    sharded = None
-    if dist.active:  # every process starts from rank 0's weights (adapters are initialised at random)
-        model = model.to(accelerator.device)
-        dist.broadcast_trainable(model)
-        sharded = _shard(model, config, encoded, dist, notes)
-    optimizer = build_optimizer(model, cfg)  # after sharding: it updates this process's shards
-    scheduler = build_scheduler(optimizer, cfg, total_steps(len(train_examples), cfg, dist.world_size))
-    if dist.active:
-        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
-    else:
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    steps = total_steps(len(train_examples), cfg, dist.world_size)
+    model, optimizer, scheduler, sharded = _placed(model, config, encoded.objective, accelerator, dist, steps)
+    if sharded is not None:
+        notes.append(sharded.describe())
     objective = objective_for(task, model)
     if encoded.objective != "sft":  # preference pairs: their own batches, reference and loss
         from llmft.train.preference.setup import preference_parts
@@ -131,6 +124,7 @@ def build_parts(
         train_collate, notes = collate, notes + more
     if cfg.compile:
         model = torch.compile(model)
+    dist.seed_training(config.seed)
     setup = TrainSetup(
         model=model,
         optimizer=optimizer,
@@ -150,23 +144,43 @@ def build_parts(
     return Parts(setup, collate, notes)
 
 
-def _shard(
-    model: torch.nn.Module, config: RunConfig, encoded: EncodedData, dist: Distribution, notes: list[str]
-) -> ShardedModel | None:
-    """FSDP's shards of the model (strategy `fsdp`), or None (every process holds the whole model)."""
-    if dist.strategy != "fsdp":
-        return None
-    if encoded.objective != "sft":
+def _placed(
+    model: torch.nn.Module,
+    config: RunConfig,
+    objective: str,
+    accelerator: object,
+    dist: Distribution,
+    steps: int,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, object, Sharded | None]:
+    """Model, optimizer and schedule placed for this run's processes: one process (accelerate's), every
+    process the whole model (ddp), or its state sharded (fsdp before the optimizer is built, since the
+    optimizer updates the shards; deepspeed around the optimizer built for the whole model)."""
+    cfg = config.training
+    if not dist.active:
+        optimizer = build_optimizer(model, cfg)
+        return (*accelerator.prepare(model, optimizer, build_scheduler(optimizer, cfg, steps)), None)  # type: ignore[attr-defined]
+    model = model.to(accelerator.device)  # type: ignore[attr-defined]
+    dist.broadcast_trainable(model)  # every process starts from rank 0's weights (adapters start random)
+    if dist.strategy in ("fsdp", "deepspeed") and objective != "sft":
         raise ConfigError(
-            f"training.distributed.strategy: fsdp does not train the `{encoded.objective}` objective yet "
+            f"training.distributed.strategy: {dist.strategy} does not train the `{objective}` objective yet "
             "(its reference model and pair batches are not sharded)",
             fix="use `strategy: ddp` (or `auto`) for preference training on several processes",
         )
-    from llmft.train.sharding import ShardedModel
+    sharded: Sharded | None = None
+    if dist.strategy == "fsdp":
+        from llmft.train.sharding import ShardedModel
 
-    sharded = ShardedModel(model, config.training.distributed.fsdp, dist)
-    notes.append(sharded.describe())
-    return sharded
+        sharded = ShardedModel(model, cfg.distributed.fsdp, dist)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps)
+    if dist.strategy == "deepspeed":
+        from llmft.train.strategies import deepspeed_config
+        from llmft.train.zero import ZeroModel
+
+        ds = deepspeed_config(cfg.distributed.deepspeed or {}, cfg, mixed_precision(cfg))
+        return model, optimizer, scheduler, ZeroModel(model, optimizer, ds, dist)
+    return model, *accelerator.prepare(optimizer, scheduler), sharded  # type: ignore[attr-defined]
 
 
 def _epoch_rows(encoded: EncodedData, seed: int) -> Callable[[int], list[int]] | None:

@@ -43,6 +43,7 @@ SAFE_PREFIXES = (
     "training.distributed.timeout_minutes",
     "training.distributed.strategy",  # checkpoints hold whole tensors whichever strategy wrote them
     "training.distributed.fsdp.",
+    "training.distributed.deepspeed",  # its step-changing values must equal the training section's
 )
 
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -37,6 +37,27 @@ if TYPE_CHECKING:
     from llmft.train.distributed import Distribution
 
 Call = Callable[..., Any]
+
+
+class Sharded(Protocol):
+    """What the loop and the trainer need of a model whose state is sharded across processes: FSDP
+    (``ShardedModel``, here) or DeepSpeed ZeRO (``ZeroModel``, zero.py)."""
+
+    model: torch.nn.Module
+
+    def describe(self) -> str: ...
+    def call(self, fn: Call, *args: object) -> Any: ...
+    def gradient_sync(self, on: bool) -> AbstractContextManager[None]: ...
+    def backward(self, loss: torch.Tensor) -> None: ...
+    def step(self, optimizer: torch.optim.Optimizer) -> None: ...
+    def zero_grad(self) -> None: ...
+    def grad_norm(self) -> torch.Tensor | None: ...
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor | None: ...
+    def full_trainable(self) -> dict[str, torch.Tensor]: ...
+    def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]: ...
+    def load_trainable(self, weights: dict[str, torch.Tensor]) -> None: ...
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None: ...
+    def gathered_model(self) -> torch.nn.Module | None: ...
 
 
 class _Calls(torch.nn.Module):
@@ -74,7 +95,7 @@ def _layers(model: torch.nn.Module, names: list[str]) -> list[torch.nn.Module]:
     return list(reversed(found))
 
 
-def _weightless_copy(model: torch.nn.Module) -> torch.nn.Module:
+def weightless_copy(model: torch.nn.Module) -> torch.nn.Module:
     """The model with every parameter on the meta device (no memory) and its buffers shared: the frame
     ``gathered_model`` fills with whole weights at the end."""
     memo: dict[int, object] = {}
@@ -95,7 +116,7 @@ class ShardedModel:
         from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, fully_shard
 
         self.model, self.dist = model, dist
-        self.frame = _weightless_copy(model)
+        self.frame = weightless_copy(model)
         names = layer_class_names(model, cfg.layer_classes)
         offload = {"offload_policy": CPUOffloadPolicy()} if cfg.cpu_offload else {}
         self.layers = _layers(model, names)
@@ -198,18 +219,36 @@ class ShardedModel:
             whole[id(p)] = _whole(p)
         if not self.dist.is_main:
             return None
-        sharded = dict(self.model.named_parameters(remove_duplicate=False))
-        frames = dict(self.frame.named_parameters(remove_duplicate=False))
-        made: dict[int, torch.nn.Parameter] = {}
-        for name, frame in frames.items():
-            if id(frame) not in made:
-                made[id(frame)] = torch.nn.Parameter(
-                    whole[id(sharded[name])], requires_grad=frame.requires_grad
-                )
-            owner, _, leaf = name.rpartition(".")
-            self.frame.get_submodule(owner)._parameters[leaf] = made[id(frame)]
-        self.frame.train(self.model.training)
-        return self.frame
+        return fill_frame(self.frame, self.model, whole)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def zero_grad(self) -> None:
+        for p in self._trainable():
+            p.grad = None
+
+
+def fill_frame(
+    frame: torch.nn.Module, model: torch.nn.Module, whole: dict[int, torch.Tensor]
+) -> torch.nn.Module:
+    """``frame`` (``weightless_copy(model)``) with the whole weights ``whole`` (by id of ``model``'s
+    parameters) put in place of its meta ones: a plain module, tied weights still tied."""
+    live = dict(model.named_parameters(remove_duplicate=False))
+    made: dict[int, torch.nn.Parameter] = {}
+    for name, placeholder in frame.named_parameters(remove_duplicate=False):
+        if id(placeholder) not in made:
+            made[id(placeholder)] = torch.nn.Parameter(
+                whole[id(live[name])], requires_grad=placeholder.requires_grad
+            )
+        owner, _, leaf = name.rpartition(".")
+        frame.get_submodule(owner)._parameters[leaf] = made[id(placeholder)]
+    frame.train(model.training)
+    return frame
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:

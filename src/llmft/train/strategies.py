@@ -1,12 +1,10 @@
-"""Which multi-process strategy a run uses, and how the run config translates to the engines' configs.
+"""Which multi-process strategy a run uses, and how the run config translates to DeepSpeed's config.
 
 ``ddp`` is llmft's data-parallel loop (distributed.py): every process holds the whole model. ``fsdp`` shards
-weights, gradients and optimizer state with torch's FSDP2 ``fully_shard`` (sharding.py); it runs on GPUs
-(nccl) and on CPUs (gloo), which is how it is tested here. ``deepspeed`` (ZeRO) is validated and its config
-translated to accelerate's plugin (``deepspeed_config``, unit-tested), but llmft's loop does not train with
-it yet: its engine owns the backward, the step and the checkpoints, which llmft's loop does itself (and
-ZeRO-3's sharding is what ``fsdp`` gives). A run that asks for it is refused with that said, rather than
-trained some other way.
+weights, gradients and optimizer state with torch's FSDP2 ``fully_shard`` (sharding.py); ``deepspeed``
+runs DeepSpeed's ZeRO engine (stages 1-3, offload) under llmft's loop (zero.py), with the DeepSpeed config
+given in the run config and its `auto` values filled from the training section (``deepspeed_config``).
+Both run on GPUs (nccl) and CPUs (gloo), which is how they are tested here.
 """
 
 from __future__ import annotations
@@ -19,32 +17,24 @@ from llmft.errors import ConfigError, EnvironmentProblem
 if TYPE_CHECKING:
     from llmft.config.schema import DistributedConfig, TrainingConfig
 
-GPU_CHECK = "benchmarks/distributed_gpu_check.sh"
-
 
 def check_strategy(cfg: DistributedConfig, world_size: int, cuda: bool) -> str:
-    """The strategy this run trains with (`none` for one process, `ddp`, `fsdp`), or a clear refusal."""
-    if cfg.strategy == "deepspeed":
-        need = "" if cuda else "; DeepSpeed's ZeRO also needs GPUs (this machine has none)"
-        raise EnvironmentProblem(
-            "training.distributed.strategy: deepspeed: DeepSpeed ZeRO is not supported by llmft's training "
-            f"loop yet{need}",
-            fix="use `strategy: fsdp` (FSDP2 shards weights, gradients and optimizer state as ZeRO-3 does) "
-            f"or `ddp`; the DeepSpeed config translation is ready and {GPU_CHECK} checks the engines on a "
-            "GPU machine",
-        )
+    """The strategy this run trains with (`none` for one process, `ddp`, `fsdp`, `deepspeed`), or a clear
+    refusal of a setting this machine cannot honour."""
     if world_size == 1:
         return "none"
-    if cfg.strategy == "fsdp":
-        if cfg.fsdp.cpu_offload and not cuda:
-            raise EnvironmentProblem(
-                "training.distributed.fsdp.cpu_offload moves shards from GPU memory to CPU memory, and this "
-                "machine has no GPU: its shards are in CPU memory already",
-                fix="set training.distributed.fsdp.cpu_offload: false",
-            )
-        return "fsdp"
-    return "ddp"
+    if cfg.strategy == "fsdp" and cfg.fsdp.cpu_offload and not cuda:
+        raise EnvironmentProblem(
+            "training.distributed.fsdp.cpu_offload moves shards from GPU memory to CPU memory, and this "
+            "machine has no GPU: its shards are in CPU memory already",
+            fix="set training.distributed.fsdp.cpu_offload: false",
+        )
+    return "ddp" if cfg.strategy == "auto" else cfg.strategy
 
+
+# DeepSpeed's value when the training setting is unset (max_grad_norm null: no clipping; DeepSpeed's own
+# default would clip at 1.0).
+_UNSET: dict[str, object] = {"gradient_clipping": 0.0}
 
 # DeepSpeed key → the training setting an `auto` value (or a missing key) takes.
 _FROM_TRAINING = {
@@ -62,8 +52,7 @@ def deepspeed_config(value: str | dict[str, object], training: TrainingConfig, p
         ours = getattr(training, field)
         given = ds.get(key, "auto")
         if given == "auto":
-            if ours is not None:
-                ds[key] = ours
+            ds[key] = ours if ours is not None else _UNSET[key]
         elif given != ours:
             raise ConfigError(
                 f"training.distributed.deepspeed: {key} is {given!r} but training.{field} is {ours!r}",

@@ -224,17 +224,21 @@ class LocalTrainer:
         whole = (
             (sharded.full_trainable(), sharded.full_optimizer_state(self.loop.optimizer)) if sharded else None
         )
+        rngs = self.dist.gather(ckpt.rng_state_bytes())  # each process's dropout masks continue on resume
         if not self.dist.is_main:
             self.dist.barrier()
             return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
-        folder = self._write_checkpoint(state, whole)  # a failed write raises; the launcher stops the others
+        folder = self._write_checkpoint(state, whole, rngs)  # a failed write raises; the others are stopped
         self.dist.barrier()
         return folder
 
-    def _write_checkpoint(self, state: LoopState, whole: tuple[dict, dict] | None) -> Path:
+    def _write_checkpoint(
+        self, state: LoopState, whole: tuple[dict, dict] | None, rngs: list[bytes] | None
+    ) -> Path:
         folder = ckpt.save_checkpoint(
             self.out,
             whole=whole,
+            rank_rngs=rngs[1:] if rngs else None,
             model=self.loop.accelerator.unwrap_model(self.loop.model),  # type: ignore[attr-defined]
             optimizer=self.loop.optimizer,
             scheduler=self.loop.scheduler,
@@ -272,9 +276,11 @@ class LocalTrainer:
                 optimizer=self.loop.optimizer,
                 scheduler=self.loop.scheduler,
                 scaler=scaler,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
             )
         else:  # whole tensors cut into this process's shards
-            saved = ckpt.read_checkpoint(folder)
+            saved = ckpt.read_checkpoint(folder, self.dist.rank, self.dist.world_size)
             saved.check_fits(sharded.model)
             sharded.load_trainable(saved.weights)
             sharded.load_optimizer_state(self.loop.optimizer, saved.optimizer)

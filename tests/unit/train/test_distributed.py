@@ -207,18 +207,12 @@ def test_strategies_by_process_count_and_what_is_refused() -> None:
     assert check_strategy(DistributedConfig(), 1, cuda=False) == "none"
     assert check_strategy(DistributedConfig(strategy="fsdp"), 2, cuda=False) == "fsdp"
     assert check_strategy(DistributedConfig(strategy="fsdp"), 1, cuda=False) == "none"  # nothing to shard
+    deepspeed = DistributedConfig(strategy="deepspeed", deepspeed={"zero_optimization": {"stage": 2}})
+    assert check_strategy(deepspeed, 2, cuda=False) == "deepspeed"
     offload = DistributedConfig(strategy="fsdp", fsdp=FsdpConfig(cpu_offload=True))
     with pytest.raises(EnvironmentProblem, match="this machine has no GPU: its shards are in CPU memory"):
         check_strategy(offload, 2, cuda=False)
     assert check_strategy(offload, 2, cuda=True) == "fsdp"
-    deepspeed = DistributedConfig(strategy="deepspeed", deepspeed={"zero_optimization": {"stage": 2}})
-    with pytest.raises(EnvironmentProblem) as err:
-        check_strategy(deepspeed, 2, cuda=False)
-    assert "DeepSpeed ZeRO is not supported by llmft's training loop yet" in err.value.message
-    assert "needs GPUs" in err.value.message
-    assert "strategy: fsdp" in str(err.value.fix) and "benchmarks/distributed_gpu_check.sh" in str(
-        err.value.fix
-    )
 
 
 def test_deepspeed_auto_values_follow_the_training_section(tmp_path: Path) -> None:
@@ -263,7 +257,22 @@ def test_a_deepspeed_file_that_does_not_parse_is_named_with_its_line(tmp_path: P
     found = check_distributed(config)
     assert found[0].path == "training.distributed.deepspeed" and found[0].severity == "error"
     assert f"{path}:3:12 is not valid JSON" in found[0].message
-    assert found[1].severity == "warning" and "`llmft train` will refuse it" in found[1].message
+    assert len(found) == 1  # DeepSpeed trains: nothing else to say of this config
+
+
+def test_deepspeed_leaves_optimizer_schedule_and_unset_clipping_to_the_training_section() -> None:
+    no_clip = TrainingConfig(batch_size=2, max_grad_norm=None)
+    assert deepspeed_config({}, no_clip, "no")["gradient_clipping"] == 0.0  # DeepSpeed's default clips at 1
+    for section, ours in (("optimizer", "training.optimizer"), ("scheduler", "training.lr_scheduler")):
+        with pytest.raises(ConfigError, match=f"its `{section}` section would replace {ours}"):
+            deepspeed_config({section: {"type": "AdamW"}}, no_clip, "no")
+        raw = {
+            "data": {"dataset": {"train_file": "t.jsonl"}},
+            "model": {"name_or_path": "m"},
+            "training": {"distributed": {"strategy": "deepspeed", "deepspeed": {section: {}}}},
+        }
+        _, problems = validate_dict(raw)
+        assert [p.path for p in problems] == ["training.distributed.deepspeed"], problems
 
 
 def test_distributed_section_rules() -> None:
@@ -283,9 +292,10 @@ def test_distributed_section_rules() -> None:
 @pytest.mark.parametrize(
     ("setting", "path", "said"),
     [
-        ({"training": {"optimizer": "adafactor"}}, "training.optimizer", "need whole weights"),
+        ({"training": {"optimizer": "adafactor"}}, "training.optimizer", "need whole weights, not shards"),
         ({"training": {"compile": True}}, "training.compile", "torch.compile"),
-        ({"training": {"mixed_precision": "fp16"}}, "training.mixed_precision", "sharded gradient scaler"),
+        ({"model": {"adapter": {"type": "qlora"}}}, "model.quantization", "cannot be sharded"),
+        ({"training": {"mixed_precision": "fp16"}}, "training.mixed_precision", "a sharded gradient scaler"),
         (
             {"evaluation": {"generate": {"when": "every_eval"}}},
             "evaluation.generate.when",
@@ -293,18 +303,24 @@ def test_distributed_section_rules() -> None:
         ),
     ],
 )
-def test_fsdp_refuses_what_it_cannot_honour_at_validation(setting: dict, path: str, said: str) -> None:
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_sharded_strategies_refuse_what_they_cannot_honour_at_validation(
+    strategy: str, setting: dict, path: str, said: str
+) -> None:
+    chosen: dict = {"strategy": strategy}
+    if strategy == "deepspeed":
+        chosen["deepspeed"] = {"zero_optimization": {"stage": 3}}
     raw: dict = {
         "data": {"dataset": {"train_file": "t.jsonl"}, "validation_split": 0.1},
         "model": {"name_or_path": "m"},
-        "training": {"distributed": {"strategy": "fsdp"}},
+        "training": {"distributed": chosen},
     }
     for section, values in setting.items():
         raw.setdefault(section, {}).update(values)
     _, problems = validate_dict(raw)
     found = [p for p in problems if p.path == path]
     assert len(found) == 1 and found[0].severity == "error", problems
-    assert said in found[0].message and "strategy: fsdp" in found[0].message
+    assert said in found[0].message and f"strategy: {strategy}" in found[0].message
     raw["training"]["distributed"] = {"strategy": "ddp"}
     _, problems = validate_dict(raw)
     assert [p for p in problems if p.path == path] == []  # the same setting is fine without FSDP
