@@ -1,4 +1,4 @@
-"""Throughput of 2 processes × 1 thread (DDP, and FSDP) against 1 process × 2 threads on a CPU machine.
+"""Throughput of 2 processes × 1 thread (DDP, FSDP, ZeRO-3) against 1 process × 2 threads on a CPU machine.
 
 Not a test: a few minutes. Both runs train the same steps (2 processes with gradient_accumulation_steps 1
 make the steps of 1 process with accumulation 2) on a small Llama-shaped model with random weights and
@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+ZERO3 = 'training.distributed.deepspeed={"zero_optimization": {"stage": 3}}'
 
 
 def _config(folder: Path, model: Path, train_file: Path, steps: int, threads: int) -> Path:
@@ -86,6 +87,7 @@ def main() -> None:
         "1 process x 2 threads": [],
         "2 processes x 1 thread": [],
         "2 processes x 1 thread, fsdp": [],  # the same steps with weights and optimizer state sharded
+        "2 processes x 1 thread, deepspeed zero3": [],
         "1 process x 1 thread": [],  # context: what one core alone does
     }
     two_processes = ["--nproc", "2", "training.gradient_accumulation_steps=1"]
@@ -95,6 +97,8 @@ def main() -> None:
         seconds["2 processes x 1 thread"].append(_train(two, two_processes))
         fsdp = [*two_processes, "training.distributed.strategy=fsdp"]
         seconds["2 processes x 1 thread, fsdp"].append(_train(two, fsdp))
+        zero3 = [*two_processes, "training.distributed.strategy=deepspeed", ZERO3]
+        seconds["2 processes x 1 thread, deepspeed zero3"].append(_train(two, zero3))
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["1 process x 2 threads"] / medians["2 processes x 1 thread"]
     report = {

@@ -246,6 +246,7 @@ RUNS: dict[str, list[str]] = {
     "one_full": [],
     "fsdp_full": FSDP,
     "two_dropout": DROPOUT,
+    "two_diverges": [*TWO, "training.learning_rate=1e30"],  # non-finite within a few steps
     "zero3_lm": ZERO3,
     "zero2_cls": ZERO2_OFFLOAD,
     "zero3_full": ZERO3,
@@ -387,6 +388,16 @@ def test_a_data_error_on_every_rank_ends_the_run_with_its_exit_code(outcomes: di
     assert "is not valid JSON" in run.output and "(error LLMFT200" in run.output, run.output
     assert "exited with code 2" in run.output
     assert "Traceback" not in run.output and "internal error" not in run.output
+
+
+def test_a_non_finite_loss_ends_every_rank_with_its_message(outcomes: dict[str, Outcome]) -> None:
+    """The step's loss is summed over the ranks, so a non-finite value on one is seen by all: every rank
+    stops after the same step with the message and the last good checkpoint, and nothing hangs."""
+    run = outcomes["two_diverges"]
+    assert run.rc not in (0, None), run.output
+    assert run.output.count("became non-finite") == 2, run.output  # rank 0 and [rank 1], same step
+    assert "the last good checkpoint is" in run.output or "no checkpoint was saved yet" in run.output
+    assert "Traceback" not in run.output and "internal error" not in run.output, run.output
 
 
 def test_dropout_masks_continue_exactly_after_a_resume_on_as_many_processes(

@@ -74,6 +74,13 @@ class RunData:
     fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
 
 
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside torch.compile's (and DDP's) wrapper: what accelerate's unwrap_model returns, without
+    its import of deepspeed when that is installed (seconds, in the middle of a run's first checkpoint)."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
 class LocalTrainer:
     """Trains in this process (one device, or the CPU)."""
 
@@ -159,7 +166,7 @@ class LocalTrainer:
             if self._gathered is None:
                 raise RuntimeError("a sharded model is saved through gather_model(), called on every rank")
             return self._gathered
-        return self.loop.accelerator.unwrap_model(self.loop.model)  # type: ignore[attr-defined]
+        return _unwrapped(self.loop.model)
 
     def gather_model(self) -> torch.nn.Module | None:
         """After training, on every process: the model to save, evaluate by generation and return (rank 0;
@@ -200,7 +207,7 @@ class LocalTrainer:
             )
         from llmft.train import packed_attention
 
-        packed_attention.disable(self.loop.accelerator.unwrap_model(self.loop.model))  # type: ignore[attr-defined]
+        packed_attention.disable(_unwrapped(self.loop.model))
         return state
 
     def _stop_checkpoint(self, state: LoopState) -> Path:
@@ -239,7 +246,7 @@ class LocalTrainer:
             self.out,
             whole=whole,
             rank_rngs=rngs[1:] if rngs else None,
-            model=self.loop.accelerator.unwrap_model(self.loop.model),  # type: ignore[attr-defined]
+            model=_unwrapped(self.loop.model),
             optimizer=self.loop.optimizer,
             scheduler=self.loop.scheduler,
             state=state,
@@ -269,7 +276,7 @@ class LocalTrainer:
         scaler = getattr(self.loop.accelerator, "scaler", None)
         sharded = self.loop.sharded
         if sharded is None:
-            model = self.loop.accelerator.unwrap_model(self.loop.model)  # type: ignore[attr-defined]
+            model = _unwrapped(self.loop.model)
             state = ckpt.load_checkpoint(
                 folder,
                 model=model,
