@@ -9,8 +9,8 @@ other jobs, two OpenMP threads in one process can lose far more to waiting on ea
 single-threaded processes do; the load average is recorded). On CPU expect near parity: the point of
 several processes is correctness on one machine and scale on many, not speed here.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 20]
-        [--hidden 128] [--layers 2] [--json benchmarks/results/distributed-cpu.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/distributed_throughput.py [--rounds 3] [--steps 100]
+        [--hidden 256] [--layers 4] [--json benchmarks/results/distributed-cpu.json]
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def _train(config: Path, extra: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(SRC))

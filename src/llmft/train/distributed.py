@@ -268,6 +268,7 @@ def backend_for(choice: str, cuda: bool) -> str:
 def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = None) -> Distribution:
     """Join the run's process group when launched as one of several processes; else one process."""
     place = detect(environ)
+    _refuse_launcher_engines(os.environ if environ is None else environ)
     import torch
 
     from llmft.train.strategies import check_strategy
@@ -298,6 +299,22 @@ def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = 
             f"launched by {place.launcher}), strategy {strategy}, backend {backend}"
         )
     return dist
+
+
+# accelerate launch flags that would make accelerate shard the model behind llmft's back.
+_LAUNCHER_ENGINES = {"ACCELERATE_USE_DEEPSPEED": "deepspeed", "ACCELERATE_USE_FSDP": "fsdp"}
+
+
+def _refuse_launcher_engines(environ: Mapping[str, str]) -> None:
+    """`accelerate launch --use_deepspeed` / `--use_fsdp` configure accelerate's engines, which llmft's loop
+    does not hand the model to: the strategy is the run config's, so the flag is refused, not ignored."""
+    for variable, strategy in _LAUNCHER_ENGINES.items():
+        if environ.get(variable, "").lower() in ("true", "1", "yes"):
+            raise ConfigError(
+                f"launched with accelerate's {strategy} ({variable}=true), which llmft does not use",
+                fix=f"launch without --use_{strategy} and set training.distributed.strategy: {strategy} in "
+                "the run config (docs/DISTRIBUTED.md)",
+            )
 
 
 def _die_with_parent() -> None:

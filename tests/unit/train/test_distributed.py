@@ -338,3 +338,17 @@ def test_fsdp_layer_classes_the_model_lacks_are_named_with_those_it_has(tiny_mod
     with pytest.raises(ConfigError, match="no module of class Qwen2DecoderLayer") as err:
         _layers(model, ["Qwen2DecoderLayer"])
     assert "LlamaDecoderLayer" in str(err.value.fix)
+
+
+@pytest.mark.parametrize(
+    ("variable", "strategy"), [("ACCELERATE_USE_DEEPSPEED", "deepspeed"), ("ACCELERATE_USE_FSDP", "fsdp")]
+)
+def test_accelerates_engine_flags_are_refused_for_the_run_configs_strategy(
+    variable: str, strategy: str
+) -> None:
+    from llmft.train.distributed import start
+
+    with pytest.raises(ConfigError, match=f"launched with accelerate's {strategy}") as err:
+        start(DistributedConfig(), lambda _: None, {variable: "true"})
+    assert f"training.distributed.strategy: {strategy}" in str(err.value.fix)
+    assert start(DistributedConfig(), lambda _: None, {variable: "false"}).world_size == 1
