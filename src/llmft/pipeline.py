@@ -17,7 +17,9 @@ from llmft.config.schema import RunConfig
 if TYPE_CHECKING:  # for annotations only: the CLI imports this module before torch is wanted
     from llmft.adapters.build import AdapterSummary
     from llmft.data.build import EncodedData, PreparedData
+    from llmft.evaluate.generation import GenerationEval
     from llmft.tracking.base import SearchLink
+    from llmft.tracking.session import Tracking
     from llmft.train.distributed import Distribution
     from llmft.train.loop import LoopState
     from llmft.train.trainer import LocalTrainer
@@ -62,13 +64,57 @@ def run(
     ``llmft.search`` run it; here it is refused. ``search_link``: the search this run is a trial of (its
     tracker runs are nested in the search's).
     """
-    from llmft.evaluate.generation import generation_eval
-    from llmft.generate.chat_template import settle_for_run
-    from llmft.tracking.session import open_tracking
-    from llmft.train import artifacts, multiprocess
-    from llmft.train.trainer import Callbacks, LocalTrainer, RunData
-
     _refuse_search(config)
+    ctx = _start(config, say, overwrite=overwrite, resume=resume, config_path=config_path)
+    parts = _build_trainer(ctx, progress=progress, on_evaluate=on_evaluate, search_link=search_link)
+    trained = _train_to_the_end(ctx, parts)
+    return _finish(ctx, parts, trained)
+
+
+@dataclass
+class _Run:
+    """What every phase of one run needs: its config, processes, directory, inputs and model."""
+
+    config: RunConfig
+    config_path: str | None
+    say: Say
+    dist: Distribution
+    out: Path
+    started: str
+    resumed_from: Path | None
+    inputs: _Inputs
+    model: object
+    adapter: AdapterSummary
+
+
+@dataclass
+class _Parts:
+    """The trainer and what watches it: the trackers, and the generation evaluation (if configured)."""
+
+    trainer: LocalTrainer
+    trackers: Tracking
+    by_generation: GenerationEval | None
+
+
+@dataclass
+class _Trained:
+    """How training ended: the loop's state, the final metrics and the final model (whole on rank 0; None
+    on the other ranks of a sharded run, FSDP or ZeRO)."""
+
+    state: LoopState
+    metrics: dict[str, float]
+    model: object
+
+
+def _start(
+    config: RunConfig, say: Say, *, overwrite: bool, resume: bool | str | None, config_path: str | None
+) -> _Run:
+    """Everything before the trainer exists, in the order it must happen: join the process group (so that
+    the run directory is made once, by rank 0), find the resume point (its config is checked before any
+    data is read), seed, then load the rows and the model they imply."""
+    from llmft.generate.chat_template import settle_for_run
+    from llmft.train import artifacts, multiprocess
+
     started = artifacts.now()
     dist = multiprocess.join(config, say)  # one process unless a launcher started several
     say = dist.say(say)
@@ -81,14 +127,33 @@ def run(
     inputs = _load_inputs(config, resumed_from, say, dist)
     model, adapter = _load_model(config, inputs, say)
     settle_for_run(model, inputs.tokenizer, inputs.encoded.template, inputs.prepared.format)
-    by_generation = generation_eval(config, inputs.task, inputs.tokenizer, inputs.prepared.rows, out)
+    return _Run(config, config_path, say, dist, out, started, resumed_from, inputs, model, adapter)
+
+
+def _build_trainer(
+    ctx: _Run,
+    *,
+    progress: bool,
+    on_evaluate: Callable[[int, dict[str, float]], None] | None,
+    search_link: SearchLink | None,
+) -> _Parts:
+    """The trainer with its callbacks: trackers get every logged metric and checkpoint, the generation
+    evaluation adds its metrics to each evaluation, and ``on_evaluate`` lets a search prune the run."""
+    from llmft.evaluate.generation import generation_eval
+    from llmft.tracking.session import open_tracking
+    from llmft.train.trainer import Callbacks, LocalTrainer, RunData
+
+    config, inputs, say = ctx.config, ctx.inputs, ctx.say
+    by_generation = generation_eval(config, inputs.task, inputs.tokenizer, inputs.prepared.rows, ctx.out)
     facts = (inputs.task, inputs.prepared.fingerprint)
-    trackers = open_tracking(config, out, facts=facts, checkpoint=resumed_from, parent=search_link, say=say)
+    trackers = open_tracking(
+        config, ctx.out, facts=facts, checkpoint=ctx.resumed_from, parent=search_link, say=say
+    )
     trainer = LocalTrainer(
         config,
-        model,
+        ctx.model,
         RunData(inputs.tokenizer, inputs.encoded, inputs.task, inputs.prepared.fingerprint),
-        out,
+        ctx.out,
         callbacks=Callbacks(
             on_evaluate=on_evaluate,
             say=say,
@@ -97,46 +162,63 @@ def run(
             more_metrics=by_generation.during() if by_generation else None,
         ),
         progress=progress,
-        config_path=config_path,
-        dist=dist,
+        config_path=ctx.config_path,
+        dist=ctx.dist,
     )
+    return _Parts(trainer, trackers, by_generation)
+
+
+def _train_to_the_end(ctx: _Run, parts: _Parts) -> _Trained:
+    """Setup, training, final metrics and the gathered model, on every process (FSDP and ZeRO put the
+    whole model together collectively, so no rank may skip it). Any failure, Ctrl-C included, marks the
+    trackers' runs as failed before it propagates."""
+    trainer = parts.trainer
     try:
         for note in trainer.setup():
-            say(note)
-        state = _train(trainer, resumed_from, say)
+            ctx.say(note)
+        state = _train(trainer, ctx.resumed_from, ctx.say)
         metrics = trainer.final_metrics()
         final_model = trainer.gather_model()  # every process: FSDP puts the whole model together
     except BaseException as err:
-        trackers.abort(err)
+        parts.trackers.abort(err)
         raise
-    if not dist.is_main:  # rank 0 writes the model and run files
-        dist.close()
-        return RunResult(metrics, out, inputs.task, state.train_losses, final_model)
-    if by_generation:
-        metrics.update(by_generation.final(final_model))
-    model_dir = artifacts.save_model(final_model, inputs.tokenizer, out, config_path=config_path)
+    return _Trained(state, metrics, final_model)
+
+
+def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
+    """Rank 0 alone scores the generation evaluation, saves the model, writes the run files and closes
+    the trackers, so the run directory has one writer; the other ranks just leave the process group."""
+    from llmft.train import artifacts
+
+    out, inputs, metrics, state = ctx.out, ctx.inputs, trained.metrics, trained.state
+    if not ctx.dist.is_main:  # rank 0 writes the model and run files
+        ctx.dist.close()
+        return RunResult(metrics, out, inputs.task, state.train_losses, trained.model)
+    if parts.by_generation:
+        metrics.update(parts.by_generation.final(trained.model))
+    model_dir = artifacts.save_model(trained.model, inputs.tokenizer, out, config_path=ctx.config_path)
     _write_run_files(
         out,
-        config,
+        ctx.config,
         inputs,
         metrics,
         {
-            "started": started,
-            **_adapter_record(adapter),
+            "started": ctx.started,
+            **_adapter_record(ctx.adapter),
             **_outcome_record(state),
             "model_dir": str(model_dir),
-            "resumed_from": str(resumed_from) if resumed_from else None,
-            "tracking": trackers.describe(),
+            "resumed_from": str(ctx.resumed_from) if ctx.resumed_from else None,
+            "tracking": parts.trackers.describe(),
         },
-        config_path=config_path,
+        config_path=ctx.config_path,
     )
-    trackers.finish(metrics, state.step, out, model_dir)
-    say(
+    parts.trackers.finish(metrics, state.step, out, model_dir)
+    ctx.say(
         f"saved to {out}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.endswith(("_tokens", "_rows")))
     )
-    dist.close()
-    return RunResult(metrics, out, inputs.task, state.train_losses, final_model, inputs.tokenizer)
+    ctx.dist.close()
+    return RunResult(metrics, out, inputs.task, state.train_losses, trained.model, inputs.tokenizer)
 
 
 def _refuse_search(config: RunConfig) -> None:

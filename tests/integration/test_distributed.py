@@ -17,9 +17,7 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from tests.integration.cli_process import CliProcess
 
 pytestmark = pytest.mark.slow
 
@@ -91,45 +90,9 @@ ZERO2_OFFLOAD = [
 ]
 
 
-class Cli:
-    """One `llmft train` process (a launcher with --nproc); output to a file so that nothing blocks."""
-
-    def __init__(self, config: Path, log: Path, *extra: str) -> None:
-        self.log = log
-        self._handle = log.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            cwd=REPO,
-        )
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            if self.proc.poll() is not None:
-                return condition()
-            time.sleep(0.005)
-        return False
-
-    def workers(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
-    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._handle.close()
-        return rc, self.log.read_text(encoding="utf-8", errors="replace")
+def _launch(config: Path, log: Path, *extra: str) -> CliProcess:
+    """One `llmft train` process (a launcher with --nproc) from the repository, with these tests' env."""
+    return CliProcess(config, log, *extra, env=_env(), cwd=REPO, timeout=TIMEOUT)
 
 
 @dataclass
@@ -175,7 +138,7 @@ def _alive(pids: list[int]) -> list[int]:
 def _kill_and_resume(outcome: Outcome, config: Path, first: list[str], then: list[str]) -> Outcome:
     """SIGKILL the launcher once a step after a checkpoint was logged, then resume with ``then``."""
     run_dir = outcome.run_dir
-    cli = Cli(config, config.parent / "killed.log", *first)
+    cli = _launch(config, config.parent / "killed.log", *first)
     pids: list[int] = []
 
     def after_a_checkpoint() -> bool:
@@ -192,14 +155,14 @@ def _kill_and_resume(outcome: Outcome, config: Path, first: list[str], then: lis
     outcome.left_behind = _alive(pids)
     outcome.checkpoints_at_stop = checkpoints(run_dir)
     outcome.logged_at_stop = last_logged(run_dir)
-    resumed = Cli(config, config.parent / "resumed.log", "--resume", *then)
+    resumed = _launch(config, config.parent / "resumed.log", "--resume", *then)
     outcome.resumed_rc, outcome.resumed_output = resumed.finish()
     return outcome
 
 
 def _kill_worker(outcome: Outcome, config: Path) -> Outcome:
     """SIGKILL rank 1's process mid-training: the launcher must end, naming it, within KILL_BOUND."""
-    cli = Cli(config, config.parent / "worker.log", *TWO, "training.max_steps=100000")
+    cli = _launch(config, config.parent / "worker.log", *TWO, "training.max_steps=100000")
     pids: list[int] = []
     try:
         if cli.wait_for(lambda: last_logged(outcome.run_dir) >= 2):
@@ -221,7 +184,7 @@ def _kill_worker(outcome: Outcome, config: Path) -> Outcome:
 
 
 def _sigterm(outcome: Outcome, config: Path) -> Outcome:
-    cli = Cli(config, config.parent / "sigterm.log", *TWO, "training.max_steps=100000")
+    cli = _launch(config, config.parent / "sigterm.log", *TWO, "training.max_steps=100000")
     pids: list[int] = []
     try:
         if cli.wait_for(lambda: last_logged(outcome.run_dir) >= 2):
@@ -273,7 +236,7 @@ def scenario(kind: str, folder: Path, models: dict[str, Path], files: dict[str, 
     outcome = Outcome(folder / "run")
     if kind in RUNS:
         extra = [*RUNS[kind], *(FULL if full else [])]
-        outcome.rc, outcome.output = Cli(config, folder / "run.log", *extra).finish()
+        outcome.rc, outcome.output = _launch(config, folder / "run.log", *extra).finish()
     elif kind in KILLED:
         _kill_and_resume(outcome, config, *KILLED[kind])
     elif kind == "worker_killed":
@@ -284,7 +247,7 @@ def scenario(kind: str, folder: Path, models: dict[str, Path], files: dict[str, 
         bad = folder / "bad.jsonl"
         bad.write_text(files[task].read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
         config.write_text(config.read_text().replace(str(files[task]), str(bad)), encoding="utf-8")
-        outcome.rc, outcome.output = Cli(config, folder / "run.log", *TWO).finish()
+        outcome.rc, outcome.output = _launch(config, folder / "run.log", *TWO).finish()
     return outcome
 
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from tests.integration.cli_process import CliProcess
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
@@ -100,40 +100,9 @@ def _write_config(folder: Path, model: Path, train_file: Path, extra: dict | Non
     return path
 
 
-class Cli:
-    """One `llmft train` process; its output goes to a file so that nothing blocks while we poll."""
-
-    def __init__(self, config: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.log = log
-        self._handle = log.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            env=env or _env(),
-            cwd=REPO,
-        )
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float = PROCESS_TIMEOUT) -> bool:
-        """Poll until ``condition`` holds (True) or the process ends first (False)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            if self.proc.poll() is not None:
-                return condition()
-            time.sleep(0.005)
-        return False
-
-    def finish(self, timeout: float = PROCESS_TIMEOUT) -> tuple[int, str]:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._handle.close()
-        return rc, self.log.read_text(encoding="utf-8", errors="replace")
+def _launch(config: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> CliProcess:
+    """One `llmft train` process from the repository; ``env`` replaces these tests' environment."""
+    return CliProcess(config, log, *extra, env=env or _env(), cwd=REPO, timeout=PROCESS_TIMEOUT)
 
 
 def complete_checkpoints(run_dir: Path) -> list[str]:
@@ -173,9 +142,13 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
 
 
 def _stop_and_resume(
-    outcome: Outcome, config: Path, stop: Callable[[Cli], None], env: dict[str, str], resume: bool = True
+    outcome: Outcome,
+    config: Path,
+    stop: Callable[[CliProcess], None],
+    env: dict[str, str],
+    resume: bool = True,
 ) -> Outcome:
-    cli = Cli(config, config.parent / "stopped.log", env=env)
+    cli = _launch(config, config.parent / "stopped.log", env=env)
     try:
         stop(cli)
     finally:
@@ -184,7 +157,7 @@ def _stop_and_resume(
     outcome.tmp_at_stop = tmp_checkpoints(outcome.run_dir)
     outcome.logged_at_stop = last_logged_step(outcome.run_dir)
     if resume and outcome.complete_at_stop:
-        resumed = Cli(config, config.parent / "resumed.log", "--resume")
+        resumed = _launch(config, config.parent / "resumed.log", "--resume")
         outcome.resumed_rc, outcome.resumed_output = resumed.finish()
     return outcome
 
@@ -193,7 +166,7 @@ def _resume_path(outcome: Outcome, config: Path) -> Outcome:
     """Train to the end (dropout on, every checkpoint kept), keep that run's metrics and model aside, then
     restart it from an earlier checkpoint with `--resume PATH`."""
     folder = config.parent
-    outcome.stopped_rc, outcome.stopped_output = Cli(config, folder / "first.log").finish()
+    outcome.stopped_rc, outcome.stopped_output = _launch(config, folder / "first.log").finish()
     if outcome.stopped_rc != 0:
         return outcome
     reference = folder / "reference"
@@ -203,7 +176,7 @@ def _resume_path(outcome: Outcome, config: Path) -> Outcome:
     outcome.reference = reference
     outcome.complete_at_stop = complete_checkpoints(outcome.run_dir)
     earlier = outcome.run_dir / "checkpoints" / f"step-{SAVE_STEPS:07d}"
-    resumed = Cli(config, folder / "resumed.log", "--resume", str(earlier))
+    resumed = _launch(config, folder / "resumed.log", "--resume", str(earlier))
     outcome.resumed_rc, outcome.resumed_output = resumed.finish()
     return outcome
 
@@ -213,7 +186,7 @@ def _second_sigint(outcome: Outcome, config: Path) -> Outcome:
     (held open by LLMFT_TEST_CHECKPOINT_DELAY): the process must exit at once, without that checkpoint."""
     run_dir = outcome.run_dir
     first = f"step-{SAVE_STEPS:07d}"
-    cli = Cli(
+    cli = _launch(
         config, config.parent / "stopped.log", env=_env(LLMFT_TEST_CHECKPOINT_DELAY=str(SECOND_SIGNAL_DELAY))
     )
     try:
@@ -259,7 +232,7 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
     run_dir = folder / "run"
     outcome = Outcome(run_dir)
     if kind == "baseline":  # never stopped: its one run is recorded as the run that finished
-        outcome.resumed_rc, outcome.resumed_output = Cli(config, folder / "baseline.log").finish()
+        outcome.resumed_rc, outcome.resumed_output = _launch(config, folder / "baseline.log").finish()
         return outcome
     if kind == "resume_path":
         return _resume_path(outcome, config)
@@ -289,7 +262,7 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
     }
     condition, sig, env = plans[kind]
 
-    def stop(cli: Cli) -> None:
+    def stop(cli: CliProcess) -> None:
         if cli.wait_for(condition):
             cli.proc.send_signal(sig)
 

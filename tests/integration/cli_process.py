@@ -1,0 +1,69 @@
+"""A real `llmft train` subprocess that tests poll: its output goes to a file so that nothing blocks.
+
+Shared by the tests that stop runs from outside (signals, killed workers) and read what happened. Each
+test module passes its own environment, working directory and patience.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
+
+
+class CliProcess:
+    """``python -m llmft.cli.main train CONFIG *extra``, started at once; stdout and stderr go to ``log``.
+
+    ``timeout`` is the default wait of ``wait_for`` and ``finish``.
+    """
+
+    def __init__(
+        self, config: Path, log: Path, *extra: str, env: dict[str, str], cwd: Path, timeout: float
+    ) -> None:
+        self.log = log
+        self.timeout = timeout
+        self._handle = log.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Poll until ``condition`` holds (True) or the process ends first (False)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if self.proc.poll() is not None:
+                return condition()
+            time.sleep(0.005)
+        return False
+
+    def workers(self) -> list[psutil.Process]:
+        """The processes the CLI started (a launcher's workers); none once it has ended."""
+        import psutil
+
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def finish(self, timeout: float | None = None) -> tuple[int, str]:
+        """Wait for the exit (killing the process if it outlives ``timeout``): its exit code and output."""
+        try:
+            rc = self.proc.wait(timeout=self.timeout if timeout is None else timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._handle.close()
+        return rc, self.log.read_text(encoding="utf-8", errors="replace")
