@@ -75,7 +75,15 @@ def _config(folder: Path, model: Path, train_file: Path, task: str) -> Path:
 
 TWO = ["--nproc", "2", "training.gradient_accumulation_steps=1"]
 FSDP = [*TWO, "training.distributed.strategy=fsdp"]
-FULL = ["model.adapter.type=none", "training.gradient_checkpointing=true"]  # the whole model trains
+# The whole model trains, evaluated every 4 steps and by generation at the end (the gathered model on rank 0).
+FULL = [
+    "model.adapter.type=none",
+    "training.gradient_checkpointing=true",
+    "training.eval_strategy=steps",
+    "training.eval_steps=4",
+    "evaluation.generate.max_new_tokens=4",
+    "evaluation.generate.max_rows=2",
+]
 DROPOUT = [*TWO, "model.adapter.dropout=0.2"]
 ZERO3 = [
     *TWO,
@@ -124,6 +132,14 @@ def last_logged(run_dir: Path) -> int:
         except (ValueError, KeyError):
             pass
     return max(steps)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _final(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "eval_results.json").read_text())
 
 
 def losses(run_dir: Path) -> list[tuple[int, float]]:
@@ -272,6 +288,15 @@ def assert_same_run(
     assert [s for s, _ in got] == [s for s, _ in want], got
     for (step, a), (_, b) in zip(got, want, strict=True):
         assert abs(a - b) <= rel * abs(b), f"step {step}: {a} != {b}"
+    want_evals = {r["step"]: r["eval_loss"] for r in _records(want_dir) if "eval_loss" in r}
+    got_evals = {r["step"]: r["eval_loss"] for r in _records(got_dir) if "eval_loss" in r}
+    assert got_evals.keys() == want_evals.keys()
+    for step, value in want_evals.items():
+        assert got_evals[step] == pytest.approx(value, rel=rel), f"eval at step {step}"
+    final, theirs_final = _final(got_dir), _final(want_dir)
+    assert final.keys() == theirs_final.keys()  # generation scores too, when configured
+    for key in (k for k in theirs_final if k.endswith(("_loss", "_perplexity"))):
+        assert final[key] == pytest.approx(theirs_final[key], rel=rel), key
     mine = load_file(str(got_dir / "model" / f"{weights}.safetensors"))
     theirs = load_file(str(want_dir / "model" / f"{weights}.safetensors"))
     assert mine.keys() == theirs.keys()

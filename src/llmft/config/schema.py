@@ -582,7 +582,7 @@ class DistributedConfig(Section):
         "auto",
         description="`auto`: DDP when more than one process (every rank holds the model, gradients are "
         "summed); `fsdp`: FSDP2 shards weights, gradients and optimizer state (GPUs or CPUs); `deepspeed`: "
-        "ZeRO via `deepspeed` (validated, not trained with yet).",
+        "DeepSpeed ZeRO stage 1-3 (GPUs or CPUs; `pip install llmft[deepspeed]`).",
     )
     backend: Literal["auto", "nccl", "gloo"] = Field(
         "auto", description="Collective backend; `auto`: nccl on GPUs, gloo on CPU."
@@ -607,7 +607,7 @@ class DistributedConfig(Section):
         if self.strategy == "deepspeed" and self.deepspeed is None:
             raise RuleError(
                 "strategy `deepspeed` needs a DeepSpeed config",
-                fix="add e.g. `deepspeed: configs/deepspeed_zero2.json` (see configs/)",
+                fix="add e.g. `deepspeed: configs/deepspeed/zero2_offload.json` (see configs/)",
             )
         return self
 

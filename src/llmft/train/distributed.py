@@ -132,9 +132,9 @@ class Distribution:
         """``value`` summed over all ranks (a new tensor; the step's loss, a squared gradient norm)."""
         if not self.active:
             return value
-        total = value.detach().clone()
+        total = value.detach().to(_device(), copy=True)  # the backend's device (CPU-offloaded shards)
         _all_reduce(total, "sum")
-        return total
+        return total.to(value.device)
 
     def max_value(self, value: float) -> float:
         """The largest ``value`` of all ranks (a flag or a clock all ranks must agree on)."""
@@ -276,6 +276,8 @@ def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = 
     cuda = torch.cuda.is_available()
     strategy = check_strategy(cfg, place.world_size, cuda)
     if place.world_size == 1:
+        if cfg.strategy in ("fsdp", "deepspeed"):
+            say(f"strategy {cfg.strategy} with one process: nothing to shard, it trains as one process")
         return Distribution()
     backend = backend_for(cfg.backend, cuda)
     _export_place(place)

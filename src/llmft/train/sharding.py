@@ -175,19 +175,25 @@ class ShardedModel:
 
     # --------------------------------------------------------------------------- whole state out/in
     def full_trainable(self) -> dict[str, torch.Tensor]:
-        """The trainable weights as whole CPU tensors by name (the one-process checkpoint layout); a
-        collective: every rank calls it, in the same order."""
-        return {n: _whole(p).cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+        """The trainable weights as whole CPU tensors by name (the one-process checkpoint layout), on rank 0
+        (which writes them); a collective: every rank takes part in each gather, one tensor at a time."""
+        found: dict[str, torch.Tensor] = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                whole = _whole(p)
+                if self.dist.is_main:
+                    found[name] = whole.cpu()
+        return found
 
     def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        """The optimizer's state_dict with whole tensors: the layout one process saves (a collective)."""
+        """The optimizer's state_dict with whole tensors, the layout one process saves, on rank 0 (a
+        collective, one tensor at a time)."""
         saved = optimizer.state_dict()
-        state = {
-            index: {
-                key: _whole(value).cpu() if torch.is_tensor(value) else value for key, value in entry.items()
-            }
-            for index, entry in sorted(saved["state"].items())
-        }
+        state: dict[int, dict[str, Any]] = {}
+        for index, entry in sorted(saved["state"].items()):
+            whole = {k: _whole(v) if torch.is_tensor(v) else v for k, v in entry.items()}
+            if self.dist.is_main:
+                state[index] = {k: v.cpu() if torch.is_tensor(v) else v for k, v in whole.items()}
         return {"state": state, "param_groups": saved["param_groups"]}
 
     def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
@@ -212,11 +218,13 @@ class ShardedModel:
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
 
     def gathered_model(self) -> torch.nn.Module | None:
-        """The whole model as a plain (unsharded) module on rank 0 — what save_pretrained, generation and
-        merge use — and None on the others. A collective: every rank calls it."""
+        """The whole model as a plain (unsharded) module in CPU memory on rank 0 — what save_pretrained,
+        generation and merge use — and None on the others. A collective: every rank calls it."""
         whole: dict[int, torch.Tensor] = {}
-        for p in self.model.parameters():  # the same order on every rank
-            whole[id(p)] = _whole(p)
+        for p in self.model.parameters():  # the same order on every rank, one tensor at a time
+            gathered = _whole(p)
+            if self.dist.is_main:
+                whole[id(p)] = gathered.cpu()  # in CPU memory: the whole model may not fit one device
         if not self.dist.is_main:
             return None
         return fill_frame(self.frame, self.model, whole)

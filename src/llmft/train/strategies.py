@@ -58,14 +58,23 @@ def deepspeed_config(value: str | dict[str, object], training: TrainingConfig, p
                 f"training.distributed.deepspeed: {key} is {given!r} but training.{field} is {ours!r}",
                 fix=f'set {key} to "auto" (it then follows training.{field}) or make them equal',
             )
-    ds.pop("train_batch_size", None)  # DeepSpeed derives it from the micro batch, accumulation and ranks
+    if ds.pop("train_batch_size", "auto") != "auto":
+        raise ConfigError(
+            "training.distributed.deepspeed: train_batch_size is set, but llmft's global batch is "
+            "training.batch_size × gradient_accumulation_steps × processes",
+            fix='delete train_batch_size (or set it to "auto"): DeepSpeed derives it',
+        )
     for kind in ("bf16", "fp16"):
         section = ds.get(kind)
-        if isinstance(section, dict) and section.get("enabled", "auto") == "auto":
+        if not isinstance(section, dict):
+            continue
+        given = section.get("enabled", "auto")
+        if given == "auto":
             ds[kind] = {**section, "enabled": precision == kind}
+        elif bool(given) != (precision == kind):
+            raise ConfigError(
+                f"training.distributed.deepspeed: {kind}.enabled is {given!r} but the run's precision is "
+                f"{precision!r} (training.mixed_precision)",
+                fix=f'set {kind}.enabled to "auto" (it then follows training.mixed_precision)',
+            )
     return ds
-
-
-def zero_stage(ds: dict[str, object]) -> int:
-    zero = ds.get("zero_optimization")
-    return int(zero.get("stage", 0)) if isinstance(zero, dict) else 0

@@ -127,8 +127,9 @@ class LocalTrainer:
         parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=shown))
         self.parts = parts
         params = list(self.model.parameters())
-        trainable = sum(p.numel() for p in params if p.requires_grad)
-        preflight(self.out, self.config.training, trainable, sum(p.numel() for p in params))
+        count = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731 - ZeRO-3 empties p.data
+        trainable = sum(count(p) for p in params if p.requires_grad)
+        preflight(self.out, self.config.training, trainable, sum(count(p) for p in params))
         return parts.notes
 
     def _should_stop(self) -> bool:
@@ -211,11 +212,13 @@ class LocalTrainer:
         return state
 
     def _stop_checkpoint(self, state: LoopState) -> Path:
-        """The checkpoint of the step training stopped at: the one just written for it, or a new one."""
-        latest = ckpt.latest_checkpoint(self.out)
-        if latest is not None and latest.name == ckpt.checkpoint_name(state.step):
-            self.dist.barrier()  # the others wait as for a write (rank 0 decides; they may not see the files)
-            return latest
+        """The checkpoint of the step training stopped at: the one just written for it, or a new one.
+        Rank 0 decides (another rank's view of a shared file system may lag), so all take the same path."""
+        latest = ckpt.latest_checkpoint(self.out) if self.dist.is_main else None
+        written = latest is not None and latest.name == ckpt.checkpoint_name(state.step)
+        if self.dist.max_value(1.0 if written else 0.0):
+            self.dist.barrier()  # the others wait as for a write
+            return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
         return self.save_checkpoint(state)
 
     # -------------------------------------------------------------------------------- checkpoints

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed
 
-from llmft.errors import EnvironmentProblem
+from llmft.errors import ConfigError, EnvironmentProblem
 from llmft.train.sharding import Call, fill_frame, weightless_copy
 
 if TYPE_CHECKING:
@@ -80,9 +80,17 @@ class ZeroModel:
             "steps_per_print": 10**12,
             "wall_clock_breakdown": False,
         }
-        self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=config, dist_init_required=False
-        )
+        try:
+            self.engine, self.optimizer, _, _ = deepspeed.initialize(
+                model=model, optimizer=optimizer, config=config, dist_init_required=False
+            )
+        except (ValueError, TypeError, KeyError, AssertionError) as err:  # DeepSpeed's config checks
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                f"training.distributed.deepspeed: DeepSpeed refused the config: {first[:300]}",
+                fix="fix the DeepSpeed config (https://www.deepspeed.ai/docs/config-json/); llmft fills "
+                "the batch, accumulation, clipping and precision from the training section",
+            ) from None
         self.stage = int(self.engine.zero_optimization_stage())
         self.torch_optimizer = optimizer
         self._linked = False
@@ -129,7 +137,7 @@ class ZeroModel:
         self.engine.optimizer.zero_grad()
 
     def grad_norm(self) -> torch.Tensor | None:
-        return None  # computed by DeepSpeed inside its step (reported as grad_norm by the loop afterwards)
+        return None  # computed by DeepSpeed inside its step, after the loop's checks: not logged
 
     def clip_grad_norm(self, max_norm: float) -> torch.Tensor | None:
         return None  # DeepSpeed clips inside its step, with gradient_clipping = training.max_grad_norm
@@ -139,10 +147,16 @@ class ZeroModel:
         return [(n, p) for n, p in self.engine.module.named_parameters() if p.requires_grad]
 
     def full_trainable(self) -> dict[str, torch.Tensor]:
-        """The trainable weights, whole (a collective under ZeRO-3: every rank calls it in order)."""
+        """The trainable weights, whole, from ZeRO's fp32 master copies (what one process would hold, also
+        when DeepSpeed keeps the model itself in bf16); a collective, kept on rank 0."""
         from deepspeed.utils import safe_get_full_fp32_param
 
-        return {n: safe_get_full_fp32_param(p).detach().cpu().clone() for n, p in self._trainable()}
+        found: dict[str, torch.Tensor] = {}
+        for name, p in self._trainable():  # one tensor at a time, kept on rank 0 (which writes)
+            whole = safe_get_full_fp32_param(p)
+            if self.dist.is_main:
+                found[name] = whole.detach().cpu().clone()
+        return found
 
     def _flat_partitions(self) -> list[torch.Tensor]:
         """The fp32 partitions ZeRO's base optimizer steps (its state is keyed by them); stage 3 puts
@@ -165,7 +179,10 @@ class ZeroModel:
         for index, p in enumerate(self.order):
             if not p.requires_grad:
                 continue
-            entry = {k: safe_get_full_optimizer_state(p, k).detach().cpu().clone() for k in keys}
+            entry = {k: safe_get_full_optimizer_state(p, k) for k in keys}  # one tensor at a time
+            if not self.dist.is_main:
+                continue
+            entry = {k: v.detach().cpu().clone() for k, v in entry.items()}
             if "step" in flat:
                 entry["step"] = torch.as_tensor(flat["step"], dtype=torch.float32).detach().cpu().clone()
             state[index] = entry
@@ -212,13 +229,19 @@ class ZeroModel:
             group.update({k: v for k, v in saved_group.items() if k != "params"})
 
     def gathered_model(self) -> torch.nn.Module | None:
-        """The whole model, plain, on rank 0 (None on the others); a collective under ZeRO-3."""
+        """The whole model, plain, in CPU memory on rank 0 (None on the others); a collective."""
         import deepspeed
+        from deepspeed.utils import safe_get_full_fp32_param
 
         whole: dict[int, torch.Tensor] = {}
-        for p in self.engine.module.parameters():  # the same order on every rank
-            with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
-                whole[id(p)] = p.detach().cpu().clone()
+        for p in self.engine.module.parameters():  # the same order on every rank, one tensor at a time
+            if p.requires_grad:  # the fp32 master weight: the model itself may be kept in bf16
+                gathered = safe_get_full_fp32_param(p).detach()
+            else:
+                with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+                    gathered = p.detach().clone()
+            if self.dist.is_main:
+                whole[id(p)] = gathered.cpu()
         if not self.dist.is_main:
             return None
         return fill_frame(self.frame, self.engine.module, whole)

@@ -223,7 +223,7 @@ def test_deepspeed_auto_values_follow_the_training_section(tmp_path: Path) -> No
             {
                 "train_micro_batch_size_per_gpu": "auto",
                 "bf16": {"enabled": "auto"},
-                "train_batch_size": 64,
+                "train_batch_size": "auto",
                 "zero_optimization": zero,
             }
         )
@@ -352,3 +352,53 @@ def test_accelerates_engine_flags_are_refused_for_the_run_configs_strategy(
         start(DistributedConfig(), lambda _: None, {variable: "true"})
     assert f"training.distributed.strategy: {strategy}" in str(err.value.fix)
     assert start(DistributedConfig(), lambda _: None, {variable: "false"}).world_size == 1
+
+
+def test_deepspeed_settings_that_would_disagree_with_the_training_section_are_refused() -> None:
+    training = TrainingConfig(batch_size=4)
+    with pytest.raises(ConfigError, match="train_batch_size is set"):
+        deepspeed_config({"train_batch_size": 64}, training, "no")
+    with pytest.raises(ConfigError, match="bf16.enabled is True but the run's precision is 'no'"):
+        deepspeed_config({"bf16": {"enabled": True}}, training, "no")
+    with pytest.raises(ConfigError, match="fp16.enabled is False but the run's precision is 'fp16'"):
+        deepspeed_config({"fp16": {"enabled": False}}, training, "fp16")
+    assert deepspeed_config({"bf16": {"enabled": True}}, training, "bf16")["bf16"] == {"enabled": True}
+
+
+def _distributed_problems(distributed: dict, **training: object) -> list:
+    raw = {
+        "data": {"dataset": {"train_file": "t.jsonl"}},
+        "model": {"name_or_path": "m"},
+        "training": {"distributed": distributed, **training},
+    }
+    return validate_dict(raw)[1]
+
+
+def test_deepspeed_needs_a_zero_stage_and_refuses_skipping_steps() -> None:
+    for ds in ({"zero_optimization": {"stage": 0}}, {"bf16": {"enabled": "auto"}}):
+        found = _distributed_problems({"strategy": "deepspeed", "deepspeed": ds})
+        assert [p.path for p in found] == ["training.distributed.deepspeed"], found
+        assert "llmft trains DeepSpeed with ZeRO stage 1, 2 or 3" in found[0].message
+    zero2 = {"strategy": "deepspeed", "deepspeed": {"zero_optimization": {"stage": 2}}}
+    assert _distributed_problems(zero2) == []
+    skip = _distributed_problems(zero2, nan_policy="skip")
+    assert [p.path for p in skip] == ["training.nan_policy"], skip
+    assert _distributed_problems({"strategy": "fsdp"}, nan_policy="skip") == []  # FSDP zeroes its shards
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_a_named_preference_objective_is_refused_with_a_sharded_strategy(strategy: str) -> None:
+    chosen: dict = {"strategy": strategy}
+    if strategy == "deepspeed":
+        chosen["deepspeed"] = {"zero_optimization": {"stage": 3}}
+    found = [p for p in _distributed_problems(chosen, objective="dpo") if p.path == "training.objective"]
+    assert len(found) == 1 and "reference model and pair batches are not sharded" in found[0].message
+    assert "strategy: ddp" in str(found[0].fix)
+
+
+def test_a_sharded_strategy_with_one_process_says_it_has_nothing_to_shard() -> None:
+    from llmft.train.distributed import start
+
+    said: list[str] = []
+    assert start(DistributedConfig(strategy="fsdp"), said.append, {}).world_size == 1
+    assert said == ["strategy fsdp with one process: nothing to shard, it trains as one process"]
