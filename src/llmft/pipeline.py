@@ -178,7 +178,7 @@ def _train_to_the_end(ctx: _Run, parts: _Parts) -> _Trained:
             ctx.say(note)
         state = _train(trainer, ctx.resumed_from, ctx.say)
         metrics = trainer.final_metrics()
-        final_model = trainer.gather_model()  # every process: FSDP puts the whole model together
+        final_model = trainer.gather_model()  # every process: FSDP/ZeRO gather the whole model
     except BaseException as err:
         parts.trackers.abort(err)
         raise

@@ -336,25 +336,6 @@ def test_rank_zero_alone_writes_files_metrics_and_progress(outcomes: dict[str, O
     assert "[rank 1] trained" in two.output  # the other rank's lines say whose they are
 
 
-def test_two_process_checkpoint_resumes_on_one(outcomes: dict[str, Outcome]) -> None:
-    run = outcomes["two_then_one"]
-    assert run.rc == -signal.SIGKILL, run.output
-    assert run.left_behind == [], "workers outlived their SIGKILLed launcher"
-    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
-    assert run.resumed_rc == 0, run.resumed_output
-    assert "resume: 2 → 1 processes, gradient_accumulation_steps 1 → 2" in run.resumed_output
-    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)
-
-
-def test_one_process_checkpoint_resumes_on_two(outcomes: dict[str, Outcome]) -> None:
-    run = outcomes["one_then_two"]
-    assert run.rc == -signal.SIGKILL, run.output
-    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
-    assert run.resumed_rc == 0, run.resumed_output
-    assert "resume: 1 → 2 processes, gradient_accumulation_steps 2 → 1" in run.resumed_output
-    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)
-
-
 def test_a_killed_worker_ends_the_run_naming_its_rank(outcomes: dict[str, Outcome]) -> None:
     run = outcomes["worker_killed"]
     assert run.killed_rank == "1", run.output
@@ -429,20 +410,6 @@ def test_fsdp_on_two_processes_makes_the_steps_of_one(task: str, outcomes: dict[
         assert sum(p.numel() for p in model.parameters()) > 0
 
 
-@pytest.mark.parametrize(("kind", "said"), [("fsdp_then_one", "2 → 1"), ("one_then_fsdp", "1 → 2")])
-def test_fsdp_checkpoints_resume_on_another_number_of_processes(
-    kind: str, said: str, outcomes: dict[str, Outcome]
-) -> None:
-    """A checkpoint holds whole tensors: written from FSDP's shards, resumed by one process (and back)."""
-    run = outcomes[kind]
-    assert run.rc == -signal.SIGKILL, run.output
-    assert run.left_behind == [], "workers outlived their SIGKILLed launcher"
-    assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
-    assert run.resumed_rc == 0, run.resumed_output
-    assert f"resume: {said} processes" in run.resumed_output
-    assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)
-
-
 # -------------------------------------------------------------------------- DeepSpeed ZeRO (CPU, gloo)
 @pytest.mark.parametrize(
     ("kind", "baseline", "said"),
@@ -473,15 +440,27 @@ def test_deepspeed_on_two_processes_makes_the_steps_of_one(
     assert sorted(p.name for p in run.run_dir.iterdir()) == sorted(p.name for p in one.run_dir.iterdir())
 
 
-@pytest.mark.parametrize(("kind", "said"), [("zero3_then_one", "2 → 1"), ("one_then_zero2", "1 → 2")])
-def test_deepspeed_checkpoints_resume_on_another_number_of_processes(
+# ------------------------------------------------------------ resume on another number of processes
+RESUMES = [
+    ("two_then_one", "2 → 1 processes, gradient_accumulation_steps 1 → 2"),  # DDP
+    ("one_then_two", "1 → 2 processes, gradient_accumulation_steps 2 → 1"),
+    ("fsdp_then_one", "2 → 1 processes"),  # checkpoints hold whole tensors, gathered from FSDP's shards
+    ("one_then_fsdp", "1 → 2 processes"),  # and cut into them
+    ("zero3_then_one", "2 → 1 processes"),  # gathered from ZeRO's partitions
+    ("one_then_zero2", "1 → 2 processes"),  # written into them (optimizer offloaded)
+]
+
+
+@pytest.mark.parametrize(("kind", "said"), RESUMES)
+def test_a_checkpoint_resumes_on_another_number_of_processes(
     kind: str, said: str, outcomes: dict[str, Outcome]
 ) -> None:
-    """Checkpoints gathered from ZeRO's partitions resume on one process, and one process's into ZeRO's."""
+    """SIGKILLed after a checkpoint, resumed on the other world size (and strategy): the uninterrupted
+    one-process run's steps and weights."""
     run = outcomes[kind]
     assert run.rc == -signal.SIGKILL, run.output
     assert run.left_behind == [], "workers outlived their SIGKILLed launcher"
     assert run.checkpoints_at_stop and run.logged_at_stop < MAX_STEPS
     assert run.resumed_rc == 0, run.resumed_output
-    assert f"resume: {said} processes" in run.resumed_output
+    assert f"resume: {said}" in run.resumed_output
     assert_same_run(run.run_dir, outcomes["one_lm"].run_dir)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from llmft.config.schema import RunConfig
+from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.errors import ConfigError, Problem
 
 PATH = "training.distributed.deepspeed"
@@ -61,6 +61,58 @@ def zero_stage(ds: dict[str, object]) -> int:
     """The ZeRO stage of a DeepSpeed config (0 when it names none)."""
     zero = ds.get("zero_optimization")
     return int(zero.get("stage", 0)) if isinstance(zero, dict) else 0  # type: ignore[arg-type]
+
+
+# DeepSpeed's value when the training setting is unset (max_grad_norm null: no clipping; DeepSpeed's own
+# default would clip at 1.0).
+_UNSET: dict[str, object] = {"gradient_clipping": 0.0}
+
+# DeepSpeed key → the training setting an `auto` value (or a missing key) takes.
+_FROM_TRAINING = {
+    "train_micro_batch_size_per_gpu": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "gradient_clipping": "max_grad_norm",
+}
+
+
+def deepspeed_config(
+    value: str | dict[str, object], training: TrainingConfig, precision: str | None
+) -> dict[str, object]:
+    """The DeepSpeed config with `auto` values filled from the training section; a value that disagrees
+    with the training section is refused (two settings saying different things). ``precision`` is the
+    run's resolved mixed precision; None when not known yet (`auto` at validation, decided by the device):
+    the `bf16`/`fp16` sections are then left as they are."""
+    ds = read_deepspeed(value)
+    for key, field in _FROM_TRAINING.items():
+        ours = getattr(training, field)
+        given = ds.get(key, "auto")
+        if given == "auto":
+            ds[key] = ours if ours is not None else _UNSET[key]
+        elif given != ours:
+            raise ConfigError(
+                f"training.distributed.deepspeed: {key} is {given!r} but training.{field} is {ours!r}",
+                fix=f'set {key} to "auto" (it then follows training.{field}) or make them equal',
+            )
+    if ds.pop("train_batch_size", "auto") != "auto":
+        raise ConfigError(
+            "training.distributed.deepspeed: train_batch_size is set, but llmft's global batch is "
+            "training.batch_size × gradient_accumulation_steps × processes",
+            fix='delete train_batch_size (or set it to "auto"): DeepSpeed derives it',
+        )
+    for kind in ("bf16", "fp16"):
+        section = ds.get(kind)
+        if not isinstance(section, dict) or precision is None:
+            continue
+        given = section.get("enabled", "auto")
+        if given == "auto":
+            ds[kind] = {**section, "enabled": precision == kind}
+        elif bool(given) != (precision == kind):
+            raise ConfigError(
+                f"training.distributed.deepspeed: {kind}.enabled is {given!r} but the run's precision is "
+                f"{precision!r} (training.mixed_precision)",
+                fix=f'set {kind}.enabled to "auto" (it then follows training.mixed_precision)',
+            )
+    return ds
 
 
 BOTH = ("fsdp", "deepspeed")
@@ -120,31 +172,41 @@ SHARDED_CANNOT: tuple[tuple[str, tuple[str, ...], Callable[[RunConfig], bool], s
 )
 
 
+def _cannot(why: str, strategy: str) -> str:
+    return f"{why}, so it cannot be used with `training.distributed.strategy: {strategy}`"
+
+
+def sharded_refusal(path: str, strategy: str, found: str) -> ConfigError:
+    """``SHARDED_CANNOT``'s refusal of ``path`` under ``strategy`` for a value the run finds only when it
+    starts (``found``: an objective inferred from the data), worded as validation words it."""
+    why, fix = next(row[3:] for row in SHARDED_CANNOT if row[0] == path and strategy in row[1])
+    return ConfigError(f"{path} is {found}: {_cannot(why, strategy)}", fix=fix)
+
+
 def check_distributed(config: RunConfig) -> list[Problem]:
-    """The DeepSpeed file parses and leaves the optimizer to llmft; a sharded strategy's unsupported
-    settings are errors."""
+    """The DeepSpeed config parses, leaves the optimizer to llmft and agrees with the training section; a
+    sharded strategy's unsupported settings are errors."""
     cfg = config.training.distributed
-    problems: list[Problem] = []
-    if cfg.deepspeed is not None:
-        try:
-            read_deepspeed(cfg.deepspeed)
-        except ConfigError as err:
-            problems.append(Problem(PATH, err.message.removeprefix(f"{PATH}: "), fix=err.fix))
-    problems += [
-        Problem(
-            path, f"{why}, so it cannot be used with `training.distributed.strategy: {cfg.strategy}`", fix=fix
-        )
+    problems = [
+        Problem(path, _cannot(why, cfg.strategy), fix=fix)
         for path, strategies, applies, why, fix in SHARDED_CANNOT
         if cfg.strategy in strategies and applies(config)
     ]
-    if cfg.strategy == "deepspeed" and cfg.deepspeed is not None and not problems:
-        stage = zero_stage(read_deepspeed(cfg.deepspeed))
-        if stage not in (1, 2, 3):
-            problems.append(
-                Problem(
-                    PATH,
-                    f"zero_optimization.stage is {stage}: llmft trains DeepSpeed with ZeRO stage 1, 2 or 3",
-                    fix='set "zero_optimization": {"stage": 2} (or 1, or 3), or use `strategy: ddp`',
-                )
+    if cfg.deepspeed is None:
+        return problems
+    training = config.training
+    known = None if training.mixed_precision == "auto" else training.mixed_precision
+    try:  # read once; the translation the run makes, with the precision when the config decides it
+        ds = deepspeed_config(cfg.deepspeed, training, known)
+    except ConfigError as err:
+        return [*problems, Problem(PATH, err.message.removeprefix(f"{PATH}: "), fix=err.fix)]
+    stage = zero_stage(ds)
+    if cfg.strategy == "deepspeed" and stage not in (1, 2, 3):
+        problems.append(
+            Problem(
+                PATH,
+                f"zero_optimization.stage is {stage}: llmft trains DeepSpeed with ZeRO stage 1, 2 or 3",
+                fix='set "zero_optimization": {"stage": 2} (or 1, or 3), or use `strategy: ddp`',
             )
+        )
     return problems

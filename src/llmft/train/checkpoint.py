@@ -152,7 +152,8 @@ def save_checkpoint(
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
     ``whole``: the trainable weights and optimizer state already gathered into whole tensors (a model
-    sharded by FSDP, train/sharding.py), written instead of ``model``'s and ``optimizer``'s own.
+    sharded by FSDP or ZeRO: train/sharding.py, train/zero.py), written instead of ``model``'s and
+    ``optimizer``'s own.
     ``rank_rngs``: the random states of ranks 1, 2, ... (``rng_state_bytes``), when several processes train.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
@@ -185,17 +186,7 @@ def save_checkpoint(
         "extra_files": extra_files,
     }
     try:
-        tmp.mkdir()
-        _write_files(tmp, parts)
-        _pause_for_tests()
-        (tmp / MARKER).write_text("ok\n", encoding="utf-8")
-        for path in tmp.iterdir():
-            _fsync_file(path)
-        _fsync_dir(tmp)
-        if final.exists():
-            _remove_checkpoint(final)
-        os.replace(tmp, final)
-        _fsync_dir(root)
+        _publish(parts, tmp, final)
     except WRITE_ERRORS as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_failed(
@@ -203,6 +194,22 @@ def save_checkpoint(
         ) from err
     prune_checkpoints(root, keep)
     return final
+
+
+def _publish(parts: dict[str, object], tmp: Path, final: Path) -> None:
+    """Write ``parts`` into ``tmp``, mark it complete, make it durable, then rename it to ``final`` in one
+    step: a crash at any point leaves either the old checkpoint or the new one, never half of one."""
+    tmp.mkdir()
+    _write_files(tmp, parts)
+    _pause_for_tests()
+    (tmp / MARKER).write_text("ok\n", encoding="utf-8")
+    for path in tmp.iterdir():
+        _fsync_file(path)
+    _fsync_dir(tmp)
+    if final.exists():
+        _remove_checkpoint(final)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
 
 
 # What a failed write raises: torch and safetensors wrap the OSError of a full disk in their own types.

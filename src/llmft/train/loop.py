@@ -147,8 +147,9 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
 
 
 def _idle_passes(setup: TrainSetup, window: list[list[int]], mine: int) -> list[dict[str, torch.Tensor]]:
-    """Under FSDP every process must make the same passes (each gathers and reduces with the others): a
-    process with a batch fewer in a part-full last window repeats the window's first batch at weight 0."""
+    """Under FSDP or ZeRO every process must make the same passes (each gathers and reduces with the
+    others): a process with a batch fewer in a part-full last window repeats the window's first batch at
+    weight 0."""
     if setup.sharded is None:
         return []
     most = -(-len(window) // setup.dist.world_size)

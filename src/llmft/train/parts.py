@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from llmft.config.distributed import sharded_refusal
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
-from llmft.errors import ConfigError, EnvironmentProblem, ModelError
+from llmft.errors import EnvironmentProblem, ModelError
 from llmft.train.distributed import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup, total_steps
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
@@ -159,14 +160,10 @@ def _placed(
     if not dist.active:
         optimizer = build_optimizer(model, cfg)
         return (*accelerator.prepare(model, optimizer, build_scheduler(optimizer, cfg, steps)), None)  # type: ignore[attr-defined]
+    if dist.strategy in ("fsdp", "deepspeed") and objective != "sft":  # inferred from the data
+        raise sharded_refusal("training.objective", dist.strategy, f"`{objective}` (from the data)")
     model = model.to(accelerator.device)  # type: ignore[attr-defined]
     dist.broadcast_trainable(model)  # every process starts from rank 0's weights (adapters start random)
-    if dist.strategy in ("fsdp", "deepspeed") and objective != "sft":
-        raise ConfigError(
-            f"training.distributed.strategy: {dist.strategy} does not train the `{objective}` objective yet "
-            "(its reference model and pair batches are not sharded)",
-            fix="use `strategy: ddp` (or `auto`) for preference training on several processes",
-        )
     sharded: Sharded | None = None
     if dist.strategy == "fsdp":
         from llmft.train.sharding import ShardedModel
@@ -175,7 +172,7 @@ def _placed(
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
     if dist.strategy == "deepspeed":
-        from llmft.train.strategies import deepspeed_config
+        from llmft.config.distributed import deepspeed_config
         from llmft.train.zero import ZeroModel
 
         ds = deepspeed_config(cfg.distributed.deepspeed or {}, cfg, mixed_precision(cfg))

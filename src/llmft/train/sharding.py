@@ -15,10 +15,11 @@ What llmft's loop needs of a sharded model, and why each piece is here:
 - **Every rank runs the same collectives.** Each forward gathers, each backward reduce-scatters: a rank
   with one batch fewer in a step (a part-full last window) runs a zero-weighted pass instead (loop.py).
 - **Whole state out, shards in.** Checkpoints hold whole tensors in the one-process layout (trainable
-  weights by name, the optimizer's state by parameter index), gathered from the shards on every rank; a
-  resume cuts them into this run's shards, so checkpoints move between FSDP, DDP and one process, and
-  between numbers of processes. The final model is gathered into a plain copy (``gathered_model``) that
-  ``transformers``/``peft`` save as usual; it is built on a weightless (meta) copy taken before sharding.
+  weights by name, the optimizer's state by parameter index), gathered from the shards (every rank
+  takes part, rank 0 keeps them); a resume cuts them into this run's shards, so checkpoints move between
+  FSDP, DDP and one process, and between numbers of processes. The final model is gathered into a plain
+  copy (``gathered_model``) that ``transformers``/``peft`` save as usual; it is built on a weightless
+  (meta) copy taken before sharding.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class LocalTrainer:
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
         self._stop: GracefulStop | None = None
         self.parts: Parts | None = None
-        self._gathered: torch.nn.Module | None = None  # FSDP: the whole model, put together after training
+        self._gathered: torch.nn.Module | None = None  # FSDP/ZeRO: the whole model, gathered after training
 
     # ------------------------------------------------------------------------------------ set-up
     def setup(self) -> list[str]:
@@ -161,8 +161,8 @@ class LocalTrainer:
         return self.loop.model if self.parts else self._model
 
     def model_for_saving(self) -> torch.nn.Module:
-        """The plain (peft or transformers) model, without accelerate's wrappers; under FSDP the whole
-        model that ``gather_model`` put together (rank 0), since the live one holds only shards."""
+        """The plain (peft or transformers) model, without accelerate's wrappers; under FSDP/ZeRO the
+        whole model that ``gather_model`` put together (rank 0), since the live one holds only shards."""
         if self.loop.sharded is not None:
             if self._gathered is None:
                 raise RuntimeError("a sharded model is saved through gather_model(), called on every rank")
@@ -171,7 +171,7 @@ class LocalTrainer:
 
     def gather_model(self) -> torch.nn.Module | None:
         """After training, on every process: the model to save, evaluate by generation and return (rank 0;
-        the others get None under FSDP, whose whole model is put together on rank 0 only)."""
+        the others get None under FSDP/ZeRO, whose whole model is put together on rank 0 only)."""
         sharded = self.loop.sharded
         if sharded is None:
             return self.model_for_saving()
@@ -230,7 +230,7 @@ class LocalTrainer:
         never marked best, since an earlier evaluation says nothing of its weights. With several processes
         rank 0 writes (all hold the same weights and optimizer state) while the others wait.
         """
-        sharded = self.loop.sharded  # FSDP: every process gathers the whole tensors with the others
+        sharded = self.loop.sharded  # FSDP/ZeRO: every process gathers the whole tensors with the others
         whole = (
             (sharded.full_trainable(), sharded.full_optimizer_state(self.loop.optimizer)) if sharded else None
         )

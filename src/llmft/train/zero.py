@@ -66,13 +66,10 @@ class ZeroModel:
         deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
         self.model, self.dist = model, dist
         self.frame = weightless_copy(model)
-        # The one-process layout of the optimizer's state: each parameter's index, in group order.
+        # The one-process layout of the optimizer's state (torch's: each parameter's index, in group
+        # order), taken before ZeRO replaces the groups' parameters with its flat partitions.
         self.order = [p for group in optimizer.param_groups for p in group["params"]]
-        indices, start = [], 0
-        for group in optimizer.param_groups:
-            indices.append(list(range(start, start + len(group["params"]))))
-            start += len(group["params"])
-        self._group_indices = indices
+        self._group_indices = [group["params"] for group in optimizer.state_dict()["param_groups"]]
         config = {
             **ds_config,
             "zero_allow_untested_optimizer": True,  # llmft's optimizer (AdamW, SGD) on ZeRO's partitions

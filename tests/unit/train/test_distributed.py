@@ -1,6 +1,6 @@
 """Several processes, the parts that need no second process: where a process is, which batches it trains
 on, what a resume on another number of processes may change, how torchrun is called and its failures
-read, and the FSDP/DeepSpeed config translation (checked against accelerate's own plugin)."""
+read, the DeepSpeed config translation and what the sharded strategies refuse."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from pydantic import ValidationError
 
-from llmft.config.distributed import check_distributed, read_deepspeed
+from llmft.config.distributed import check_distributed, deepspeed_config, read_deepspeed
 from llmft.config.load import validate_dict
 from llmft.config.schema import DistributedConfig, FsdpConfig, TrainingConfig
 from llmft.errors import CheckpointError, ConfigError, EnvironmentProblem
@@ -19,7 +20,7 @@ from llmft.train.distributed import Distribution, Place, backend_for, detect, th
 from llmft.train.launch import LaunchSpec, check_spec, failure_error, torchrun_args
 from llmft.train.loop import TrainSetup, steps_per_epoch
 from llmft.train.multiprocess import resume_world_changes
-from llmft.train.strategies import check_strategy, deepspeed_config
+from llmft.train.strategies import check_strategy
 
 
 # ----------------------------------------------------------------------------------- where am I
@@ -365,6 +366,27 @@ def test_deepspeed_settings_that_would_disagree_with_the_training_section_are_re
     assert deepspeed_config({"bf16": {"enabled": True}}, training, "bf16")["bf16"] == {"enabled": True}
 
 
+def test_llmft_validate_refuses_a_deepspeed_config_that_disagrees_with_the_training_section() -> None:
+    """The translation the run makes is checked before it starts; the precision only when the config
+    decides it (`auto` is decided by the device the run finds)."""
+    zero2 = {"zero_optimization": {"stage": 2}}
+    cases = [
+        ({**zero2, "train_batch_size": 64}, {}, "train_batch_size is set"),
+        (
+            {**zero2, "train_micro_batch_size_per_gpu": 8},
+            {"batch_size": 4},
+            "is 8 but training.batch_size is 4",
+        ),
+        ({**zero2, "bf16": {"enabled": True}}, {"mixed_precision": "no"}, "bf16.enabled is True"),
+    ]
+    for ds, training, said in cases:
+        found = _distributed_problems({"strategy": "deepspeed", "deepspeed": ds}, **training)
+        assert [p.path for p in found] == ["training.distributed.deepspeed"], found
+        assert said in found[0].message and not found[0].message.startswith("training.distributed")
+    bf16 = {"strategy": "deepspeed", "deepspeed": {**zero2, "bf16": {"enabled": True}}}
+    assert _distributed_problems(bf16) == []  # mixed_precision auto: bf16 on a GPU that has it
+
+
 def _distributed_problems(distributed: dict, **training: object) -> list:
     raw = {
         "data": {"dataset": {"train_file": "t.jsonl"}},
@@ -394,6 +416,27 @@ def test_a_named_preference_objective_is_refused_with_a_sharded_strategy(strateg
     found = [p for p in _distributed_problems(chosen, objective="dpo") if p.path == "training.objective"]
     assert len(found) == 1 and "reference model and pair batches are not sharded" in found[0].message
     assert "strategy: ddp" in str(found[0].fix)
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_a_preference_objective_found_in_the_data_is_refused_as_validation_refuses_a_named_one(
+    strategy: str,
+) -> None:
+    """`objective: auto` with preference pairs is known only once the data is read: the run refuses it with
+    the table's words before it moves or shards anything."""
+    from types import SimpleNamespace
+
+    from llmft.train.parts import _placed
+
+    dist = SimpleNamespace(active=True, strategy=strategy)
+    config = validate_dict({"data": {"dataset": {"train_file": "t.jsonl"}}, "model": {"name_or_path": "m"}})[
+        0
+    ]
+    with pytest.raises(ConfigError) as err:
+        _placed(torch.nn.Linear(2, 2), config, "dpo", object(), dist, steps=1)  # type: ignore[arg-type]
+    said = err.value.message
+    assert said.startswith("training.objective is `dpo` (from the data): ") and "not sharded" in said
+    assert f"training.distributed.strategy: {strategy}" in said and "strategy: ddp" in str(err.value.fix)
 
 
 def test_a_sharded_strategy_with_one_process_says_it_has_nothing_to_shard() -> None:
