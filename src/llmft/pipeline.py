@@ -188,6 +188,7 @@ def _train_to_the_end(ctx: _Run, parts: _Parts) -> _Trained:
 def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
     """Rank 0 alone scores the generation evaluation, saves the model, writes the run files and closes
     the trackers, so the run directory has one writer; the other ranks just leave the process group."""
+    from llmft import run_record
     from llmft.train import artifacts
 
     out, inputs, metrics, state = ctx.out, ctx.inputs, trained.metrics, trained.state
@@ -197,15 +198,18 @@ def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
     if parts.by_generation:
         metrics.update(parts.by_generation.final(trained.model))
     model_dir = artifacts.save_model(trained.model, inputs.tokenizer, out, config_path=ctx.config_path)
-    _write_run_files(
+    run_record.write_run_files(
         out,
         ctx.config,
-        inputs,
+        inputs.prepared,
+        inputs.encoded,
         metrics,
         {
             "started": ctx.started,
-            **_adapter_record(ctx.adapter),
-            **_outcome_record(state),
+            "task": inputs.task,
+            "task_reason": inputs.task_reason,
+            **run_record.adapter_record(ctx.adapter),
+            **run_record.outcome_record(state),
             "model_dir": str(model_dir),
             "resumed_from": str(ctx.resumed_from) if ctx.resumed_from else None,
             "tracking": parts.trackers.describe(),
@@ -343,86 +347,6 @@ def _train(trainer: LocalTrainer, resumed_from: Path | None, say: Say) -> LoopSt
         + (f" ({state.stop_reason})" if state.stop_reason else "")
     )
     return state
-
-
-def _write_run_files(
-    out: Path,
-    config: RunConfig,
-    inputs: _Inputs,
-    metrics: dict[str, float],
-    record: dict[str, object],
-    config_path: str | None = None,
-) -> None:
-    """eval_results.json, config.yaml, data_report.json, labels.json and run.json (``record`` + facts)."""
-    from functools import partial
-
-    from llmft.train import artifacts
-
-    # A failed write (disk full) names the last good checkpoint and how to resume from it.
-    write_json = partial(artifacts.write_json, config_path=config_path)
-    write_json(out / "eval_results.json", metrics)
-    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"), config_path=config_path)
-    write_json(out / "data_report.json", _data_report(inputs.prepared, inputs.encoded))
-    if inputs.encoded.label_names:
-        write_json(out / "labels.json", {"id2label": dict(enumerate(inputs.encoded.label_names))})
-    write_json(
-        out / "run.json",
-        {
-            "versions": artifacts.versions(),
-            "seed": config.seed,
-            "started": record.pop("started"),
-            "finished": artifacts.now(),
-            "task": inputs.task,
-            "task_reason": inputs.task_reason,
-            "data_fingerprint": inputs.prepared.fingerprint,
-            "data_format": inputs.prepared.format,
-            "objective": inputs.encoded.objective,
-            **record,
-        },
-    )
-
-
-def _data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, object]:
-    """data_report.json: where the rows came from, and per split what was kept, dropped and truncated."""
-    report: dict[str, object] = {
-        "origin": prepared.origin,
-        "format": prepared.format,
-        "template": encoded.template,
-        "splits": {
-            s: {**prepared.reports[s].to_dict(), **stats.to_dict()} for s, stats in encoded.stats.items()
-        },
-    }
-    if prepared.parts:  # data.datasets: each set's own report, and its share of an epoch's rows
-        quotas = dict(zip(encoded.mixture.names, encoded.mixture.quotas())) if encoded.mixture else {}
-        report["datasets"] = {
-            name: {
-                "origin": part.origin,
-                "format": part.format,
-                "rows_per_epoch": quotas.get(name),
-                "splits": {s: r.to_dict() for s, r in part.reports.items()},
-            }
-            for name, part in prepared.parts
-        }
-    return report
-
-
-def _adapter_record(adapter: AdapterSummary) -> dict[str, object]:
-    return {
-        "adapter": adapter.describe(),
-        "trainable_params": adapter.trainable_params,
-        "total_params": adapter.total_params,
-    }
-
-
-def _outcome_record(state: LoopState) -> dict[str, object]:
-    """How training ended, for run.json: a resumed or stopped run says so here."""
-    return {
-        "steps": state.step,
-        "epochs_completed": state.epoch,
-        "tokens_seen": state.tokens_seen,
-        "stop_reason": state.stop_reason or "completed",
-        "skipped_nonfinite_steps": state.skipped_nonfinite,
-    }
 
 
 def _seed(seed: int, threads: int | None) -> None:
