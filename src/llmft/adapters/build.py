@@ -1,4 +1,4 @@
-"""Our small adapter schema (config/schema.py) → a peft model, plus a one-line summary for the user.
+"""Our small adapter schema (config/schema/adapter.py) → a peft model, plus a one-line summary for the user.
 
 Layer-wrapping methods (LoRA and relatives, IA3, VeRA, OFT) and LLaMA-Adapter are built in methods.py;
 prompt methods here. What is decided here, and why:
