@@ -29,7 +29,7 @@ def llmft_imports(path: Path) -> list[tuple[int, str]]:
 
 
 def test_config_imports_nothing_above_it() -> None:
-    modules = sorted(CONFIG_DIR.glob("*.py"))
+    modules = sorted(CONFIG_DIR.rglob("*.py"))
     assert len(modules) >= 10
     upward = [
         f"{path.name}:{line} imports {module}"
