@@ -67,3 +67,30 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> SynthDataFactory:
         return made[key]
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `make test-matrix` (LLMFT_TEST_THREADS set) the test process computes with that many threads."""
+    if "LLMFT_TEST_THREADS" in os.environ:
+        import torch
+
+        from tests.matrix import THREADS
+
+        torch.set_num_threads(THREADS)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End with what was skipped and why, counted by reason: a machine that silently skips a whole area
+    (no chromium, no ../shared/data) shows it on the last screen of `make test`."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section(f"{len(skipped)} skipped, by reason", sep="-")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.line(f"{count:4d} × {reason}")

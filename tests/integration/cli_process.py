@@ -48,6 +48,10 @@ class CliProcess:
             time.sleep(0.005)
         return False
 
+    def said(self, text: str) -> bool:
+        """Whether the process has written ``text`` to its output so far (an event it emits)."""
+        return text in self.log.read_text(encoding="utf-8", errors="replace")
+
     def workers(self) -> list[psutil.Process]:
         """The processes the CLI started (a launcher's workers); none once it has ended."""
         import psutil

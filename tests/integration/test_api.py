@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.matrix import THREADS
 
 import llmft
 
@@ -99,7 +100,7 @@ def _search_config(tiny_model, synth_data, tmp_path: Path) -> llmft.RunConfig:  
                     "tokenization": {"max_length": 64},
                 },
                 "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"r": 4}},
-                "training": {"max_steps": 4, "batch_size": 8, "num_threads": 1, "save_strategy": "no"},
+                "training": {"max_steps": 4, "batch_size": 8, "num_threads": THREADS, "save_strategy": "no"},
                 "hpo": {
                     "enabled": True,
                     "backend": "grid",

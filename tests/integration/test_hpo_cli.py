@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.matrix import THREADS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,7 @@ def write_config(tmp_path: Path, tiny_model, synth_data, output_dir: Path, hpo: 
             "batch_size": 8,
             "eval_strategy": "steps",
             "eval_steps": 5,
-            "num_threads": 1,
+            "num_threads": THREADS,
         },
         "hpo": {
             "backend": "optuna",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.matrix import THREADS
 
 from llmft.config.load import load_config
 from llmft.hpo.search import run_search
@@ -38,7 +39,7 @@ def classification_config(
             "tokenization": {"max_length": 64},
         },
         "model": {"name_or_path": str(tiny_model("bert")), "adapter": {"type": "lora", "r": 8}},
-        "training": {"num_threads": 1, "logging_steps": 5, **training},
+        "training": {"num_threads": THREADS, "logging_steps": 5, **training},
         "hpo": {"enabled": True, **hpo},
     }
     path = tmp_path / f"{name}.yaml"

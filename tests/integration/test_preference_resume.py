@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.matrix import THREADS, thread_env
+
+from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, 300
@@ -27,8 +30,9 @@ SCENARIOS = {  # name → (model.adapter.type, precompute_reference, killed)
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **thread_env()}
     env.pop("LLMFT_TEST_CHECKPOINT_DELAY", None)
+    env.pop(HOLD_AT_STEP, None)
     return env
 
 
@@ -46,7 +50,7 @@ def _config(folder: Path, model: Path, train_file: Path, adapter: str, precomput
             "logging_steps": 1,
             "eval_strategy": "no",
             "save_steps": SAVE_STEPS,
-            "num_threads": 1,
+            "num_threads": THREADS,
             "objective": "dpo",
             "preference": {"precompute_reference": precompute},
         },
@@ -56,33 +60,24 @@ def _config(folder: Path, model: Path, train_file: Path, adapter: str, precomput
     return path
 
 
-def _logged_step(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    steps = [0]
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        try:
-            steps.append(int(json.loads(line)["step"]))
-        except (ValueError, KeyError):
-            pass  # the line being written
-    return max(steps)
-
-
 def _checkpoints(run_dir: Path) -> list[str]:
     root = run_dir / "checkpoints"
     return sorted(p.name for p in root.glob("step-*") if (p / "COMPLETE").exists()) if root.is_dir() else []
 
 
 def _train(config: Path, log: Path, *extra: str, kill_after_checkpoint: bool = False) -> str:
-    run_dir = config.parent / "run"
+    """Run to the end, or, with ``kill_after_checkpoint``, SIGKILL the run while it waits a step after its
+    first checkpoint (LLMFT_TEST_HOLD_AT_STEP: the kill cannot come too late on a loaded machine)."""
+    env = {**_env(), HOLD_AT_STEP: str(SAVE_STEPS + 1)} if kill_after_checkpoint else _env()
     with log.open("w", encoding="utf-8") as handle:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
-            stdout=handle, stderr=subprocess.STDOUT, env=_env(), cwd=REPO,
+            stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )  # fmt: skip
         deadline = time.monotonic() + TIMEOUT
+        held = HOLD_LINE.format(step=SAVE_STEPS + 1)
         while kill_after_checkpoint and proc.poll() is None and time.monotonic() < deadline:
-            done = _checkpoints(run_dir)
-            if done and _logged_step(run_dir) > int(done[-1].split("-")[-1]):
+            if held in log.read_text(encoding="utf-8", errors="replace"):
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.005)

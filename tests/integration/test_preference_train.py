@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.matrix import THREADS
 
 from llmft.config.load import load_config
 from llmft.data.pair_collate import PairCollator
@@ -29,7 +30,7 @@ def _config(
         },
         "model": {"name_or_path": str(model), "adapter": {"type": adapter}},
         "training": {
-            "num_threads": 1,
+            "num_threads": THREADS,
             "batch_size": 16,
             "learning_rate": 1e-3,
             "epochs": 3,

@@ -25,15 +25,20 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from tests.integration.cli_process import CliProcess
+from tests.matrix import THREADS, thread_env
+
+from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
 SAVE_STEPS = 3
 PROCESS_TIMEOUT = 300
-# Long enough for the poll below to see it and kill, short enough to cost little (it holds every checkpoint).
-CHECKPOINT_DELAY = "3"
-# The second Ctrl-C lands in a checkpoint write held this long: an exit before it ends did not wait for it
-# (generous, so that a slow exit of a loaded machine still counts as at once).
+# The runs wait where the test stops them (llmft's fault-injection aids), so that no poll races a run that
+# may finish first on a loaded machine: after a step (until a signal), or inside a checkpoint write (until
+# killed). The test waits for the line or the half-written folder the run leaves, then sends its signal.
+HOLD_AFTER_CHECKPOINT = SAVE_STEPS + 1  # a step after the first checkpoint: the resume must redo it
+# The second Ctrl-C lands in a checkpoint write held until the process ends: an exit within this bound did
+# not wait for it (generous, so that a slow exit of a loaded machine still counts as at once).
 SECOND_SIGNAL_DELAY = 20.0
 
 
@@ -54,9 +59,10 @@ class Outcome:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **thread_env()}
     env.pop("LLMFT_DEBUG", None)
     env.pop("LLMFT_TEST_CHECKPOINT_DELAY", None)
+    env.pop(HOLD_AT_STEP, None)
     env.update(extra)
     return env
 
@@ -91,7 +97,7 @@ def _write_config(folder: Path, model: Path, train_file: Path, extra: dict | Non
             "eval_strategy": "no",
             "save_strategy": "steps",
             "save_steps": SAVE_STEPS,
-            "num_threads": 1,
+            "num_threads": THREADS,
         },
     }
     _merge(config, extra or {})
@@ -116,6 +122,11 @@ def complete_checkpoints(run_dir: Path) -> list[str]:
 def tmp_checkpoints(run_dir: Path) -> list[str]:
     root = run_dir / "checkpoints"
     return sorted(p.name for p in root.glob(".tmp-*")) if root.is_dir() else []
+
+
+def held(step: int) -> Callable[[CliProcess], bool]:
+    """The run says it waits after ``step`` (LLMFT_TEST_HOLD_AT_STEP): a signal now lands mid-run."""
+    return lambda cli: cli.said(HOLD_LINE.format(step=step))
 
 
 def step_of(name: str) -> int:
@@ -185,15 +196,13 @@ def _second_sigint(outcome: Outcome, config: Path) -> Outcome:
     """Ctrl-C after the first checkpoint, then Ctrl-C again while the stop's checkpoint is being written
     (held open by LLMFT_TEST_CHECKPOINT_DELAY): the process must exit at once, without that checkpoint."""
     run_dir = outcome.run_dir
-    first = f"step-{SAVE_STEPS:07d}"
-    cli = _launch(
-        config, config.parent / "stopped.log", env=_env(LLMFT_TEST_CHECKPOINT_DELAY=str(SECOND_SIGNAL_DELAY))
-    )
+    # Held a step after the first checkpoint (the stop then writes one of its own, of step 4), and inside
+    # that checkpoint's write until the process ends.
+    held_write = f"hold:step-{HOLD_AFTER_CHECKPOINT:07d}"
+    env = _env(LLMFT_TEST_CHECKPOINT_DELAY=held_write, **{HOLD_AT_STEP: str(HOLD_AFTER_CHECKPOINT)})
+    cli = _launch(config, config.parent / "stopped.log", env=env)
     try:
-        # A step after the first checkpoint: the stop then writes a checkpoint of its own (of step 4 or so).
-        if cli.wait_for(
-            lambda: first in complete_checkpoints(run_dir) and last_logged_step(run_dir) > SAVE_STEPS
-        ):
+        if cli.wait_for(held(HOLD_AFTER_CHECKPOINT)):
             cli.proc.send_signal(signal.SIGINT)
             if cli.wait_for(lambda: bool(tmp_checkpoints(run_dir))):  # the stop's checkpoint, half-written
                 cli.proc.send_signal(signal.SIGINT)
@@ -239,31 +248,25 @@ def scenario(kind: str, folder: Path, model: Path, train_file: Path) -> Outcome:
     if kind == "second_sigint":
         return _second_sigint(outcome, config)
 
-    def after_a_checkpoint() -> bool:  # mid-training: a step after the last checkpoint was logged
-        done = complete_checkpoints(run_dir)
-        return bool(done) and last_logged_step(run_dir) > step_of(done[-1])
-
     def second_checkpoint_half_written() -> bool:
         return any(name.startswith(f".tmp-step-{2 * SAVE_STEPS:07d}") for name in tmp_checkpoints(run_dir))
 
-    def training() -> bool:
-        return last_logged_step(run_dir) >= 2
-
-    plans: dict[str, tuple[Callable[[], bool], int, dict[str, str]]] = {
-        "kill_step": (after_a_checkpoint, signal.SIGKILL, _env()),
-        "dropout_kill": (after_a_checkpoint, signal.SIGKILL, _env()),
+    held_after_checkpoint = _env(**{HOLD_AT_STEP: str(HOLD_AFTER_CHECKPOINT)})
+    plans: dict[str, tuple[Callable[[CliProcess], bool], int, dict[str, str]]] = {
+        "kill_step": (held(HOLD_AFTER_CHECKPOINT), signal.SIGKILL, held_after_checkpoint),
+        "dropout_kill": (held(HOLD_AFTER_CHECKPOINT), signal.SIGKILL, held_after_checkpoint),
         "kill_checkpoint": (
-            second_checkpoint_half_written,
+            lambda _: second_checkpoint_half_written(),
             signal.SIGKILL,
-            _env(LLMFT_TEST_CHECKPOINT_DELAY=CHECKPOINT_DELAY),
+            _env(LLMFT_TEST_CHECKPOINT_DELAY=f"hold:step-{2 * SAVE_STEPS:07d}"),
         ),
-        "sigterm": (training, signal.SIGTERM, _env()),
-        "sigint": (training, signal.SIGINT, _env()),
+        "sigterm": (held(2), signal.SIGTERM, _env(**{HOLD_AT_STEP: "2"})),
+        "sigint": (held(2), signal.SIGINT, _env(**{HOLD_AT_STEP: "2"})),
     }
     condition, sig, env = plans[kind]
 
     def stop(cli: CliProcess) -> None:
-        if cli.wait_for(condition):
+        if cli.wait_for(lambda: condition(cli)):
             cli.proc.send_signal(sig)
 
     # SIGINT goes the same way as SIGTERM from here on: one resume of the two is enough.

@@ -24,6 +24,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from tests.matrix import THREADS
 
 from llmft.cli.main import main
 from llmft.config.load import load_config
@@ -81,7 +82,7 @@ def write_config(
             "eval_strategy": "no",
             "save_strategy": "steps",
             "save_steps": 3,
-            "num_threads": 1,
+            "num_threads": THREADS,
         },
     }
     for key, value in sections.items():

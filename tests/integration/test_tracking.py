@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.matrix import THREADS, thread_env
 
 from llmft.config.load import load_config
 from llmft.pipeline import run
@@ -45,7 +46,7 @@ def tiny_config(tmp_path: Path, tiny_model, synth_data, **tracking: object) -> P
             "logging_steps": 1,
             "eval_strategy": "steps",
             "eval_steps": 3,
-            "num_threads": 1,
+            "num_threads": THREADS,
         },
         "tracking": tracking,
     }
@@ -191,11 +192,11 @@ DETERMINISTIC = ("loss", "learning_rate", "grad_norm", "tokens_seen", "epoch", "
 
 
 def _cli(config: Path, log: Path, *extra: str, delay: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **thread_env()}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("LLMFT_TEST_CHECKPOINT_DELAY", None)
     if delay:
-        env["LLMFT_TEST_CHECKPOINT_DELAY"] = delay  # each checkpoint is held half-written this long
+        env["LLMFT_TEST_CHECKPOINT_DELAY"] = delay  # hold:NAME holds that checkpoint half-written
     handle = log.open("w", encoding="utf-8")
     cmd = [sys.executable, "-m", "llmft.cli.main", "train", str(config), "-q", *extra]
     return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -220,7 +221,7 @@ def test_sigkill_and_resume_leave_one_gapless_tracker_series(tiny_model, synth_d
 
     # Killed while the step-6 checkpoint is half-written: step-3 is the last complete one, and the trackers
     # already hold steps 4-6 (TensorBoard flushed them as the checkpoint began).
-    first = _cli(path, tmp_path / "first.log", delay="3")
+    first = _cli(path, tmp_path / "first.log", delay="hold:step-0000006")  # until it is killed
     held = _wait_for(first, lambda: any((out / "checkpoints").glob(".tmp-step-0000006-*")))
     first.kill()
     first.wait()

@@ -201,7 +201,7 @@ def _publish(parts: dict[str, object], tmp: Path, final: Path) -> None:
     step: a crash at any point leaves either the old checkpoint or the new one, never half of one."""
     tmp.mkdir()
     _write_files(tmp, parts)
-    _pause_for_tests()
+    _pause_for_tests(final.name)
     (tmp / MARKER).write_text("ok\n", encoding="utf-8")
     for path in tmp.iterdir():
         _fsync_file(path)
@@ -252,10 +252,14 @@ def _remove_checkpoint(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _pause_for_tests() -> None:
-    """Fault-injection aid for the kill tests: hold the checkpoint half-written for a while."""
-    delay = os.environ.get("LLMFT_TEST_CHECKPOINT_DELAY")
-    if delay:
+def _pause_for_tests(name: str) -> None:
+    """Fault-injection aid for the kill tests: hold the checkpoint half-written for a while (seconds), or,
+    with `hold:NAME`, hold checkpoint NAME (e.g. step-0000006) until the process is ended: the test waits
+    for the half-written folder, an event, then sends its signal."""
+    delay = os.environ.get("LLMFT_TEST_CHECKPOINT_DELAY", "")
+    while delay == f"hold:{name}":
+        time.sleep(1.0)
+    if delay and not delay.startswith("hold:"):
         time.sleep(float(delay))
 
 

@@ -65,7 +65,7 @@ class LoopHooks:
     checkpoint: Callable[[LoopState], object] | None = None
     evaluated: Callable[[int, dict[str, float]], None] | None = None
     log: Callable[[dict[str, object]], None] = _no_log
-    should_stop: Callable[[], bool] = lambda: False
+    should_stop: Callable[[int], bool] = lambda step: False  # given the step just made
     last_checkpoint: Callable[[], object | None] = lambda: None
     progress: Progress | None = None
 
@@ -372,7 +372,7 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
             end_of_epoch = state.window_in_epoch == len(windows)
             _maybe_evaluate(setup, state, end_of_epoch)
             _maybe_checkpoint(setup, state, end_of_epoch, last_save)
-            stop = setup.hooks.should_stop()
+            stop = setup.hooks.should_stop(state.step)
             if state.step >= goal or state.stop_reason or stop:
                 state.stop_reason = state.stop_reason or ("stop requested" if stop else "")
                 break

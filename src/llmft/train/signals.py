@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from types import FrameType
 
 STOPPABLE = (signal.SIGINT, signal.SIGTERM)
+# Fault-injection aid for the tests that stop a run from outside: with LLMFT_TEST_HOLD_AT_STEP=N, the run
+# says so and waits after step N (its metrics record and any checkpoint written) until a signal arrives.
+# The test waits for that line, an event, instead of racing a poll against a run that may finish first.
+HOLD_AT_STEP = "LLMFT_TEST_HOLD_AT_STEP"
+HOLD_LINE = "test hold: after step {step}"
 
 
 class GracefulStop:
@@ -26,6 +32,14 @@ class GracefulStop:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signal or 0)
+
+    def hold_for_tests(self, step: int) -> None:
+        """Wait here after step ``LLMFT_TEST_HOLD_AT_STEP`` until a stop signal (or SIGKILL) arrives."""
+        if os.environ.get(HOLD_AT_STEP) != str(step):
+            return
+        _notify(HOLD_LINE.format(step=step) + "\n")
+        while self.signal is None:  # the handler sets it; sleep() returns to check after each signal
+            time.sleep(0.01)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None:  # second signal: stop now

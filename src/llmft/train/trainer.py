@@ -132,8 +132,10 @@ class LocalTrainer:
         preflight(self.out, self.config.training, trainable, sum(count(p) for p in params))
         return parts.notes
 
-    def _should_stop(self) -> bool:
+    def _should_stop(self, step: int) -> bool:
         """Whether a stop signal reached any process: all then stop after the same step."""
+        if self._stop is not None:
+            self._stop.hold_for_tests(step)
         local = self._stop.signal if self._stop is not None and self._stop.signal else 0
         self._signal = int(self.dist.max_value(local))
         return self._signal != 0
