@@ -73,7 +73,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under `make test-matrix` (LLMFT_TEST_THREADS set) the test process computes with that many threads."""
     if "LLMFT_TEST_THREADS" in os.environ:
         import torch
-
         from tests.matrix import THREADS
 
         torch.set_num_threads(THREADS)

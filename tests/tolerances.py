@@ -37,3 +37,17 @@ def assert_weights_alike(mine: dict[str, torch.Tensor], theirs: dict[str, torch.
     for name, want in theirs.items():
         scale = float(want.abs().max()) if want.numel() else 0.0
         torch.testing.assert_close(mine[name], want, atol=rel * scale, rtol=0, msg=name)
+
+
+# The same function computed by other arithmetic (merged weights, a fused projection, a reloaded or exported
+# model, a packed row with per-document attention, another attention kernel): each weight rounds by at most
+# half an ulp, and the outputs, through a few layers of matmuls over ≤ 256 terms (~√n·EPS ≈ 2e-6 each, a few
+# dozen in a tiny model's forward), move by ≲ 1e-5 of their scale. 1e-4 of the largest output leaves a 10×
+# margin and still catches any real difference (a missing adapter scale, a wrong mask: ≥ 1e-2 of the scale).
+FORWARD_REL = 1e-4
+
+
+def assert_same_function(got: torch.Tensor, want: torch.Tensor, rel: float = FORWARD_REL) -> None:
+    """Outputs (logits, gradients) equal within ``rel`` of the reference's largest magnitude."""
+    scale = float(want.detach().abs().max()) if want.numel() else 0.0
+    torch.testing.assert_close(got, want, atol=rel * scale, rtol=0)

@@ -27,7 +27,7 @@ from llmft.data.tokenize import encode_conversation
 from llmft.evaluate.generation import generation_metrics
 from llmft.pipeline import run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.numeric]
 REPO = Path(__file__).resolve().parents[2]
 
 

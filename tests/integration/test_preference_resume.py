@@ -19,6 +19,8 @@ from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, 300
 SCENARIOS = {  # name → (model.adapter.type, precompute_reference, killed)

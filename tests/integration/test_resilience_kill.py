@@ -29,6 +29,8 @@ from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
 SAVE_STEPS = 3
@@ -125,7 +127,7 @@ def tmp_checkpoints(run_dir: Path) -> list[str]:
 
 
 def held(step: int) -> Callable[[CliProcess], bool]:
-    """The run says it waits after ``step`` (LLMFT_TEST_HOLD_AT_STEP): a signal now lands mid-run."""
+    """Whether the run said it waits after ``step`` (LLMFT_TEST_HOLD_AT_STEP): a signal then lands mid-run."""
     return lambda cli: cli.said(HOLD_LINE.format(step=step))
 
 
@@ -202,7 +204,7 @@ def _second_sigint(outcome: Outcome, config: Path) -> Outcome:
     env = _env(LLMFT_TEST_CHECKPOINT_DELAY=held_write, **{HOLD_AT_STEP: str(HOLD_AFTER_CHECKPOINT)})
     cli = _launch(config, config.parent / "stopped.log", env=env)
     try:
-        if cli.wait_for(held(HOLD_AFTER_CHECKPOINT)):
+        if cli.wait_for(lambda: held(HOLD_AFTER_CHECKPOINT)(cli)):
             cli.proc.send_signal(signal.SIGINT)
             if cli.wait_for(lambda: bool(tmp_checkpoints(run_dir))):  # the stop's checkpoint, half-written
                 cli.proc.send_signal(signal.SIGINT)

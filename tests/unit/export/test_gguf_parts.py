@@ -10,6 +10,8 @@ from llmft.export.gguf_arch import arch_spec
 from llmft.export.gguf_tensors import encode, permute_rotary
 from llmft.export.gguf_tokenizer import tokenizer_meta
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 
 @pytest.mark.parametrize("heads", [1, 2, 4])
 def test_rotary_permutation_is_undone_by_transformers_reader(heads: int) -> None:

@@ -14,6 +14,8 @@ from llmft.generate.load import load_run
 from llmft.generate.prompts import Prompt, from_raw, read_prompt_file
 from llmft.generate.runner import choose_prompts, generate_records
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 
 @pytest.fixture(scope="module")
 def llama(tiny_model):

@@ -19,6 +19,8 @@ from llmft.train.objectives import Objective, row_units
 from llmft.train.optim import build_optimizer, build_scheduler
 from llmft.train.resume import find_checkpoint
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 
 class Regressor(torch.nn.Module):
     """Predicts a per-example target from the first input id; loss summed over rows."""

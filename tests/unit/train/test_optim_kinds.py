@@ -13,6 +13,8 @@ from llmft.config.schema import TrainingConfig
 from llmft.errors import EnvironmentProblem
 from llmft.train.optim import build_optimizer
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None
 
 

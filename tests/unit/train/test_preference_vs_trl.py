@@ -17,6 +17,8 @@ from llmft.train.preference.logps import sequence_logps
 from llmft.train.preference.objective import Settings, preference_objective
 from llmft.train.preference.reference import frozen
 
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
+
 trl = pytest.importorskip("trl", reason="TRL is the reference implementation (test extra)")
 TOL = 1e-5
 PAIR_METRICS = [
