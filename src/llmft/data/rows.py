@@ -6,8 +6,8 @@ files (``generate/prompts.py``) all take them from here:
 - alpaca: ``instruction`` and an optional ``input`` become one user turn (the input after a blank line);
 - sharegpt (``conversations``, from/value) and ``messages`` (role/content): the conversation's turns, read
   as ``conversation.py`` reads them;
-- the system prompt: a row's own ``system`` wins over the configured one, and it goes first unless the
-  turns already start with a system turn.
+- the system prompt: an alpaca or preference row's own ``system`` column wins over the configured one (a
+  conversation carries its own as a system turn); it goes first unless the turns start with a system turn.
 This module imports no other row module, so each of those can import it.
 """
 
