@@ -14,8 +14,8 @@ import yaml
 
 
 def prepare(work: Path, nproc: int) -> None:
-    from llmft.data.synthetic import write_synthetic_data
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.data import write_synthetic_data
+    from llmft.synth.models import build_tiny_model
 
     model = build_tiny_model("llama", work / "model", hidden_size=128, num_layers=4)
     data = write_synthetic_data("sft", work / "data", rows=16 * nproc * 4)

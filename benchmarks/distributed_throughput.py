@@ -73,8 +73,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(SRC))
-    from llmft.data.synthetic import write_synthetic_data
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.data import write_synthetic_data
+    from llmft.synth.models import build_tiny_model
 
     root = Path(tempfile.mkdtemp(prefix="llmft-dist-bench-"))
     os.environ["HF_HOME"] = str(root / "hf")

@@ -25,7 +25,7 @@ import torch
 
 
 def build_model(args: argparse.Namespace, folder: Path) -> Path:
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.models import build_tiny_model
 
     return build_tiny_model(
         "llama", folder / "model", hidden_size=args.hidden_size, num_layers=args.layers, num_heads=4
@@ -33,9 +33,9 @@ def build_model(args: argparse.Namespace, folder: Path) -> Path:
 
 
 def prompts(tokenizer: object, count: int) -> list[list[int]]:
-    from llmft.data.synthetic import generate_rows
     from llmft.generate.batch import prompt_ids
     from llmft.generate.prompts import from_raw
+    from llmft.synth.data import generate_rows
 
     rows = generate_rows("sft", count, seed=1)
     return [prompt_ids(from_raw(r), tokenizer, chat=True) for r in rows]  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ def _status(key: str) -> float:
 def make(path: Path) -> None:
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from llmft.models.tiny import builtin_corpus, train_tokenizer
+    from llmft.synth.models import builtin_corpus, train_tokenizer
 
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=768, n_head=12)).save_pretrained(path)

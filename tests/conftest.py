@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFactory:
 
     Tests must treat the directory as read-only; copy it first to modify it.
     """
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.models import build_tiny_model
 
     built: dict[str, Path] = {}
 
@@ -55,7 +55,7 @@ def shared_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> SynthDataFactory:
     """``synth_data("sft", rows=200, seed=0, style=None) -> {"train": path, ...}``, cached per arguments."""
-    from llmft.data.synthetic import write_synthetic_data
+    from llmft.synth.data import write_synthetic_data
 
     made: dict[tuple[str, int, int, str | None], dict[str, Path]] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from llmft.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import RunConfig

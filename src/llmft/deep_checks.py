@@ -47,7 +47,8 @@ def sample_rows(path: Path, fmt: str) -> list[dict[str, object]]:
 
 def check_data(config: RunConfig) -> tuple[list[Problem], str | None]:
     """Problems with the data files, and the detected format (None when it could not be read)."""
-    from llmft.data.formats import check_columns, detect_format, prepare_columns
+    from llmft.data.formats import prepare_columns
+    from llmft.data.rows import check_columns, detect_format
     from llmft.data.sources import file_format
 
     if config.data.datasets is not None:

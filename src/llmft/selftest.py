@@ -57,8 +57,8 @@ def run_selftest(say: Say, workdir: Path | None = None, debug: bool = False) -> 
 
 
 def _data(root: Path, ctx: dict[str, object]) -> str:
-    from llmft.data.synthetic import write_synthetic_data
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.data import write_synthetic_data
+    from llmft.synth.models import build_tiny_model
 
     ctx["files"] = write_synthetic_data("sft", root / "data", rows=240, seed=0)
     ctx["base"] = build_tiny_model("llama", root / "base")

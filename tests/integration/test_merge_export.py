@@ -55,7 +55,7 @@ def byte_level_llama(out: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from llmft.models.tiny import CHATML_TEMPLATE, INIT_STD
+    from llmft.synth.models import CHATML_TEMPLATE, INIT_STD
 
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
     merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("e", "r"), ("Ġ", "a"), ("o", "u")]
@@ -292,7 +292,7 @@ def test_export_gguf_other_architectures_with_a_lora(arch: str, tiny_model, tmp_
 
 
 def test_export_q8_0_falls_back_to_f16_for_rows_not_a_multiple_of_32(tmp_path: Path) -> None:
-    from llmft.models.tiny import build_tiny_model
+    from llmft.synth.models import build_tiny_model
 
     base = build_tiny_model("llama", tmp_path / "llama48", hidden_size=48, num_layers=1, vocab_size=400)
     result = export_gguf(resolve_source(base), tmp_path / "m.gguf", quant="q8_0")

@@ -1,6 +1,6 @@
 """The benchmark's models: random-weight GPT-2-small and Llama-shaped models built locally, and tiny ones.
 
-The tokenizer is trained here (``llmft.models.tiny.train_tokenizer``) on the benchmark's own text, so no
+The tokenizer is trained here (``llmft.synth.models.train_tokenizer``) on the benchmark's own text, so no
 download is needed. That text yields fewer merges than GPT-2's real 50,257 (about 26k), so the embedding is
 padded up to ``vocab_size`` rows: the model then has the real shape (and the real LM-head cost); the extra
 rows are never looked up, as with any tokenizer smaller than its model's vocabulary. Models are cached
@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llmft.models.tiny import train_tokenizer
+from llmft.synth.models import train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def build_model(spec: ModelSpec, text_files: list[Path], cache_dir: Path) -> Pat
 
 def describe(model_dir: Path) -> dict[str, object]:
     """Shape facts for the report: parameters, vocabulary of the tokenizer and of the embedding."""
-    from llmft.models.tiny import parameter_count
+    from llmft.synth.models import parameter_count
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from llmft import __version__
+from llmft.version import __version__
 
 app = typer.Typer(
     name="llmft",

@@ -1,6 +1,6 @@
 """`llmft synth`: make tiny models and synthetic data sets for tests, demos and smoke runs.
 
-Thin on purpose: parse options, call ``llmft.models.tiny`` / ``llmft.data.synthetic``, print one summary.
+Thin on purpose: parse options, call ``llmft.synth.models`` / ``llmft.synth.data``, print one summary.
 Nothing heavy is imported at module level: ``llmft --help`` imports this module and must not load torch.
 The choice lists in the help texts mirror ``ARCHS`` and ``TASKS`` (a test keeps them in step).
 """
@@ -33,7 +33,7 @@ def model(
     seed: int = typer.Option(0, "--seed", help="Seed for the corpus and the random weights."),
 ) -> None:
     """Build a tiny random-weight model with a locally trained tokenizer (offline, seconds)."""
-    from llmft.models.tiny import build_tiny_model, parameter_count
+    from llmft.synth.models import build_tiny_model, parameter_count
 
     path = build_tiny_model(
         arch,
@@ -68,7 +68,7 @@ def data(
     ),
 ) -> None:
     """Write a synthetic data set whose answers a tiny model can learn."""
-    from llmft.data.synthetic import write_synthetic_data
+    from llmft.synth.data import write_synthetic_data
 
     files = write_synthetic_data(
         task,

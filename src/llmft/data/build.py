@@ -14,15 +14,9 @@ from dataclasses import dataclass, field
 
 from llmft.config.schema import DataConfig
 from llmft.data import cache
-from llmft.data.formats import (
-    CONVERSATIONAL,
-    FormatReport,
-    check_columns,
-    detect_format,
-    format_rows,
-    prepare_columns,
-)
+from llmft.data.formats import CONVERSATIONAL, FormatReport, format_rows, prepare_columns
 from llmft.data.mixture import Mixture, build_mixture
+from llmft.data.rows import check_columns, detect_format
 from llmft.data.sources import load_splits
 from llmft.data.templates import choose_template
 from llmft.data.tokenize import Encoder, TokenStats, encode_rows

@@ -1,4 +1,4 @@
-"""Row formats: detect them from the columns and bring every row to one canonical shape.
+"""Row formats: bring every row to one canonical shape (detection and the rules rows share: ``rows.py``).
 
 Canonical rows (what templates and tokenization see):
 - ``{"text": str}``                              plain text (causal LM)
@@ -18,10 +18,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from llmft.config.schema import PreprocessingConfig
-from llmft.data.conversation import BadRow, check_turn_order, conversation, text_length, tools_column
+from llmft.data.conversation import BadRow, check_turn_order, text_length, tools_column
+from llmft.data.preference_rows import preference_row
+from llmft.data.rows import Row, conversation_turns, instruction_turn, row_system, string, with_system
 from llmft.errors import DataError
 
-Row = dict[str, object]
 CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference", "kto"}
 
 
@@ -54,61 +55,6 @@ class FormatReport:
         }
 
 
-def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | None = None) -> str:
-    """Pick the format from the column names; explicit ``format`` wins. ``where`` names the data in errors."""
-    if cfg.format != "auto":
-        return cfg.format
-    cols = set(columns)
-    from llmft.data.preference_rows import preference_format  # (it imports this module)
-
-    paired = preference_format(cols)
-    if paired:
-        return paired
-    if "conversations" in cols:
-        return "sharegpt"
-    if "messages" in cols:
-        return "messages"
-    if {"instruction", "output"} <= cols:
-        return "alpaca"
-    if cfg.text_column in cols and cfg.label_column in cols:
-        return "classification"
-    if cfg.input_column in cols and cfg.target_column in cols:
-        return "seq2seq"
-    if cfg.text_column in cols:
-        return "text"
-    raise DataError(
-        f"cannot tell the data format from the columns: {', '.join(columns) or '(none)'}",
-        fix="name the columns as one format expects (text; text+label; instruction/input/output; messages; "
-        "conversations; prompt/chosen/rejected; prompt/completion/label; input+target), map them with "
-        "data.preprocessing.column_mapping, or set data.preprocessing.text_column / label_column",
-        where=where,
-    )
-
-
-def required_columns(fmt: str, cfg: PreprocessingConfig) -> list[str]:
-    return {
-        "text": [cfg.text_column],
-        "classification": [cfg.text_column, cfg.label_column],
-        "alpaca": ["instruction", "output"],
-        "sharegpt": ["conversations"],
-        "messages": ["messages"],
-        "preference": ["chosen", "rejected"],
-        "kto": [],
-        "seq2seq": [cfg.input_column, cfg.target_column],
-    }[fmt]
-
-
-def check_columns(columns: list[str], fmt: str, cfg: PreprocessingConfig, where: str) -> None:
-    missing = [c for c in required_columns(fmt, cfg) if c not in columns]
-    if missing:
-        raise DataError(
-            f"column{'s' if len(missing) > 1 else ''} {', '.join(f'`{c}`' for c in missing)} not found for "
-            f"format {fmt}; the columns there are: {', '.join(columns)}",
-            where=where,
-            fix="rename with data.preprocessing.column_mapping ({old: new}) or set text_column/label_column",
-        )
-
-
 # ------------------------------------------------------------------------------------------- cleaning
 TAG = re.compile(r"<[^>]+>")
 SPACES = re.compile(r"\s+")
@@ -136,33 +82,15 @@ def _fix_unicode(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ per-format rows
-def _string(value: object, what: str) -> str:
-    if value is None:
-        raise BadRow(f"missing {what}")
-    if not isinstance(value, str):
-        raise BadRow(f"{what} is not a string ({type(value).__name__})")
-    if not value.strip():
-        raise BadRow(f"empty {what}")
-    return value
-
-
 def _alpaca(row: Row, cfg: PreprocessingConfig) -> Row:
-    instruction = _string(row.get("instruction"), "instruction")
-    extra = row.get("input")
-    prompt = instruction if not (isinstance(extra, str) and extra.strip()) else f"{instruction}\n\n{extra}"
-    answer = _string(row.get("output"), "output")
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-    system = row.get("system") or cfg.system_prompt
-    if isinstance(system, str) and system.strip():
-        messages.insert(0, {"role": "system", "content": system})
-    return {"messages": messages}
+    prompt = instruction_turn(string(row.get("instruction"), "instruction"), row.get("input"))
+    answer = string(row.get("output"), "output")
+    return {"messages": with_system([prompt, {"role": "assistant", "content": answer}], row_system(row, cfg))}
 
 
 def _conversation(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
     """A conversation's messages (see conversation.py), with the row's tool schemas when it has some."""
-    messages = conversation(row.get("conversations" if fmt == "sharegpt" else "messages"), fmt)
-    if cfg.system_prompt and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
+    messages = with_system(conversation_turns(row, fmt), cfg.system_prompt)
     check_turn_order(messages)
     tools = tools_column(row.get("tools"))
     return {"messages": messages, "tools": tools} if tools else {"messages": messages}
@@ -179,7 +107,7 @@ def _classification(row: Row, cfg: PreprocessingConfig) -> Row:
     if cfg.label_names and str(label) not in cfg.label_names:
         shown = ", ".join(cfg.label_names[:10]) + (", ..." if len(cfg.label_names) > 10 else "")
         raise BadRow(f"label not in label_names (`{_clip(str(label))}`; declared: {shown})")
-    return {"text": _string(row.get(cfg.text_column), "text"), "label": label}
+    return {"text": string(row.get(cfg.text_column), "text"), "label": label}
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -189,7 +117,7 @@ def _clip(text: str, limit: int = 40) -> str:
 
 def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
     if fmt == "text":
-        return {"text": _string(row.get(cfg.text_column), "text")}
+        return {"text": string(row.get(cfg.text_column), "text")}
     if fmt == "classification":
         return _classification(row, cfg)
     if fmt == "alpaca":
@@ -197,12 +125,10 @@ def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
     if fmt in ("sharegpt", "messages"):
         return _conversation(row, fmt, cfg)
     if fmt in ("preference", "kto"):
-        from llmft.data.preference_rows import preference_row  # (it imports this module)
-
         return preference_row(row, fmt, cfg)
     return {
-        "input": _string(row.get(cfg.input_column), "input"),
-        "target": _string(row.get(cfg.target_column), "target"),
+        "input": string(row.get(cfg.input_column), "input"),
+        "target": string(row.get(cfg.target_column), "target"),
     }
 
 

@@ -17,30 +17,19 @@ import json
 
 from llmft.config.schema import PreprocessingConfig
 from llmft.data.conversation import ROLES, ROLES_SHAREGPT, BadRow, check_turn_order, content_text
-from llmft.data.formats import Row
-from llmft.data.formats import _string as string
+from llmft.data.rows import (
+    JUDGEMENT_KEYS,
+    PAIRED,
+    UNPAIRED,
+    Row,
+    instruction_turn,
+    row_system,
+    string,
+    with_system,
+)
 
-PAIRED, UNPAIRED = "preference", "kto"
 PREFERENCE_FORMATS = (PAIRED, UNPAIRED)
 PROMPT_SOURCES = ("prompt", "conversations", "messages", "instruction")
-JUDGEMENT_KEYS = ("label", "kto_tag")
-
-
-def preference_format(columns: set[str]) -> str | None:
-    """`preference` for chosen/rejected columns, `kto` for judged completions, else None."""
-    if {"chosen", "rejected"} <= columns:
-        return PAIRED
-    if {"prompt", "completion", "label"} <= columns:
-        return UNPAIRED
-    if "messages" in columns and columns & set(JUDGEMENT_KEYS):
-        return UNPAIRED
-    return None
-
-
-def required_columns(fmt: str) -> list[str]:
-    return ["chosen", "rejected"] if fmt == PAIRED else []
-
-
 STRUCTURED = ("prompt", "chosen", "rejected", "completion", "conversations", "messages")
 
 
@@ -66,17 +55,17 @@ def preference_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
         chosen, rejected = answer(row.get("chosen"), "chosen"), answer(row.get("rejected"), "rejected")
         if chosen.strip() == rejected.strip():
             raise BadRow("chosen and rejected are identical")
-        prompt = _with_system(prompt_turns(row, cfg), row, cfg)
+        prompt = with_system(prompt_turns(row, cfg), row_system(row, cfg))
         return {"messages": _checked(prompt, chosen), "rejected": rejected}
     if "completion" in row:
-        prompt = _with_system(prompt_turns(row, cfg), row, cfg)
+        prompt = with_system(prompt_turns(row, cfg), row_system(row, cfg))
         completion = answer(row.get("completion"), "completion")
         return {"messages": _checked(prompt, completion), "desirable": judgement(row)}
     turns = _turns(row.get("messages"), "messages")
     if turns[-1]["role"] != "assistant":
         last = turns[-1]["role"]
         raise BadRow(f"the conversation must end with the judged assistant turn (it ends with {last})")
-    prompt = _with_system(turns[:-1], row, cfg)
+    prompt = with_system(turns[:-1], row_system(row, cfg))
     return {"messages": _checked(prompt, turns[-1]["content"]), "desirable": judgement(row)}
 
 
@@ -122,10 +111,7 @@ def prompt_turns(row: Row, cfg: PreprocessingConfig) -> list[dict[str, str]]:
         if row.get(column) is not None:
             return _turns(row[column], column)
     if row.get("instruction") is not None:
-        instruction = string(row["instruction"], "instruction")
-        extra = row.get("input")
-        text = instruction if not (isinstance(extra, str) and extra.strip()) else f"{instruction}\n\n{extra}"
-        return [{"role": "user", "content": text}]
+        return [instruction_turn(string(row["instruction"], "instruction"), row.get("input"))]
     raise BadRow(f"no prompt (one of {', '.join(PROMPT_SOURCES)})")
 
 
@@ -145,13 +131,6 @@ def _turns(value: object, what: str) -> list[dict[str, str]]:
             {"role": mapped, "content": content_text(turn.get("content", turn.get("value")), "turn content")}
         )
     return out
-
-
-def _with_system(prompt: list[dict[str, str]], row: Row, cfg: PreprocessingConfig) -> list[dict[str, str]]:
-    system = row.get("system") or cfg.system_prompt
-    if isinstance(system, str) and system.strip() and prompt[0]["role"] != "system":
-        return [{"role": "system", "content": system}, *prompt]
-    return prompt
 
 
 def _checked(prompt: list[dict[str, str]], completion: str) -> list[dict[str, str]]:

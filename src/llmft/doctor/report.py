@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llmft import __version__
 from llmft.doctor import checks as c
 from llmft.doctor.checks import Check, fail
 from llmft.doctor.config_fit import Machine, check_config_fit
 from llmft.doctor.config_fit import check_memory_fit as check_memory_fit  # still importable from here
 from llmft.doctor.memory import estimate_from_config
 from llmft.errors import ConfigError
+from llmft.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import RunConfig

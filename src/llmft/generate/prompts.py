@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmft.data.conversation import conversation
+from llmft.data.rows import conversation_turns, instruction_turn, row_system, with_system
 from llmft.errors import DataError
 
 Message = dict[str, str]
@@ -33,9 +33,7 @@ class Prompt:
     def conversation(self, system_prompt: str | None) -> list[Message]:
         """The prompt as chat turns, with the run's system prompt when it has none of its own."""
         messages = list(self.messages) if self.messages else [{"role": "user", "content": self.text or ""}]
-        if system_prompt and messages[0]["role"] != "system":
-            messages.insert(0, {"role": "system", "content": system_prompt})
-        return messages
+        return with_system(messages, system_prompt)
 
     def source_text(self) -> str:
         """The prompt as plain text, as seq2seq training joins a conversation's turns."""
@@ -57,9 +55,9 @@ def from_canonical(row: dict[str, object]) -> Prompt:
     return Prompt(text=str(row.get("text", "")))
 
 
-def _turns(turns: list[dict[str, object]], role_key: str, text_key: str) -> list[Message]:
+def _turns(row: dict[str, object], fmt: str) -> list[Message]:
     """The conversation as training reads it (content parts joined, tool calls kept)."""
-    messages = conversation(turns, "sharegpt" if role_key == "from" else "messages")
+    messages = conversation_turns(row, fmt)
     return [{k: v for k, v in m.items() if k != "loss_weight"} for m in messages]  # type: ignore[misc]
 
 
@@ -67,19 +65,10 @@ def from_raw(row: dict[str, object]) -> Prompt:
     """A row as it is written in a data file (alpaca, sharegpt, messages, preference, seq2seq, text, or a
     bare ``prompt``); the answer is optional."""
     if "instruction" in row:
-        extra = row.get("input")
-        text = str(row["instruction"]) + (f"\n\n{extra}" if isinstance(extra, str) and extra.strip() else "")
-        messages = [{"role": "user", "content": text}]
-        if isinstance(row.get("system"), str) and str(row["system"]).strip():
-            messages.insert(0, {"role": "system", "content": str(row["system"])})
+        messages = with_system([instruction_turn(str(row["instruction"]), row.get("input"))], row_system(row))
         return Prompt(messages=messages, reference=_optional(row.get("output")))
     if isinstance(row.get("messages"), list) or isinstance(row.get("conversations"), list):
-        turns = (
-            _turns(row["messages"], "role", "content")  # type: ignore[arg-type]
-            if "messages" in row
-            else _turns(row["conversations"], "from", "value")  # type: ignore[arg-type]
-        )
-        return from_canonical({"messages": turns})
+        return from_canonical({"messages": _turns(row, "messages" if "messages" in row else "sharegpt")})
     if "prompt" in row:
         return Prompt(
             messages=[{"role": "user", "content": str(row["prompt"])}], reference=_optional(row.get("chosen"))

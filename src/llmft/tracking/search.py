@@ -50,9 +50,9 @@ def read_link(out: Path, trial: int | None = None) -> SearchLink | None:
 
 
 def _parent_run(config: RunConfig, out: Path, group: str, run_id: str | None) -> dict[str, str]:
-    from llmft import __version__
     from llmft.config.redact import redact
     from llmft.tracking.mlflow import experiment_id, open_client, quiet, store_uri
+    from llmft.version import __version__
 
     uri, artifacts = store_uri(config.tracking.uri, out)
     with quiet():

@@ -157,8 +157,8 @@ def open_tracking(
 
 
 def run_info(config: RunConfig, out: Path, facts: tuple[str, str], parent: SearchLink | None) -> RunInfo:
-    from llmft import __version__
     from llmft.config.redact import redact
+    from llmft.version import __version__
 
     tracking = config.tracking
     name = out.resolve().name

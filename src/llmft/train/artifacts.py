@@ -147,7 +147,7 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     if out["llmft"] == "not installed":
-        from llmft import __version__
+        from llmft.version import __version__
 
         out["llmft"] = __version__
     return out

@@ -316,7 +316,7 @@ def test_a_bad_tools_column_is_a_bad_row() -> None:
 
 
 def test_a_template_that_ignores_tools_is_refused(tiny_model) -> None:
-    from llmft.models.tiny import CHATML_TEMPLATE
+    from llmft.synth.models import CHATML_TEMPLATE
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model("llama"))
     tokenizer.chat_template = (

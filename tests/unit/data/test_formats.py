@@ -10,15 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmft.config.schema import PreprocessingConfig
-from llmft.data.formats import (
-    canonical_row,
-    check_columns,
-    check_turn_order,
-    clean_text,
-    detect_format,
-    format_rows,
-    prepare_columns,
-)
+from llmft.data.formats import canonical_row, check_turn_order, clean_text, format_rows, prepare_columns
+from llmft.data.rows import check_columns, detect_format
 from llmft.errors import DataError
 
 PRE = PreprocessingConfig()

@@ -12,10 +12,11 @@ from transformers import AutoTokenizer
 from llmft.config.load import load_config
 from llmft.config.schema import PreprocessingConfig
 from llmft.data.build import prepare_rows
-from llmft.data.formats import canonical_row, detect_format
+from llmft.data.formats import canonical_row
 from llmft.data.labels import IGNORE
 from llmft.data.pair_collate import PairCollator
 from llmft.data.preference import PairLimits, PromptEncoder, encode_preference_splits, fit
+from llmft.data.rows import detect_format
 from llmft.data.templates import ChatML, choose_template
 from llmft.errors import DataError
 

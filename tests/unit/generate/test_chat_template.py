@@ -16,10 +16,10 @@ from llmft.config.schema import PreprocessingConfig, TokenizationConfig
 from llmft.data.collate import PadCollator
 from llmft.data.formats import format_rows
 from llmft.data.labels import IGNORE
-from llmft.data.synthetic import generate_rows
 from llmft.data.templates import choose_template
 from llmft.data.tokenize import Encoder, encode_conversation
 from llmft.generate.chat_template import save_generation_files, settle_generation
+from llmft.synth.data import generate_rows
 
 
 def _tokenizer(tiny_model, arch: str):

@@ -106,7 +106,7 @@ def _check_arch(arch: str) -> None:
         raise ModelError(
             f"unknown tiny model architecture {arch!r}",
             fix=f"use one of: {', '.join(ARCHS)}",
-            where="llmft.models.tiny",
+            where="llmft.synth.models",
         )
 
 
@@ -183,7 +183,7 @@ def _flatten(row: object) -> str:
 
 def builtin_corpus(seed: int = 0) -> list[str]:
     """A few hundred deterministic lines: template English plus rows of every synthetic task."""
-    from llmft.data.synthetic import TASKS, generate_rows
+    from llmft.synth.data import TASKS, generate_rows
 
     rng = random.Random(f"llmft-tiny-corpus-{seed}")
     lines = list(_FIXED_LINES) + _template_sentences(rng, 300)
@@ -198,11 +198,11 @@ def _read_text_file(path: str | Path) -> list[str]:
         raise ModelError(
             f"tokenizer training text {file} does not exist",
             fix="pass an existing text file, or leave it out to use the built-in corpus",
-            where="llmft.models.tiny",
+            where="llmft.synth.models",
         )
     lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not lines:
-        raise ModelError(f"tokenizer training text {file} is empty", where="llmft.models.tiny")
+        raise ModelError(f"tokenizer training text {file} is empty", where="llmft.synth.models")
     return lines
 
 
@@ -328,7 +328,7 @@ def train_tokenizer(
         raise ModelError(
             f"vocab_size {vocab_size} is too small for a byte-level tokenizer (256 bytes + specials)",
             fix="use vocab_size >= 300",
-            where="llmft.models.tiny",
+            where="llmft.synth.models",
         )
     spec = _SPECIALS[kind]
     specials = list(spec.ordered) + ([CHATML_START, CHATML_END] if chat else [])
@@ -434,7 +434,7 @@ def _check_sizes(hidden_size: int, num_layers: int, num_heads: int) -> None:
             f"hidden_size {hidden_size} must be a positive multiple of num_heads {num_heads} "
             f"(num_layers {num_layers} must be >= 1)",
             fix="e.g. hidden_size=64, num_heads=4, num_layers=2",
-            where="llmft.models.tiny",
+            where="llmft.synth.models",
         )
 
 

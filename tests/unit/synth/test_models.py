@@ -20,7 +20,7 @@ from transformers import (
 from typer.testing import CliRunner
 
 from llmft.errors import ModelError
-from llmft.models.tiny import (
+from llmft.synth.models import (
     ARCHS,
     CHATML_END,
     build_tiny_model,
@@ -254,8 +254,8 @@ def test_cli_module_does_not_import_torch_and_help_lists_match() -> None:
     code = (
         "import sys, llmft.cli.synth as s\n"
         "assert not {'torch', 'transformers', 'tokenizers'} & set(sys.modules), 'heavy import'\n"
-        "from llmft.models.tiny import ARCHS\n"
-        "from llmft.data.synthetic import TASKS\n"
+        "from llmft.synth.models import ARCHS\n"
+        "from llmft.synth.data import TASKS\n"
         "assert all(a in s.ARCH_HELP for a in ARCHS) and all(t in s.TASK_HELP for t in TASKS)\n"
     )
     src = str(Path(__file__).resolve().parents[3] / "src")

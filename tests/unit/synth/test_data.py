@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from llmft.data.synthetic import (
+from llmft.errors import DataError
+from llmft.synth.data import (
     NEGATIVE_WORDS,
     POSITIVE_WORDS,
     TASKS,
@@ -22,7 +23,6 @@ from llmft.data.synthetic import (
     split_sizes,
     write_synthetic_data,
 )
-from llmft.errors import DataError
 
 COLUMNS = {
     "sft": {"instruction", "input", "output"},

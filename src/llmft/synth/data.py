@@ -2,7 +2,7 @@
 
 Tests and demos need data whose answers are a known function of the question, so that "the loss went
 down" and "accuracy beat chance" are checks with teeth rather than noise. Every task draws from one
-small vocabulary (also used to train the tiny tokenizers in ``llmft.models.tiny``) and is fully
+small vocabulary (also used to train the tiny tokenizers in ``llmft.synth.models``) and is fully
 deterministic for a seed. Rows are unique within a call, so splits cut from one call never overlap.
 
 Only the standard library is imported here: ``llmft synth data`` must not pay for torch.
@@ -93,7 +93,7 @@ def sft_answer(instruction: str, input: str = "") -> str:  # noqa: A002 - mirror
         thing = instruction[len(COLOUR_PREFIX) : -1].split()[-1]
         if thing in COLOURS:
             return f"The {thing} is {COLOURS[thing]}."
-    raise DataError(f"not a synthetic sft instruction: {instruction!r}", where="llmft.data.synthetic")
+    raise DataError(f"not a synthetic sft instruction: {instruction!r}", where="llmft.synth.data")
 
 
 def classify_text(text: str) -> str:
@@ -256,7 +256,7 @@ def _unique(make: Callable[[], object], rows: int, task: str) -> list[object]:
         raise DataError(
             f"could only make {len(out)} distinct {task!r} rows, {rows} were asked for",
             fix="ask for fewer rows",
-            where="llmft.data.synthetic",
+            where="llmft.synth.data",
         )
     return out
 
@@ -282,7 +282,7 @@ def _check_style(task: str, style: str | None) -> None:
         raise DataError(
             f"style {style!r} does not apply to task {task!r}",
             fix=f"use one of: {choices}",
-            where="llmft.data.synthetic",
+            where="llmft.synth.data",
         )
 
 
@@ -294,10 +294,10 @@ def generate_rows(
         raise DataError(
             f"unknown synthetic task {task!r}",
             fix=f"use one of: {', '.join(TASKS)}",
-            where="llmft.data.synthetic",
+            where="llmft.synth.data",
         )
     if rows < 0:
-        raise DataError(f"rows must be >= 0, got {rows}", where="llmft.data.synthetic")
+        raise DataError(f"rows must be >= 0, got {rows}", where="llmft.synth.data")
     _check_style(task, style)
     rng = random.Random(f"llmft-synthetic-{task}-{seed}")
     if task == "classification":
@@ -317,7 +317,7 @@ def split_sizes(rows: int, validation_fraction: float, test_fraction: float) -> 
     """Train/validation/test sizes; a non-zero fraction always gets at least one row."""
     for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise DataError(f"{name} must be in [0, 1), got {value}", where="llmft.data.synthetic")
+            raise DataError(f"{name} must be in [0, 1), got {value}", where="llmft.synth.data")
     n_val = max(1, round(rows * validation_fraction)) if validation_fraction > 0 else 0
     n_test = max(1, round(rows * test_fraction)) if test_fraction > 0 else 0
     n_train = rows - n_val - n_test
@@ -325,7 +325,7 @@ def split_sizes(rows: int, validation_fraction: float, test_fraction: float) -> 
         raise DataError(
             f"{rows} rows leave no training rows after validation ({n_val}) and test ({n_test})",
             fix="ask for more rows or smaller fractions",
-            where="llmft.data.synthetic",
+            where="llmft.synth.data",
         )
     return n_train, n_val, n_test
 
