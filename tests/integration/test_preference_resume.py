@@ -22,7 +22,7 @@ from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, 300
+MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, 900  # the timeout: a guard for a loaded machine
 SCENARIOS = {  # name → (model.adapter.type, precompute_reference, killed)
     "lora": ("lora", False, False),
     "lora_killed": ("lora", False, True),

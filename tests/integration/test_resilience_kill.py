@@ -34,7 +34,7 @@ pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
 SAVE_STEPS = 3
-PROCESS_TIMEOUT = 300
+PROCESS_TIMEOUT = 900  # a guard only: a run of ~20 s on a quiet machine, many at once on a loaded one
 # The runs wait where the test stops them (llmft's fault-injection aids), so that no poll races a run that
 # may finish first on a loaded machine: after a step (until a signal), or inside a checkpoint write (until
 # killed). The test waits for the line or the half-written folder the run leaves, then sends its signal.
