@@ -156,8 +156,23 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in records if "loss" in r]
 
 
-def _alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+def _outliving(pids: list[int], grace: float = KILL_BOUND) -> list[int]:
+    """The processes among ``pids`` still alive after ``grace`` seconds (returns as soon as none is)."""
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    return [p.pid for p in alive if _running(p)]
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _kill_and_resume(outcome: Outcome, config: Path, first: list[str], then: list[str]) -> Outcome:
@@ -173,8 +188,7 @@ def _kill_and_resume(outcome: Outcome, config: Path, first: list[str], then: lis
             cli.proc.send_signal(signal.SIGKILL)
     finally:
         outcome.rc, outcome.output = cli.finish()
-    time.sleep(2)  # the workers die with their launcher
-    outcome.left_behind = _alive(pids)
+    outcome.left_behind = _outliving(pids)  # the workers die with their launcher
     outcome.checkpoints_at_stop = checkpoints(run_dir)
     outcome.logged_at_stop = last_logged(run_dir)
     resumed = _launch(config, config.parent / "resumed.log", "--resume", *then)
@@ -201,7 +215,7 @@ def _kill_worker(outcome: Outcome, config: Path) -> Outcome:
             outcome.exit_seconds = time.monotonic() - killed
     finally:
         outcome.rc, outcome.output = cli.finish()
-    outcome.left_behind = _alive(pids)
+    outcome.left_behind = _outliving(pids)
     return outcome
 
 
@@ -214,7 +228,7 @@ def _sigterm(outcome: Outcome, config: Path) -> Outcome:
             cli.proc.send_signal(signal.SIGTERM)
     finally:
         outcome.rc, outcome.output = cli.finish()
-    outcome.left_behind = _alive(pids)
+    outcome.left_behind = _outliving(pids)
     outcome.checkpoints_at_stop = checkpoints(outcome.run_dir)
     outcome.logged_at_stop = last_logged(outcome.run_dir)
     return outcome
