@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmft.run_dir import RunDir, labels_record
+
 if TYPE_CHECKING:
     from llmft.adapters.build import AdapterSummary
     from llmft.config.schema import RunConfig
@@ -30,15 +32,16 @@ def write_run_files(
 
     from llmft.train import artifacts
 
+    run = RunDir(out)
     # A failed write (disk full) names the last good checkpoint and how to resume from it.
     write_json = partial(artifacts.write_json, config_path=config_path)
-    write_json(out / "eval_results.json", metrics)
-    artifacts.write_config(out / "config.yaml", config.model_dump(mode="json"), config_path=config_path)
-    write_json(out / "data_report.json", data_report(prepared, encoded))
+    write_json(run.eval_results_file, metrics)
+    artifacts.write_config(run.config_file, config.model_dump(mode="json"), config_path=config_path)
+    write_json(run.data_report_file, data_report(prepared, encoded))
     if encoded.label_names:
-        write_json(out / "labels.json", {"id2label": dict(enumerate(encoded.label_names))})
+        write_json(run.labels_file, labels_record(encoded.label_names))
     write_json(
-        out / "run.json",
+        run.record_file,
         {
             "versions": artifacts.versions(),
             "seed": config.seed,

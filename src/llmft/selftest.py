@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmft.run_dir import RunDir
+
 Say = Callable[[str], None]
 
 
@@ -126,7 +128,7 @@ def _reload(root: Path, ctx: dict[str, object]) -> str:
     from transformers import AutoModelForCausalLM
 
     result = ctx["result"]
-    model_dir = result.output_dir / "model"  # type: ignore[attr-defined]
+    model_dir = RunDir(result.output_dir).model_dir  # type: ignore[attr-defined]
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(ctx["base"]), model_dir).eval()
     ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
     with torch.no_grad():

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from llmft.config.metrics import GENERATION_SCORES, missing_scoring_packages
 from llmft.errors import ConfigError, EnvironmentProblem
+from llmft.run_dir import RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import GenerationEvalConfig, RunConfig
 
 # Names after the `eval_`/`test_` prefix; all higher-is-better (the table is config/metrics.py's).
 SCORE_NAMES: tuple[str, ...] = GENERATION_SCORES
-GENERATIONS_FILE = "generations.jsonl"
 missing_packages = missing_scoring_packages
 
 
@@ -146,7 +146,7 @@ class GenerationEval:
             found, made = self._run(model, split, prefix)
             metrics.update(found)
             samples.extend(made)
-        with (self.out / GENERATIONS_FILE).open("w", encoding="utf-8") as handle:
+        with RunDir(self.out).generations_file.open("w", encoding="utf-8") as handle:
             for sample in samples:
                 handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
         return metrics

@@ -8,12 +8,12 @@ so a wrong path fails at once with what is actually there.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmft.errors import ExportError
 from llmft.models.local import looks_like_path
+from llmft.run_dir import RunDir, label_names, read_json
 
 WHERE = "RUN"
 
@@ -53,15 +53,18 @@ def resolve_source(run: str | Path, *, base: str | None = None) -> ModelSource:
             fix="pass a run directory (the training output_dir) or a saved model/adapter directory",
             where=WHERE,
         )
-    model_dir = path / "model" if (path / "model").is_dir() else path
+    folder = RunDir(path)
+    model_dir = folder.model_dir if folder.model_dir.is_dir() else path
     if not ((model_dir / "adapter_config.json").is_file() or (model_dir / "config.json").is_file()):
-        files = ", ".join(sorted(p.name for p in path.iterdir())[:12]) if path.is_dir() else "a file"
+        files = ", ".join(folder.contents()[:12]) if path.is_dir() else "a file"
         raise ExportError(
             f"`{run}` is neither a run directory nor a saved model (there: {files})",
             fix="pass the training output_dir (it has model/ inside) or a folder written by save_pretrained",
             where=WHERE,
         )
-    run_dir = path if model_dir != path else (path.parent if (path.parent / "run.json").is_file() else None)
+    run_dir = (
+        path if model_dir != path else (path.parent if RunDir(path.parent).record_file.is_file() else None)
+    )
     adapter = _read_json(model_dir / "adapter_config.json")
     task = _task(model_dir, run_dir, adapter)
     labels = _label_names(run_dir)
@@ -79,13 +82,11 @@ def resolve_source(run: str | Path, *, base: str | None = None) -> ModelSource:
 
 
 def _read_json(path: Path) -> dict[str, object] | None:
-    if not path.is_file():
-        return None
+    """A JSON object file (None when missing); one that cannot be read stops the export, saying which."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as err:
         raise ExportError(f"cannot read {path}: {err}", where=WHERE) from None
-    return data if isinstance(data, dict) else None
 
 
 def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> str:
@@ -109,7 +110,7 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> 
 
 def _task(model_dir: Path, run_dir: Path | None, adapter: dict[str, object] | None) -> str:
     """The task the model was trained for: run.json's record, else peft's task type or the architecture."""
-    record = _read_json(run_dir / "run.json") if run_dir else None
+    record = _read_json(RunDir(run_dir).record_file) if run_dir else None
     if record and isinstance(record.get("task"), str):
         return str(record["task"])
     if adapter is not None and str(adapter.get("task_type")) in _PEFT_TASKS:
@@ -126,23 +127,17 @@ def _adapter_type(run_dir: Path | None) -> str | None:
     """``model.adapter.type`` in the run's resolved config.yaml, if there is one."""
     import yaml
 
-    file = run_dir / "config.yaml" if run_dir else None
-    if file is None or not file.is_file():
+    if run_dir is None:
         return None
     try:
-        config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        return str(config["model"]["adapter"]["type"])
+        return str(RunDir(run_dir).config()["model"]["adapter"]["type"])  # type: ignore[index]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
 
 
 def _label_names(run_dir: Path | None) -> list[str] | None:
     """Label names in id order from the run's labels.json (classification runs write it)."""
-    data = _read_json(run_dir / "labels.json") if run_dir else None
-    if not data or not isinstance(data.get("id2label"), dict):
-        return None
-    id2label = {int(k): str(v) for k, v in data["id2label"].items()}  # type: ignore[union-attr]
-    return [id2label[i] for i in sorted(id2label)]
+    return label_names(_read_json(RunDir(run_dir).labels_file) if run_dir else None)
 
 
 __all__ = ["ModelSource", "resolve_source"]

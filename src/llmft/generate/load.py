@@ -9,13 +9,13 @@ torch, transformers and peft are imported inside the functions: importing this m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmft.errors import ModelError
+from llmft.run_dir import RunDir, read_json
 
 GENERATIVE = ("causal_lm", "seq2seq_lm")
 CONVERSATIONAL = ("alpaca", "sharegpt", "messages", "preference")
@@ -38,11 +38,12 @@ class LoadedRun:
 def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
     """(model dir, run dir or None) for a run dir or a model dir; a clear error for anything else."""
     root = Path(path)
-    if (root / "model").is_dir() and (root / "run.json").is_file():
-        return root / "model", root
+    run = RunDir(root)
+    if run.finished():
+        return run.model_dir, root
     if (root / "adapter_config.json").is_file() or (root / "config.json").is_file():
         return root, None
-    hint = "the run has no model/ yet (it did not finish)" if (root / "metrics.jsonl").exists() else ""
+    hint = "the run has no model/ yet (it did not finish)" if run.metrics_file.exists() else ""
     raise ModelError(
         "neither a finished run dir (model/ and run.json) nor a saved model dir"
         + (f": {hint}" if hint else ""),
@@ -52,7 +53,8 @@ def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
 
 
 def _read_json(path: Path) -> dict[str, object]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A JSON object file, {} when missing; a garbled one raises (a broken run is not loaded half-right)."""
+    return read_json(path) or {}
 
 
 def _task_of(model_dir: Path, record: dict[str, object]) -> str:
@@ -109,7 +111,7 @@ def load_run(path: str | Path, *, device: str | None = None, dtype: str | None =
     from transformers import AutoTokenizer
 
     model_dir, run_dir = model_dir_of(path)
-    record = _read_json(run_dir / "run.json") if run_dir else {}
+    record = _read_json(RunDir(run_dir).record_file) if run_dir else {}
     task = _task_of(model_dir, record)
     if task not in GENERATIVE:
         raise ModelError(
@@ -145,12 +147,9 @@ def _quiet_loading() -> Iterator[None]:
 
 def _system_prompt(run_dir: Path | None) -> str | None:
     """The run's configured system prompt, which its training rows got when they had none."""
-    if run_dir is None or not (run_dir / "config.yaml").is_file():
+    if run_dir is None:
         return None
-    import yaml
-
-    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    value = config.get("data", {}).get("preprocessing", {}).get("system_prompt")
+    value = RunDir(run_dir).config().get("data", {}).get("preprocessing", {}).get("system_prompt")  # type: ignore[attr-defined]
     return str(value) if value else None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llmft.data.rows import conversation_turns, instruction_turn, row_system, with_system
 from llmft.errors import DataError
+from llmft.run_dir import RunDir
 
 Message = dict[str, str]
 
@@ -125,7 +126,7 @@ def split_prompts(run_dir: Path, split: str, max_rows: int | None = None) -> lis
     from llmft.config.load import load_config
     from llmft.data.build import prepare_rows
 
-    config_file = run_dir / "config.yaml"
+    config_file = RunDir(run_dir).config_file
     if not config_file.is_file():
         raise DataError(
             f"--split needs the run's config.yaml, and {run_dir} has none",

@@ -24,6 +24,7 @@ from llmft.atomic import write_atomic
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError, LlmftError, RunInterrupted
 from llmft.hpo.plan import SearchPlan
+from llmft.run_dir import TRIAL_ERROR, TRIAL_LOG, TRIAL_RECORD, RunDir, read_json
 from llmft.tracking.search import read_link
 
 STATES = ("running", "complete", "pruned", "failed")
@@ -111,12 +112,12 @@ def write_record(record: TrialRecord) -> None:
     if not record.trial_dir:
         return
     text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
-    write_atomic(Path(record.trial_dir) / "trial.json", text)
+    write_atomic(Path(record.trial_dir) / TRIAL_RECORD, text)
 
 
 def read_record(trial_dir: Path) -> TrialRecord | None:
     try:
-        return TrialRecord.from_dict(json.loads((trial_dir / "trial.json").read_text(encoding="utf-8")))
+        return TrialRecord.from_dict(json.loads((trial_dir / TRIAL_RECORD).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -124,7 +125,7 @@ def read_record(trial_dir: Path) -> TrialRecord | None:
 def _finish_ok(record: TrialRecord, plan: SearchPlan, metrics: dict[str, float], out: Path) -> None:
     record.metrics = {k: float(v) for k, v in metrics.items()}
     try:
-        record.steps = int(json.loads((out / "run.json").read_text())["steps"])
+        record.steps = int(read_json(RunDir(out).record_file)["steps"])  # type: ignore[index]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     value = metrics.get(plan.metric)
@@ -156,7 +157,7 @@ def run_trial(
         if report is not None:
             report(step, metrics)
 
-    log = out / "trial.log"
+    log = out / TRIAL_LOG
 
     def say(text: str) -> None:
         with log.open("a", encoding="utf-8") as fh:
@@ -185,7 +186,7 @@ def run_trial(
         ) from None
     except Exception as err:  # noqa: BLE001 - any failure is the trial's outcome, and the search goes on
         record.state, record.error, record.value = "failed", describe_error(err), None
-        (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        (out / TRIAL_ERROR).write_text(traceback.format_exc(), encoding="utf-8")
     finally:
         record.finished = time.time()
         write_record(record)

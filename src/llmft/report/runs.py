@@ -3,15 +3,12 @@ run.json, generation samples) or a search folder (hpo_results.json and the trial
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from llmft.errors import ConfigError
+from llmft.run_dir import RunDir, read_json_or_empty
 
-SAMPLE_FILES = ("samples.jsonl", "generations.jsonl", "generation_samples.jsonl")
 MAX_SAMPLES = 20
 
 
@@ -57,46 +54,17 @@ class Search:
         return str(self.results.get("metric", "eval_loss"))
 
 
-def _json(path: Path) -> dict[str, object]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _jsonl(path: Path, limit: int | None = None) -> list[dict[str, object]]:
-    """The readable lines (a kill can cut the last one short)."""
-    rows: list[dict[str, object]] = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-        if limit is not None and len(rows) >= limit:
-            break
-    return rows
-
-
 def load_run(path: Path, name: str | None = None) -> Run:
-    config_path = path / "config.yaml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    samples = next((p for p in (path / n for n in SAMPLE_FILES) if p.is_file()), None)
+    run = RunDir(path)
     return Run(
         path=path,
         name=name or path.resolve().name,
-        records=_jsonl(path / "metrics.jsonl"),
-        final={k: float(v) for k, v in _json(path / "eval_results.json").items() if _number(v)},
-        data_report=_json(path / "data_report.json"),
-        config=config if isinstance(config, dict) else {},
-        info=_json(path / "run.json"),
-        samples=_jsonl(samples, MAX_SAMPLES) if samples else [],
+        records=run.metrics(),
+        final={k: float(v) for k, v in run.eval_results().items() if _number(v)},
+        data_report=run.data_report(),
+        config=run.config(),
+        info=run.record(),
+        samples=run.samples(MAX_SAMPLES),
     )
 
 
@@ -109,13 +77,13 @@ def is_search(path: Path) -> bool:
 
 
 def load_search(path: Path) -> Search:
-    results = _json(path / "hpo_results.json")
+    results = read_json_or_empty(path / "hpo_results.json")
     trials = []
     for trial in results.get("trials", []):  # type: ignore[union-attr]
         folder = Path(str(trial.get("trial_dir") or ""))  # type: ignore[union-attr]
         if not folder.is_dir():
             folder = path / "trials" / f"{int(trial['number']):03d}"  # type: ignore[index]
-        if (folder / "metrics.jsonl").is_file():
+        if RunDir(folder).has_metrics():
             trials.append(load_run(folder, f"trial {trial['number']}"))  # type: ignore[index]
     return Search(path, results, trials)
 
@@ -124,8 +92,8 @@ def check_folder(path: Path) -> None:
     """A folder llmft wrote (a run or a search), else a ConfigError that says what was found."""
     if not path.is_dir():
         raise ConfigError(f"{path} is not a folder", fix="pass a run's output_dir (or a search's)")
-    if not (is_search(path) or (path / "metrics.jsonl").is_file()):
-        found = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
+    if not (is_search(path) or RunDir(path).has_metrics()):
+        found = ", ".join(RunDir(path).contents()[:8]) or "nothing"
         raise ConfigError(
             f"{path} is neither a run (no metrics.jsonl) nor a search (no hpo_results.json): "
             f"it holds {found}",

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from llmft.report.html import duration, last_train
 from llmft.report.runs import load_run
+from llmft.run_dir import RunDir
 
 COUNTS = ("_tokens", "_rows", "_samples")
 
@@ -25,7 +26,8 @@ def summary_rows(out: Path) -> list[tuple[str, str]]:
     if "tokens_per_second" in last:
         rows.append(("tokens/s", f"{float(last['tokens_per_second']):,.0f}"))  # type: ignore[arg-type]
     rows += [(k, f"{v:.4g}") for k, v in run.final.items() if not k.endswith(COUNTS)]
-    rows += [("model", str(info.get("model_dir", out / "model"))), ("metrics", str(out / "metrics.jsonl"))]
+    files = RunDir(out)
+    rows += [("model", str(info.get("model_dir", files.model_dir))), ("metrics", str(files.metrics_file))]
     for name, where in (info.get("tracking") or {}).items():  # type: ignore[union-attr]
         rows.append((name, _where(name, where)))
     rows.append(("report", f"llmft report {out}"))

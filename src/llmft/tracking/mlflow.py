@@ -21,11 +21,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from llmft import run_dir
 from llmft.config.tracker_packages import require
 from llmft.errors import EnvironmentProblem
 from llmft.tracking.base import FINAL_PREFIX, Final, Resume, RunInfo, flatten, numeric
 
-RUN_FILES = ("config.yaml", "eval_results.json", "data_report.json", "run.json", "metrics.jsonl")
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch
 QUIET = ("mlflow", "alembic", "sqlalchemy")
 
@@ -54,7 +54,9 @@ def store_uri(configured: str | None, out: Path) -> tuple[str, str | None]:
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri, None
-    return f"sqlite:///{(out / 'mlflow.db').resolve()}", (out / "mlartifacts").resolve().as_uri()
+    return f"sqlite:///{(out / run_dir.MLFLOW_DB).resolve()}", (
+        out / run_dir.MLFLOW_ARTIFACTS
+    ).resolve().as_uri()
 
 
 def open_client(uri: str) -> object:
@@ -163,11 +165,11 @@ class MlflowSink:
         with quiet():
             if metrics:
                 self.client.log_batch(self.run_id, metrics=metrics)  # type: ignore[attr-defined]
-            for name in RUN_FILES:
+            for name in run_dir.TRACKED_FILES:
                 if (final.out / name).is_file():
                     self.client.log_artifact(self.run_id, str(final.out / name))  # type: ignore[attr-defined]
             if self.log_model and final.model_dir is not None and final.model_dir.is_dir():
-                self.client.log_artifacts(self.run_id, str(final.model_dir), "model")  # type: ignore[attr-defined]
+                self.client.log_artifacts(self.run_id, str(final.model_dir), run_dir.MODEL)  # type: ignore[attr-defined]
             self.client.set_terminated(self.run_id, "FINISHED")  # type: ignore[attr-defined]
 
     def abort(self, status: str) -> None:

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmft.run_dir import TRACKER_IDS, RunDir, read_json_or_empty, read_state
 from llmft.tracking.base import Final, Resume, RunInfo, SearchLink, Tracker
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import RunConfig
 
 Say = Callable[[str], None]
-CHECKPOINT_FILE = "tracking.json"
+CHECKPOINT_FILE = TRACKER_IDS
 DEFAULT_PROJECT = "llmft"
 
 
@@ -36,7 +37,7 @@ def make_sinks(config: RunConfig, out: Path) -> list[Tracker]:
     if "tensorboard" in tracking.report_to:
         from llmft.tracking.tensorboard import TensorBoardSink
 
-        sinks.append(TensorBoardSink(Path(tracking.dir) if tracking.dir else out / "tensorboard"))
+        sinks.append(TensorBoardSink(Path(tracking.dir) if tracking.dir else RunDir(out).tensorboard_dir))
     if "mlflow" in tracking.report_to:
         from llmft.tracking.mlflow import MlflowSink
 
@@ -50,14 +51,7 @@ def make_sinks(config: RunConfig, out: Path) -> list[Tracker]:
 
 def saved_state(checkpoint: Path | None) -> dict[str, dict[str, str]]:
     """What the trackers kept in a checkpoint (nothing for one written without trackers)."""
-    path = checkpoint / CHECKPOINT_FILE if checkpoint else None
-    if path is None or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_or_empty(checkpoint / CHECKPOINT_FILE) if checkpoint else {}  # type: ignore[return-value]
 
 
 class Tracking:
@@ -178,7 +172,7 @@ def run_info(config: RunConfig, out: Path, facts: tuple[str, str], parent: Searc
 
 
 def _step_of(checkpoint: Path) -> int:
-    return int(json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))["step"])
+    return int(read_state(checkpoint)["step"])  # type: ignore[call-overload]
 
 
 def _where(state: dict[str, str]) -> str:

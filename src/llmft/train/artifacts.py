@@ -1,15 +1,5 @@
-"""The run directory: everything a person (or plain transformers/peft) needs after training.
-
-```
-OUTPUT/
-  config.yaml         the resolved config, secrets redacted
-  run.json            versions, seed, times, data fingerprint, task, adapter, outcome
-  metrics.jsonl       one line per log step and evaluation
-  eval_results.json   final validation and test metrics
-  data_report.json    rows kept/dropped per split and why, token statistics
-  labels.json         label ↔ id map (classification)
-  model/              adapter (peft, safetensors) or full model, plus the tokenizer
-```
+"""The run directory as training writes it: created (or cleared), the run files, the metrics log and the
+final model. The names and the layout are run_dir.py's.
 """
 
 from __future__ import annotations
@@ -17,22 +7,22 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-import yaml
-
+from llmft import run_dir
 from llmft.atomic import write_atomic
 from llmft.config.redact import redact
 from llmft.errors import ConfigError
-
-RUN_MARKERS = ("run.json", "metrics.jsonl", "checkpoints", "model")
+from llmft.run_dir import RunDir
 
 
 def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Create the run dir; refuse to overwrite an earlier run silently."""
     out = Path(path)
-    existing = [m for m in RUN_MARKERS if (out / m).exists()]
+    existing = RunDir(out).markers()
     if existing and not (overwrite or resume):
         raise ConfigError(
             f"output_dir {out} already holds a run ({', '.join(existing)})",
@@ -42,16 +32,7 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
     if existing and overwrite:
         import shutil
 
-        # tensorboard/: the replaced run's event files (a folder of our own; tracking.dir is left alone)
-        replaced = [
-            "eval_results.json",
-            "config.yaml",
-            "data_report.json",
-            "labels.json",
-            "generations.jsonl",
-            "tensorboard",
-        ]
-        for marker in existing + replaced:
+        for marker in existing + list(run_dir.REPLACED_ON_OVERWRITE):
             target = out / marker
             if target.is_dir():
                 shutil.rmtree(target)
@@ -75,17 +56,18 @@ def _write_failed(what: str, err: BaseException, out: Path, config_path: str | N
 
 
 def write_json(path: Path, data: object, *, config_path: str | None = None) -> None:
-    """Write atomically: a crash mid-write never leaves half a file."""
-    _write(path, json.dumps(redact(data), indent=2, default=str) + "\n", config_path)
+    """run_dir.write_json, a failed write (disk full) raised as the error that names the last checkpoint."""
+    _guarded(run_dir.write_json, path, data, config_path)
 
 
 def write_config(path: Path, config_dict: dict[str, object], *, config_path: str | None = None) -> None:
-    _write(path, yaml.safe_dump(redact(config_dict), sort_keys=False, allow_unicode=True), config_path)
+    """run_dir.write_config, a failed write raised as write_json's is."""
+    _guarded(run_dir.write_config, path, config_dict, config_path)
 
 
-def _write(path: Path, text: str, config_path: str | None) -> None:
+def _guarded(write: Callable[[Path, Any], None], path: Path, data: object, config_path: str | None) -> None:
     try:
-        write_atomic(path, text)
+        write(path, data)
     except OSError as err:
         raise _write_failed(str(path), err, path.parent, config_path) from err
 
@@ -162,7 +144,7 @@ def save_model(model: object, tokenizer: object, out: Path, *, config_path: str 
     from llmft.generate.chat_template import save_generation_files
     from llmft.train.checkpoint import WRITE_ERRORS
 
-    target = out / "model"
+    target = RunDir(out).model_dir
     try:
         model.save_pretrained(str(target), safe_serialization=True)  # type: ignore[attr-defined]
         tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]

@@ -27,14 +27,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
+from llmft import run_dir
 from llmft.atomic import write_atomic
 from llmft.errors import CheckpointError
+from llmft.run_dir import COMPLETE, STEP_PREFIX, TMP_PREFIX, RunDir, complete_checkpoints, latest_checkpoint
 from llmft.train.loop import LoopState
-
-CHECKPOINTS = "checkpoints"
-PREFIX = "step-"
-TMP_PREFIX = ".tmp-"
-MARKER = "COMPLETE"
 
 
 def config_hash_of(config_yaml: str) -> str:
@@ -119,16 +116,16 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
     """Write each part; the slow, failure-prone step (disk full, permissions)."""
     from safetensors.torch import save_file
 
-    save_file(parts["trainable"], str(folder / "trainable.safetensors"))  # type: ignore[arg-type]
-    _torch_save(parts["optimizer"], folder / "optimizer.pt")
-    _torch_save(parts["scheduler"], folder / "scheduler.pt")
-    _torch_save(parts["rng"], folder / "rng.pt")
+    save_file(parts["trainable"], str(folder / run_dir.WEIGHTS))  # type: ignore[arg-type]
+    _torch_save(parts["optimizer"], folder / run_dir.OPTIMIZER)
+    _torch_save(parts["scheduler"], folder / run_dir.SCHEDULER)
+    _torch_save(parts["rng"], folder / run_dir.RNG)
     for rank, saved in enumerate(parts.get("rank_rngs") or [], start=1):  # type: ignore[arg-type]
-        (folder / f"rng-rank{rank}.pt").write_bytes(saved)
+        (folder / run_dir.rank_rng(rank)).write_bytes(saved)
     if parts.get("scaler") is not None:
-        _torch_save(parts["scaler"], folder / "scaler.pt")
-    (folder / "state.json").write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
-    (folder / "config.yaml").write_text(str(parts["config_yaml"]), encoding="utf-8")
+        _torch_save(parts["scaler"], folder / run_dir.SCALER)
+    (folder / run_dir.STATE).write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
+    (folder / run_dir.CONFIG).write_text(str(parts["config_yaml"]), encoding="utf-8")
     for name, text in (parts.get("extra_files") or {}).items():  # type: ignore[union-attr]
         (folder / name).write_text(text, encoding="utf-8")
 
@@ -161,9 +158,10 @@ def save_checkpoint(
     ``config_path`` only goes into the resume hint of the error a failed write raises.
     ``extra_files`` (name → text) are written beside the rest: the tracker run ids (tracking.json).
     """
-    root = out / CHECKPOINTS
+    run = RunDir(out)
+    root = run.checkpoints_dir
     root.mkdir(parents=True, exist_ok=True)
-    final = root / checkpoint_name(state.step)
+    final = run.checkpoint(state.step)
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     weights, optimizer_state = (
@@ -202,7 +200,7 @@ def _publish(parts: dict[str, object], tmp: Path, final: Path) -> None:
     tmp.mkdir()
     _write_files(tmp, parts)
     _pause_for_tests(final.name)
-    (tmp / MARKER).write_text("ok\n", encoding="utf-8")
+    (tmp / COMPLETE).write_text("ok\n", encoding="utf-8")
     for path in tmp.iterdir():
         _fsync_file(path)
     _fsync_dir(tmp)
@@ -248,7 +246,7 @@ def _write_failure(err: BaseException) -> str:
 
 def _remove_checkpoint(path: Path) -> None:
     """Marker first: a kill halfway through must not leave a 'complete' checkpoint that lacks files."""
-    (path / MARKER).unlink(missing_ok=True)
+    (path / COMPLETE).unlink(missing_ok=True)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -263,27 +261,9 @@ def _pause_for_tests(name: str) -> None:
         time.sleep(float(delay))
 
 
-def checkpoint_name(step: int) -> str:
-    """The folder name of the checkpoint taken after ``step`` (zero-padded, so names sort by step)."""
-    return f"{PREFIX}{step:07d}"
-
-
-def complete_checkpoints(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / MARKER).exists()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    found = complete_checkpoints(out / CHECKPOINTS)
-    return found[-1] if found else None
-
-
 def saved_data_fingerprint(folder: Path) -> str | None:
     """The data fingerprint a checkpoint was written with; None for checkpoints from before it was saved."""
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    return state.get("data_fingerprint") or None
+    return run_dir.read_state(folder).get("data_fingerprint") or None  # type: ignore[return-value]
 
 
 def prune_checkpoints(root: Path, keep: int | None, protect: Path | None = None) -> None:
@@ -301,7 +281,7 @@ def prune_checkpoints(root: Path, keep: int | None, protect: Path | None = None)
 
 
 def _best_marker(root: Path) -> str | None:
-    marker = root / "best.json"
+    marker = root / run_dir.BEST
     if not marker.exists():
         return None
     return str(json.loads(marker.read_text()).get("checkpoint"))
@@ -309,17 +289,17 @@ def _best_marker(root: Path) -> str | None:
 
 def mark_best(out: Path, checkpoint: Path, metric: str, value: float) -> None:
     record = {"checkpoint": checkpoint.name, "metric": metric, "value": value}
-    write_atomic(out / CHECKPOINTS / "best.json", json.dumps(record))
+    write_atomic(RunDir(out).best_file, json.dumps(record))
 
 
 def read_best(out: Path) -> tuple[str, int, float] | None:
     """(metric, step, value) of checkpoints/best.json; None when there is none or it cannot be read."""
-    marker = out / CHECKPOINTS / "best.json"
+    marker = RunDir(out).best_file
     if not marker.is_file():
         return None
     try:
         record = json.loads(marker.read_text(encoding="utf-8"))
-        step = int(str(record["checkpoint"])[len(PREFIX) :])
+        step = int(str(record["checkpoint"])[len(STEP_PREFIX) :])
         return str(record.get("metric")), step, float(record["value"])
     except (ValueError, KeyError, TypeError):
         return None
@@ -356,10 +336,10 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
     processes (its dropout masks continue exactly); otherwise rank 0's."""
     from safetensors.torch import load_file
 
-    if not (folder / MARKER).exists():
+    if not (folder / COMPLETE).exists():
         raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
-    scaler = folder / "scaler.pt"
-    saved = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    scaler = folder / run_dir.SCALER
+    saved = run_dir.read_state(folder)
     saved.pop("saved_at", None)
     saved.pop("config_hash", None)
     saved.pop("data_fingerprint", None)  # checked before loading (train/resume.py), not loop state
@@ -367,9 +347,9 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
     saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
     return SavedCheckpoint(
         folder=folder,
-        weights=load_file(str(folder / "trainable.safetensors")),
-        optimizer=torch.load(folder / "optimizer.pt", weights_only=True),
-        scheduler=torch.load(folder / "scheduler.pt", weights_only=True),
+        weights=load_file(str(folder / run_dir.WEIGHTS)),
+        optimizer=torch.load(folder / run_dir.OPTIMIZER, weights_only=True),
+        scheduler=torch.load(folder / run_dir.SCHEDULER, weights_only=True),
         rng=torch.load(
             _rng_file(folder, rank, world_size, int(saved.get("world_size", 1))), weights_only=True
         ),
@@ -379,8 +359,8 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
 
 
 def _rng_file(folder: Path, rank: int, world_size: int, saved_world_size: int) -> Path:
-    own = folder / f"rng-rank{rank}.pt"
-    return own if rank and world_size == saved_world_size and own.exists() else folder / "rng.pt"
+    own = folder / run_dir.rank_rng(rank)
+    return own if rank and world_size == saved_world_size and own.exists() else folder / run_dir.RNG
 
 
 def load_checkpoint(

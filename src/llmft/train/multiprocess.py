@@ -8,11 +8,11 @@ the number of processes when the accumulation changes with it and the window sta
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.errors import CheckpointError
+from llmft.run_dir import read_checkpoint_config, read_state
 from llmft.train.distributed import Distribution, Say, start, threads_per_process
 
 
@@ -46,11 +46,11 @@ def _saved(folder: Path) -> tuple[int, int, int]:
     """(processes, batch_size, gradient_accumulation_steps) a checkpoint was written with."""
     import yaml
 
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    training = (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("training")
+    state = read_state(folder)
+    training = (yaml.safe_load(read_checkpoint_config(folder)) or {}).get("training")
     training = training if isinstance(training, dict) else {}
     return (
-        int(state.get("world_size", 1)),
+        int(state.get("world_size", 1)),  # type: ignore[call-overload]
         int(training.get("batch_size", 8)),
         int(training.get("gradient_accumulation_steps", 1)),
     )

@@ -9,12 +9,17 @@ checkpoint itself is the trainer's ``resume``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
 from llmft.errors import CheckpointError, DataError
+from llmft.run_dir import (
+    COMPLETE,
+    RunDir,
+    read_checkpoint_config,
+    read_state,
+)
 from llmft.train import checkpoint as ckpt
 from llmft.train.checkpoint import saved_data_fingerprint
 
@@ -72,7 +77,7 @@ def compare(
 
 def find_checkpoint(out: Path, resume: bool | str | Path) -> Path:
     """The checkpoint a resume means: the folder given, or the latest complete one of the run in ``out``."""
-    root = out / ckpt.CHECKPOINTS
+    root = RunDir(out).checkpoints_dir
     if isinstance(resume, bool):
         folder = ckpt.latest_checkpoint(out)
         if folder is None:
@@ -82,7 +87,7 @@ def find_checkpoint(out: Path, resume: bool | str | Path) -> Path:
             )
         return folder
     folder = Path(resume)
-    if not (folder / ckpt.MARKER).is_file():
+    if not (folder / COMPLETE).is_file():
         found = ", ".join(p.name for p in ckpt.complete_checkpoints(root)) or "none"
         raise CheckpointError(
             f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
@@ -102,12 +107,12 @@ def check_resume_config(
     The checkpoint's config.yaml is first checked against the hash state.json recorded when it was
     written: an edited copy would make the comparison meaningless.
     """
-    text = (checkpoint / "config.yaml").read_text(encoding="utf-8")
-    recorded = json.loads((checkpoint / "state.json").read_text(encoding="utf-8")).get("config_hash")
+    text = read_checkpoint_config(checkpoint)
+    recorded = read_state(checkpoint).get("config_hash")
     if recorded and recorded != ckpt.config_hash_of(text):
         raise CheckpointError(
             "the checkpoint's config.yaml was changed after the checkpoint was written",
-            where=str(checkpoint / "config.yaml"),
+            where=str(RunDir(checkpoint).config_file),
             fix="restore that file, or start a new run (another output_dir, or --overwrite)",
         )
     old = yaml.safe_load(text) or {}

@@ -24,6 +24,7 @@ from llmft.data.collate import example_length
 from llmft.errors import RunInterrupted
 from llmft.evaluate.best import Best
 from llmft.evaluate.run import evaluate
+from llmft.run_dir import RunDir
 from llmft.train import checkpoint as ckpt
 from llmft.train.artifacts import MetricsLog
 from llmft.train.distributed import Distribution
@@ -102,7 +103,7 @@ class LocalTrainer:
         self.callbacks = callbacks or Callbacks()
         self.config_path = config_path
         self._model, self._progress = model, progress
-        self.metrics_log = MetricsLog(out / "metrics.jsonl", config_path)
+        self.metrics_log = MetricsLog(RunDir(out).metrics_file, config_path)
         metric = config.training.save_best_metric
         self.best = Best.of(metric) if metric else None
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
@@ -216,11 +217,12 @@ class LocalTrainer:
     def _stop_checkpoint(self, state: LoopState) -> Path:
         """The checkpoint of the step training stopped at: the one just written for it, or a new one.
         Rank 0 decides (another rank's view of a shared file system may lag), so all take the same path."""
+        folder = RunDir(self.out).checkpoint(state.step)
         latest = ckpt.latest_checkpoint(self.out) if self.dist.is_main else None
-        written = latest is not None and latest.name == ckpt.checkpoint_name(state.step)
+        written = latest is not None and latest.name == folder.name
         if self.dist.max_value(1.0 if written else 0.0):
             self.dist.barrier()  # the others wait as for a write
-            return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
+            return folder
         return self.save_checkpoint(state)
 
     # -------------------------------------------------------------------------------- checkpoints
@@ -239,7 +241,7 @@ class LocalTrainer:
         rngs = self.dist.gather(ckpt.rng_state_bytes())  # each process's dropout masks continue on resume
         if not self.dist.is_main:
             self.dist.barrier()
-            return self.out / ckpt.CHECKPOINTS / ckpt.checkpoint_name(state.step)
+            return RunDir(self.out).checkpoint(state.step)
         folder = self._write_checkpoint(state, whole, rngs)  # a failed write raises; the others are stopped
         self.dist.barrier()
         return folder
@@ -270,7 +272,7 @@ class LocalTrainer:
             try:
                 ckpt.mark_best(self.out, folder, self.best.metric, value)
             except OSError as err:
-                marker = self.out / ckpt.CHECKPOINTS / "best.json"
+                marker = RunDir(self.out).best_file
                 raise ckpt.write_failed(str(marker), err, self.out, config_path=self.config_path) from err
         return folder
 
