@@ -7,16 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from llmft.config.objectives import PAIRS
+from llmft.train.objectives import pairs as shared
 from llmft.train.objectives.base import Batch, Objective, Reference
-from llmft.train.objectives.pairs import (
-    Settings,
-    Tally,
-    builder,
-    encoder,
-    pair_metrics,
-    pair_objective,
-    reference_logps,
-)
 from llmft.train.objectives.pairs import collate_pairs as collate
 from llmft.train.preference.logps import sequence_logps
 
@@ -59,24 +51,25 @@ def dpo_losses(
     raise ValueError(f"unknown DPO loss type {loss_type!r} (expected one of {', '.join(LOSS_TYPES)})")
 
 
-def objective(s: Settings, reference: Reference | None = None) -> Objective:
+def objective(s: shared.Settings, reference: Reference | None = None) -> Objective:
     """DPO against ``reference`` (unless batches carry ref_logps); metrics: the β-scaled log-ratios."""
-    tally = Tally()
+    tally = shared.Tally()
 
     def loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
         logps = sequence_logps(model, batch)
-        ref = reference_logps(model, batch, reference, batch.get("ref_logps"))
+        ref = shared.reference_logps(model, batch, reference, batch.get("ref_logps"))
         chosen, rejected = logps.sums.chunk(2)
         ref_chosen, ref_rejected = ref.to(chosen.dtype).chunk(2)
         chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
         losses = dpo_losses(
             chosen_ratio, rejected_ratio, s.beta, s.loss_type, s.label_smoothing, logps.counts.chunk(2)
         )
-        tally.add(model, pair_metrics(s.beta * chosen_ratio, s.beta * rejected_ratio, chosen, rejected))
+        rewards = (s.beta * chosen_ratio, s.beta * rejected_ratio)
+        tally.add(model, shared.pair_metrics(*rewards, chosen, rejected))
         return losses.sum(), losses.numel()
 
-    return pair_objective(NAME, loss, tally)
+    return shared.pair_objective(NAME, loss, tally)
 
 
-encode = encoder(NAME)
-build = builder(NAME, objective)
+encode = shared.encoder(NAME)
+build = shared.builder(NAME, objective)

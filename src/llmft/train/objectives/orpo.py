@@ -6,16 +6,8 @@ from __future__ import annotations
 import torch
 
 from llmft.config.objectives import PAIRS
+from llmft.train.objectives import pairs as shared
 from llmft.train.objectives.base import Batch, Objective, Reference
-from llmft.train.objectives.pairs import (
-    Settings,
-    Tally,
-    builder,
-    encoder,
-    pair_metrics,
-    pair_objective,
-    pair_units,
-)
 from llmft.train.objectives.pairs import collate_pairs as collate
 from llmft.train.preference.logps import sequence_logps
 
@@ -36,19 +28,19 @@ def orpo_log_odds(chosen_mean: torch.Tensor, rejected_mean: torch.Tensor) -> tor
     return (chosen_mean - rejected_mean) - (log1mexp(chosen_mean) - log1mexp(rejected_mean))
 
 
-def objective(s: Settings, reference: Reference | None = None) -> Objective:
+def objective(s: shared.Settings, reference: Reference | None = None) -> Objective:
     """NLL of the chosen rows (TRL: every attended token, prompt included, averaged over the batch's
     tokens) minus β · mean log σ(log-odds ratio); summed over pairs as pairs × that batch value."""
-    tally = Tally()
+    tally = shared.Tally()
 
     def loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
-        pairs = pair_units(batch)
+        pairs = shared.pair_units(batch)
         logps = sequence_logps(model, batch, nll_rows=pairs)
         chosen, rejected = logps.means.chunk(2)
         log_odds = orpo_log_odds(chosen, rejected)
         ratio = torch.nn.functional.logsigmoid(log_odds)
         nll = logps.nll / max(logps.nll_tokens, 1)  # type: ignore[operator]
-        values = pair_metrics(s.beta * chosen, s.beta * rejected, chosen, rejected)
+        values = shared.pair_metrics(s.beta * chosen, s.beta * rejected, chosen, rejected)
         values.update(
             {
                 "nll_loss": (nll * pairs, pairs),
@@ -59,8 +51,8 @@ def objective(s: Settings, reference: Reference | None = None) -> Objective:
         tally.add(model, values)
         return nll * pairs - s.beta * ratio.sum(), pairs
 
-    return pair_objective(NAME, loss, tally)
+    return shared.pair_objective(NAME, loss, tally)
 
 
-encode = encoder(NAME)
-build = builder(NAME, objective)
+encode = shared.encoder(NAME)
+build = shared.builder(NAME, objective)
