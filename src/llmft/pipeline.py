@@ -270,7 +270,7 @@ def _load_inputs(
     before the (slow) model load: other rows would make the checkpoint's data position meaningless."""
     from llmft.data.build import prepare_rows
     from llmft.models.load import infer_task, load_model_config, load_tokenizer
-    from llmft.train.preference.choose import choose_objective, encode_for_objective, task_for
+    from llmft.train.objectives.choose import choose_objective, encode_for_objective, task_for
     from llmft.train.resume import check_resume_data
 
     token = config.hf_token

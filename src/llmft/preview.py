@@ -100,7 +100,7 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
     from llmft.data.build import prepare_rows
     from llmft.doctor.memory import estimate_from_config
     from llmft.models.load import infer_task, load_model_config, load_tokenizer
-    from llmft.train.preference.choose import choose_objective, encode_for_objective, task_for
+    from llmft.train.objectives.choose import choose_objective, encode_for_objective, task_for
 
     prepared = prepare_rows(config.data, config.seed, config.hf_token)
     model_config = load_model_config(config.model, config.hf_token)

@@ -90,7 +90,7 @@ def _held_out_pairs(
     path: Path, tokenizer: object, overrides: list[str] | None = None
 ) -> list[dict[str, object]]:
     from llmft.data.build import prepare_rows
-    from llmft.train.preference.choose import encode_for_objective
+    from llmft.train.objectives.choose import encode_for_objective
 
     config = load_config(path, overrides or [])
     prepared = prepare_rows(config.data, config.seed)

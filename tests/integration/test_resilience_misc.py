@@ -286,10 +286,10 @@ def _poison_loss(monkeypatch: pytest.MonkeyPatch, batches: set[int]) -> None:
 
     from llmft.train import parts as parts_module
 
-    real = parts_module.objective_for
+    real = parts_module.build_objective
 
-    def objective_for(task: str, model: torch.nn.Module):  # noqa: ANN202
-        objective, calls = real(task, model), [0]
+    def build_objective(module, ctx):  # noqa: ANN001, ANN202
+        objective, calls = real(module, ctx), [0]
         inner = objective.loss
 
         def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -302,7 +302,7 @@ def _poison_loss(monkeypatch: pytest.MonkeyPatch, batches: set[int]) -> None:
 
         return replace(objective, loss=loss)
 
-    monkeypatch.setattr(parts_module, "objective_for", objective_for)
+    monkeypatch.setattr(parts_module, "build_objective", build_objective)
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(

@@ -204,7 +204,7 @@ def run_trl_dpo(name: str, config: RunConfig, batch_size: int, out: Path) -> obj
     from llmft.data.build import prepare_rows
     from llmft.data.collate import batch_order, example_length
     from llmft.models.load import load_tokenizer
-    from llmft.train.preference.choose import encode_for_objective
+    from llmft.train.objectives.choose import encode_for_objective
 
     set_seed(config.seed)
     tok = load_tokenizer(config.model.name_or_path)

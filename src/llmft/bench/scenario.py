@@ -259,7 +259,7 @@ def _dpo_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) -> 
 def _pair_stats(scenario: Scenario, config: object, tok: object) -> dict[str, object]:
     """The report's statistics of the pairs: each pair is two sequences through the model."""
     from llmft.data.build import prepare_rows
-    from llmft.train.preference.choose import encode_for_objective
+    from llmft.train.objectives.choose import encode_for_objective
 
     encoded = encode_for_objective("dpo", prepare_rows(config.data, config.seed), config, tok, "causal_lm")  # type: ignore[attr-defined]
     train = encoded.examples["train"]

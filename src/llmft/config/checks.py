@@ -14,7 +14,13 @@ from pydantic import ValidationError
 
 from llmft.config.distributed import check_distributed
 from llmft.config.metrics import GENERATION_SCORES, missing_scoring_packages
-from llmft.config.preference import PREFERENCE_OBJECTIVES, unused_message, unused_settings
+from llmft.config.objective_rules import (
+    data_refusal,
+    packing_refusal,
+    task_refusal,
+    unused_message,
+    unused_settings,
+)
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
@@ -150,22 +156,18 @@ def check_generation_eval(config: RunConfig) -> list[Problem]:
     return problems
 
 
-def _objective_fits(objective: str, config: RunConfig) -> Problem | None:
-    """An explicit objective against the data format, packing and the model task."""
-    fmt, task = config.data.preprocessing.format, config.model.task
-    wanted = "kto" if objective == "kto" else "preference"
-    if fmt not in ("auto", wanted, "preference"):
-        message = f"objective {objective} needs preference data, but data.preprocessing.format is {fmt}"
-        return Problem("training.objective", message, fix="set data.preprocessing.format: auto")
-    if config.data.packing:
-        return Problem(
-            "data.packing", f"packing does not apply to objective {objective}", fix="set data.packing: false"
+def _objective_problems(objective: str, config: RunConfig) -> list[Problem]:
+    """An explicit objective against the data format, packing and the model task (objective_rules.py)."""
+    found = [
+        (path, refusal)
+        for path, refusal in (
+            ("training.objective", data_refusal(objective, config.data.preprocessing.format, declared=True)),
+            ("data.packing", packing_refusal(objective, config.data.packing)),
+            ("model.task", task_refusal(objective, config.model.task)),
         )
-    needed = "sequence_classification" if objective == "reward" else "causal_lm"
-    if task not in ("auto", needed):
-        message = f"objective {objective} trains a {needed} model, not {task}"
-        return Problem("model.task", message, fix="set model.task: auto")
-    return None
+        if refusal
+    ]
+    return [Problem(path, message, fix=fix) for path, (message, fix) in found[:1]]
 
 
 def check_preference(config: RunConfig) -> list[Problem]:
@@ -173,13 +175,7 @@ def check_preference(config: RunConfig) -> list[Problem]:
     objective = config.training.objective
     if objective == "auto":  # decided from the data at run time, and checked there
         return []
-    problems: list[Problem] = []
-    if objective in PREFERENCE_OBJECTIVES:
-        fits = _objective_fits(objective, config)
-        problems += [fits] if fits else []
-    if objective == "sft" and config.data.preprocessing.format == "kto":
-        message = "sft on judged (kto) rows would learn the undesirable completions too"
-        problems.append(Problem("training.objective", message, fix="set training.objective: kto"))
+    problems = _objective_problems(objective, config)
     unused = unused_settings(objective, config.training.preference)
     if unused:
         message, fix = unused_message(objective, unused)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from llmft.config.objectives import ROWS
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.errors import ConfigError, Problem
 
@@ -158,7 +159,7 @@ SHARDED_CANNOT: tuple[tuple[str, tuple[str, ...], Callable[[RunConfig], bool], s
     (
         "training.objective",
         BOTH,
-        lambda c: c.training.objective not in ("auto", "sft"),
+        lambda c: c.training.objective != "auto" and ROWS[c.training.objective].preference,
         "a preference objective's reference model and pair batches are not sharded",
         "use `strategy: ddp` (or `auto`) for preference training on several processes",
     ),

@@ -140,7 +140,7 @@ def seq2seq_counts(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
 
 
 def counting_function(task: str, model: torch.nn.Module):  # noqa: ANN201 - one of the three above
-    """The evaluation twin of a language model's objective (train/objectives.py): loss, tokens and the
+    """The evaluation twin of a language model's objective (train/objectives/): loss, tokens and the
     tokens predicted right."""
     if task == "seq2seq_lm":
         return seq2seq_counts

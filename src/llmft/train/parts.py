@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from llmft.config.distributed import sharded_refusal
+from llmft.config.objectives import ROWS
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
@@ -17,7 +18,8 @@ from llmft.errors import EnvironmentProblem, ModelError
 from llmft.train.distributed import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup, total_steps
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
-from llmft.train.objectives import objective_for
+from llmft.train.objectives import Context
+from llmft.train.objectives.registry import build_objective, module_for
 from llmft.train.optim import build_optimizer, build_scheduler
 
 if TYPE_CHECKING:
@@ -43,16 +45,6 @@ def mixed_precision(cfg: TrainingConfig) -> str:
             "training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU"
         )
     return cfg.mixed_precision
-
-
-def pad_collator(tokenizer: object, config: RunConfig, task: str) -> PadCollator:
-    tok = config.data.tokenization
-    pad_id = getattr(tokenizer, "pad_token_id", None)
-    pad_id = int(pad_id if pad_id is not None else getattr(tokenizer, "eos_token_id", 0) or 0)
-    fixed = tok.max_length if tok.padding == "max_length" else None
-    return PadCollator(
-        pad_id, tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification"
-    )
 
 
 def _packed(
@@ -106,23 +98,19 @@ def build_parts(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # type: ignore[operator]
-    collate = pad_collator(tokenizer, config, task)
+    module = module_for(encoded.objective, task)
+    collate = module.collate(config, tokenizer, task)
     train_examples, train_collate = encoded.examples["train"], collate
     notes: list[str] = []
     if config.data.packing:
         train_examples, train_collate = _packed(
-            model, encoded, collate, config.data.tokenization.max_length, notes
+            model, encoded, cast(PadCollator, collate), config.data.tokenization.max_length, notes
         )
     steps = total_steps(len(train_examples), cfg, dist.world_size)
     model, optimizer, scheduler, sharded = _placed(model, config, encoded.objective, accelerator, dist, steps)
     if sharded is not None:
         notes.append(sharded.describe())
-    objective = objective_for(task, model)
-    if encoded.objective != "sft":  # preference pairs: their own batches, reference and loss
-        from llmft.train.preference.setup import preference_parts
-
-        objective, collate, more = preference_parts(config, model, tokenizer, encoded)
-        train_collate, notes = collate, notes + more
+    objective = build_objective(module, Context(config, model, tokenizer, encoded, collate, notes))
     if cfg.compile:
         model = torch.compile(model)
     dist.seed_training(config.seed)
@@ -160,7 +148,7 @@ def _placed(
     if not dist.active:
         optimizer = build_optimizer(model, cfg)
         return (*accelerator.prepare(model, optimizer, build_scheduler(optimizer, cfg, steps)), None)  # type: ignore[attr-defined]
-    if dist.strategy in ("fsdp", "deepspeed") and objective != "sft":  # inferred from the data
+    if dist.strategy in ("fsdp", "deepspeed") and ROWS[objective].preference:  # inferred from the data
         raise sharded_refusal("training.objective", dist.strategy, f"`{objective}` (from the data)")
     model = model.to(accelerator.device)  # type: ignore[attr-defined]
     dist.broadcast_trainable(model)  # every process starts from rank 0's weights (adapters start random)

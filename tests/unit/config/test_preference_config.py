@@ -13,7 +13,7 @@ from llmft.config.metrics import KNOWN_METRICS, metric_direction
 from llmft.config.schema import RunConfig
 from llmft.errors import ConfigError
 from llmft.evaluate.best import Best
-from llmft.train.preference.choose import choose_objective, task_for
+from llmft.train.objectives.choose import choose_objective, task_for
 
 MINIMAL = {"data": {"dataset": {"train_file": "train.jsonl"}}, "model": {"name_or_path": "gpt2"}}
 

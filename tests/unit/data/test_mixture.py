@@ -82,7 +82,7 @@ def test_a_drawn_mix_of_preference_sets_is_refused() -> None:
     """Pairs are encoded once, not drawn per epoch: a weighted mix would be a silent no-op."""
     from llmft.config.load import load_config
     from llmft.errors import ConfigError
-    from llmft.train.preference.choose import encode_for_objective
+    from llmft.train.objectives.choose import encode_for_objective
 
     config = load_config(
         None,

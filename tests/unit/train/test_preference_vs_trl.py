@@ -13,8 +13,9 @@ import torch
 
 from llmft.data.labels import IGNORE
 from llmft.data.pair_collate import PairCollator, UnpairedCollator
+from llmft.train.objectives.pairs import Settings
+from llmft.train.objectives.registry import preference_objective
 from llmft.train.preference.logps import sequence_logps
-from llmft.train.preference.objective import Settings, preference_objective
 from llmft.train.preference.reference import frozen
 
 pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it

@@ -6,14 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from llmft.config.objectives import names
 from llmft.config.schema.base import PositiveFloat, RuleError, Section
 
-Objective = Literal["auto", "sft", "dpo", "simpo", "orpo", "kto", "reward"]
+# The values of training.objective, from the one table of objectives (config/objectives.py).
+Objective = Literal[("auto", *names())]  # type: ignore[valid-type]
 
 
 class PreferenceConfig(Section):
     """Settings of the preference objectives (dpo, simpo, orpo, kto, reward); unset means the objective's
-    default. Which objective reads which setting is checked in config/checks.py."""
+    default. Which objective reads which setting is in the table of config/objectives.py."""
 
     beta: PositiveFloat | None = Field(
         None,

@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from llmft.atomic import write_atomic
-from llmft.train.objectives import Batch
+from llmft.train.objectives.base import Batch, Reference
 from llmft.train.preference.logps import sequence_logps
-from llmft.train.preference.objective import Reference
 
 Example = dict[str, object]
 Say = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""The trainer's preference parts: batches (chosen and rejected stacked), the reference, the objective."""
+"""The reference model of a DPO/KTO run: which one the config asks for, and its precomputed log-probs."""
 
 from __future__ import annotations
 
@@ -8,37 +8,19 @@ import torch
 
 from llmft.config.schema import RunConfig
 from llmft.data.build import EncodedData
-from llmft.data.pair_collate import PairCollator, UnpairedCollator
-from llmft.train.objectives import Objective
+from llmft.train.objectives.base import Context, Reference
 from llmft.train.preference import reference as ref
-from llmft.train.preference.kto import weight_advice
-from llmft.train.preference.objective import NEEDS_REFERENCE, Reference, Settings, preference_objective
 
 
-def preference_parts(
-    config: RunConfig, model: torch.nn.Module, tokenizer: object, encoded: EncodedData
-) -> tuple[Objective, Callable[..., dict[str, torch.Tensor]], list[str]]:
-    """(objective, collate for training and evaluation, notes for the user) of ``encoded.objective``."""
-    kind = encoded.objective
-    pad_id = getattr(tokenizer, "pad_token_id", None)
-    pad_id = int(pad_id if pad_id is not None else getattr(tokenizer, "eos_token_id", 0) or 0)
-    multiple = config.data.tokenization.pad_to_multiple_of
-    collate = (UnpairedCollator if kind == "kto" else PairCollator)(pad_id, multiple)
-    settings = Settings.of(kind, config.training.preference)
-    notes: list[str] = []
-    reference: Reference | None = None
-    if kind in NEEDS_REFERENCE:
-        reference = _reference(config, model, tokenizer, notes)
-        if config.training.preference.precompute_reference:
-            _precompute(config, model, encoded, collate, reference, notes)
-            reference = None  # every batch carries its reference log-probs now
-    if kind == "kto":
-        train = encoded.examples["train"]
-        good = sum(int(e["desirable"]) for e in train)  # type: ignore[call-overload]
-        advice = weight_advice(good, len(train) - good, settings.weights)
-        if advice:
-            notes.append(advice)
-    return preference_objective(settings, reference), collate, notes
+def prepare_reference(ctx: Context) -> Reference | None:
+    """The reference of a DPO/KTO run (its notes go to ``ctx.notes``); None when precompute_reference
+    has put the reference log-probs into every row instead."""
+    config = ctx.config
+    reference = _reference(config, ctx.model, ctx.tokenizer, ctx.notes)
+    if not config.training.preference.precompute_reference:
+        return reference
+    _precompute(config, ctx.model, ctx.encoded, ctx.collate, reference, ctx.notes)
+    return None  # every batch carries its reference log-probs now
 
 
 def _reference(config: RunConfig, model: torch.nn.Module, tokenizer: object, notes: list[str]) -> Reference:

@@ -1,0 +1,95 @@
+"""Every training objective in one table: its name, the data it trains on, the settings it reads, the model
+it trains and whether it needs a reference model.
+
+The schema's `training.objective` values, `llmft validate`'s objective rules (config/objective_rules.py),
+the run's choice for `auto` and the run-time registry (train/objectives/registry.py, which a test holds
+to this table) all read it, so a new objective is one row here plus one module there. Torch-free: it is
+read by `llmft validate` and `--help`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Data kinds, by what a row of the data holds; `data.preprocessing.format` maps onto them (kind_of).
+PAIRS, JUDGED, INSTRUCTIONS = "pairs", "judged", "instructions"
+KIND_OF_FORMAT = {"preference": PAIRS, "kto": JUDGED}  # every other format: instructions
+DESCRIBED = {
+    PAIRS: "preference pairs (chosen/rejected)",
+    JUDGED: "judged rows (prompt/completion/label)",
+    INSTRUCTIONS: "instruction data",
+}
+AUTO_WHY = {  # why `auto` picked an objective, by data kind ({format}: the data's format)
+    PAIRS: "preference pairs and no training.objective",
+    JUDGED: "unpaired judged rows and no training.objective",
+    INSTRUCTIONS: "{format} data",
+}
+PREFERENCE_LENGTHS = ("max_length", "max_prompt_length")  # read by every objective on preference data
+REFERENCE_SETTINGS = ("precompute_reference", "reference_model")  # read by every objective with a reference
+
+
+@dataclass(frozen=True)
+class Row:
+    """One objective. ``data``: the data kinds it trains on (the first is the one `auto` picks it for when
+    ``auto``). ``reads``: its own `training.preference` settings (the lengths and reference settings are
+    added by ``settings_read``). ``model_task``: the model task it trains, None for whichever the model
+    has. ``variant_of``: the `training.objective` value that trains as this row on a ``model_task`` model
+    (sft on a classifier trains as `classification`); such rows are not values of training.objective."""
+
+    name: str
+    data: tuple[str, ...]
+    reads: tuple[str, ...] = ()
+    reference: bool = False
+    model_task: str | None = "causal_lm"
+    auto: bool = False
+    variant_of: str | None = None
+
+    @property
+    def preference(self) -> bool:
+        """Trains on preference data only: pair batches, its own length limits, no packing or sharding."""
+        return INSTRUCTIONS not in self.data
+
+
+ROWS: dict[str, Row] = {
+    row.name: row
+    for row in (
+        Row("sft", (INSTRUCTIONS, PAIRS), model_task=None, auto=True),
+        Row("classification", (INSTRUCTIONS,), model_task="sequence_classification", variant_of="sft"),
+        Row("seq2seq", (INSTRUCTIONS,), model_task="seq2seq_lm", variant_of="sft"),
+        Row("dpo", (PAIRS,), ("beta", "loss_type", "label_smoothing"), reference=True, auto=True),
+        Row("simpo", (PAIRS,), ("beta", "gamma")),
+        Row("orpo", (PAIRS,), ("beta",)),
+        Row("kto", (JUDGED, PAIRS), ("beta", "desirable_weight", "undesirable_weight"), True, auto=True),
+        Row("reward", (PAIRS,), model_task="sequence_classification"),
+    )
+}
+
+
+def names() -> tuple[str, ...]:
+    """The values of `training.objective` besides `auto`, in table order."""
+    return tuple(name for name, row in ROWS.items() if row.variant_of is None)
+
+
+def kind_of(data_format: str) -> str | None:
+    """The data kind of a `data.preprocessing.format`; None for `auto` (known only once the data is read)."""
+    return None if data_format == "auto" else KIND_OF_FORMAT.get(data_format, INSTRUCTIONS)
+
+
+def settings_read(name: str) -> tuple[str, ...]:
+    """The `training.preference` settings objective ``name`` reads."""
+    row = ROWS[name]
+    lengths = PREFERENCE_LENGTHS if row.preference else ()
+    return (*row.reads, *lengths, *(REFERENCE_SETTINGS if row.reference else ()))
+
+
+def auto_choice(data_format: str) -> tuple[str, str]:
+    """(objective, why) that `training.objective: auto` means for data of ``data_format``."""
+    kind = kind_of(data_format) or INSTRUCTIONS
+    name = next(row.name for row in ROWS.values() if row.auto and row.data[0] == kind)
+    return name, AUTO_WHY[kind].format(format=data_format)
+
+
+def trained_as(name: str, task: str) -> str:
+    """The row that trains objective ``name`` on a ``task`` model: itself, or its variant for that task."""
+    variants = (r.name for r in ROWS.values() if r.variant_of == name and r.model_task == task)
+    return next(variants, name)

@@ -1,0 +1,62 @@
+"""Which objective a run trains with, decided once the data format is known, and the examples for it.
+
+`auto` and what each objective refuses come from the table (config/objectives.py) and its rules
+(config/objective_rules.py), the same ones `llmft validate` applies to an explicit training.objective;
+refusals are raised here with the fix, before the model is loaded.
+"""
+
+from __future__ import annotations
+
+from llmft.config.objective_rules import (
+    Refusal,
+    data_refusal,
+    packing_refusal,
+    task_refusal,
+    unused_message,
+    unused_settings,
+)
+from llmft.config.objectives import ROWS, auto_choice
+from llmft.config.schema import RunConfig
+from llmft.data.build import EncodedData, PreparedData
+from llmft.errors import ConfigError
+
+
+def choose_objective(config: RunConfig, data_format: str) -> tuple[str, str]:
+    """(objective, why) for this config and data format; raises ConfigError for impossible pairings."""
+    chosen = config.training.objective
+    objective, why = (chosen, "set by training.objective") if chosen != "auto" else auto_choice(data_format)
+    _refuse(data_refusal(objective, data_format, declared=False))
+    _refuse(packing_refusal(objective, config.data.packing))
+    unused = unused_settings(objective, config.training.preference)
+    if unused:
+        _refuse(unused_message(objective, unused))
+    return objective, why
+
+
+def _refuse(refusal: Refusal, why: str = "") -> None:
+    if refusal:
+        message, fix = refusal
+        raise ConfigError(message + why, fix=fix)
+
+
+def task_for(config: RunConfig, objective: str, task: str, why: str) -> tuple[str, str]:
+    """The model's task for ``objective``. A head task (reward: one score per sequence) is put on any
+    model, so only an explicit model.task can contradict it; other tasks must be the model's own."""
+    needed = ROWS[objective].model_task
+    if needed == "sequence_classification":
+        _refuse(task_refusal(objective, config.model.task))
+        return needed, f"objective {objective}: one score per sequence"
+    _refuse(task_refusal(objective, task), f" ({why})")
+    return task, why
+
+
+def encode_for_objective(
+    objective: str, prepared: PreparedData, config: RunConfig, tokenizer: object, task: str
+) -> EncodedData:
+    """The rows encoded as the objective's module trains on them (sft: for the task; pairs; judged rows),
+    marked with the objective, which picks the module again when the trainer is built."""
+    from llmft.train.objectives.registry import module_for
+
+    encoded = module_for(objective, task).encode(prepared, config, tokenizer, task)
+    encoded.objective = objective
+    return encoded
