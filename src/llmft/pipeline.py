@@ -113,7 +113,8 @@ def _start(
     the run directory is made once, by rank 0), find the resume point (its config is checked before any
     data is read), seed, then load the rows and the model they imply."""
     from llmft.generate.chat_template import settle_for_run
-    from llmft.train import artifacts, multiprocess
+    from llmft.train import artifacts
+    from llmft.train.distributed import multiprocess
 
     started = artifacts.now()
     dist = multiprocess.join(config, say)  # one process unless a launcher started several
