@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports this module before to
     from llmft.evaluate.generation import GenerationEval
     from llmft.tracking.base import SearchLink
     from llmft.tracking.session import Tracking
-    from llmft.train.distributed import Distribution
+    from llmft.train.distributed.group import Distribution
     from llmft.train.loop import LoopState
     from llmft.train.trainer import LocalTrainer
 
@@ -113,7 +113,8 @@ def _start(
     the run directory is made once, by rank 0), find the resume point (its config is checked before any
     data is read), seed, then load the rows and the model they imply."""
     from llmft.generate.chat_template import settle_for_run
-    from llmft.train import artifacts, multiprocess
+    from llmft.train import artifacts
+    from llmft.train.distributed import multiprocess
 
     started = artifacts.now()
     dist = multiprocess.join(config, say)  # one process unless a launcher started several
@@ -241,7 +242,7 @@ def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say, wo
     import yaml
 
     from llmft.train.checkpoint import config_yaml
-    from llmft.train.multiprocess import resume_world_changes
+    from llmft.train.distributed.multiprocess import resume_world_changes
     from llmft.train.resume import check_resume_config, find_checkpoint
 
     folder = find_checkpoint(out, resume)

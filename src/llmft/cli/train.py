@@ -1,5 +1,5 @@
 """`llmft train CONFIG [key.path=value ...] [--resume [PATH]] [--nproc N ...]`: thin; the work is in
-llmft.pipeline, and with --nproc in llmft.train.launch (which starts this command N times)."""
+llmft.pipeline, and with --nproc in llmft.train.distributed.launch (which starts this command N times)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def train(
         raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
     say = (lambda _: None) if quiet else _say
     if nproc is not None or nnodes > 1:
-        from llmft.train.launch import LaunchSpec, launch
+        from llmft.train.distributed.launch import LaunchSpec, launch
 
         if loaded.config.hpo.enabled:
             raise ConfigError(
@@ -77,7 +77,7 @@ def train(
         resume=str(resume_from) if resume_from else resume,
         config_path=str(config),
     )
-    from llmft.train.distributed import detect
+    from llmft.train.distributed.group import detect
 
     if detect().rank == 0:  # one summary and one line per run, not per process
         if not quiet:

@@ -118,7 +118,8 @@ def deepspeed_config(
 
 BOTH = ("fsdp", "deepspeed")
 
-# Settings the sharded strategies (FSDP: train/sharding.py, DeepSpeed: train/zero.py) do not support:
+# Settings the sharded strategies (FSDP: train/distributed/sharding.py, DeepSpeed: train/distributed/zero.py)
+# do not support:
 # (config path, the strategies it concerns, does the config set it, why, fix).
 SHARDED_CANNOT: tuple[tuple[str, tuple[str, ...], Callable[[RunConfig], bool], str, str], ...] = (
     (

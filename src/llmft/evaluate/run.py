@@ -30,7 +30,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss over all loss tokens of the split (not the mean of batch means), plus task metrics;
     ``metrics`` is `evaluation.metrics` (a language model's accuracy is computed only when asked for).
-    ``call(fn, batch)`` runs ``fn(model, batch)``: under FSDP through the sharded root (train/sharding.py)."""
+    ``call(fn, batch)`` runs ``fn(model, batch)``: under FSDP through the sharded root
+    (train/distributed/sharding.py)."""
     run = call or (lambda fn, batch: fn(model, batch))
     was_training = model.training
     model.eval()

@@ -22,6 +22,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,11 @@ from llmft import run_dir
 from llmft.atomic import write_atomic
 from llmft.errors import CheckpointError
 from llmft.run_dir import COMPLETE, STEP_PREFIX, TMP_PREFIX, RunDir, complete_checkpoints, latest_checkpoint
+from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.loop import LoopState
+
+# The trainable weights by name and the optimizer's state_dict, whole tensors in the one-process layout.
+Whole = tuple[dict[str, torch.Tensor], dict[str, Any]]
 
 
 def config_hash_of(config_yaml: str) -> str:
@@ -60,10 +65,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def rng_state() -> dict[str, object]:
@@ -131,10 +132,19 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
 
 
 def save_checkpoint(
+    out: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, **rest: Any
+) -> Path:
+    """``write_checkpoint`` of the ``model`` and ``optimizer`` of one process (whole already)."""
+    placement = Replicated(model)
+    return write_checkpoint(
+        out, whole=(placement.full_trainable(), placement.full_optimizer_state(optimizer)), **rest
+    )
+
+
+def write_checkpoint(
     out: Path,
     *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    whole: Whole,
     scheduler: object,
     state: LoopState,
     config_yaml: str,
@@ -143,14 +153,12 @@ def save_checkpoint(
     data_fingerprint: str = "",
     config_path: str | None = None,
     extra_files: dict[str, str] | None = None,
-    whole: tuple[dict[str, torch.Tensor], dict[str, object]] | None = None,
     rank_rngs: list[bytes] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
-    ``whole``: the trainable weights and optimizer state already gathered into whole tensors (a model
-    sharded by FSDP or ZeRO: train/sharding.py, train/zero.py), written instead of ``model``'s and
-    ``optimizer``'s own.
+    ``whole``: the trainable weights and optimizer state as whole tensors, as the run's placement gathers
+    them (``Placement.full_trainable``, ``full_optimizer_state``: train/distributed/placement.py).
     ``rank_rngs``: the random states of ranks 1, 2, ... (``rng_state_bytes``), when several processes train.
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
@@ -164,9 +172,7 @@ def save_checkpoint(
     final = run.checkpoint(state.step)
     tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    weights, optimizer_state = (
-        whole if whole is not None else (trainable_state(model), optimizer.state_dict())
-    )
+    weights, optimizer_state = whole
     parts = {
         "trainable": weights,
         "optimizer": optimizer_state,
@@ -363,30 +369,29 @@ def _rng_file(folder: Path, rank: int, world_size: int, saved_world_size: int) -
     return own if rank and world_size == saved_world_size and own.exists() else folder / run_dir.RNG
 
 
-def load_checkpoint(
+def load_checkpoint(folder: Path, *, model: torch.nn.Module, **rest: Any) -> LoopState:
+    """``restore_checkpoint`` into the ``model`` of one process (whole)."""
+    return restore_checkpoint(folder, Replicated(model), **rest)
+
+
+def restore_checkpoint(
     folder: Path,
+    placement: Placement,
     *,
-    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: object,
     scaler: object | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> LoopState:
-    """Restore weights, optimizer, schedule and RNG; return the loop state to continue from."""
+    """Restore weights and optimizer (whole tensors, loaded into the placement's shards when it has
+    them), schedule and RNG; return the loop state to continue from."""
     saved = read_checkpoint(folder, rank, world_size)
-    saved.check_fits(model)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in saved.weights.items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    optimizer.load_state_dict(saved.optimizer)
-    restore_schedule_and_rng(saved, scheduler, scaler)
-    return saved.state
-
-
-def restore_schedule_and_rng(saved: SavedCheckpoint, scheduler: object, scaler: object | None) -> None:
+    saved.check_fits(placement.model)
+    placement.load_trainable(saved.weights)
+    placement.load_optimizer_state(optimizer, saved.optimizer)
     scheduler.load_state_dict(saved.scheduler)  # type: ignore[attr-defined]
     restore_rng(saved.rng)
     if scaler is not None and saved.scaler is not None:
         scaler.load_state_dict(saved.scaler)  # type: ignore[attr-defined]
+    return saved.state

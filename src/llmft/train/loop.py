@@ -5,7 +5,9 @@ the loss tokens of the whole accumulation window (not a mean of per-batch means)
 function of (seed, epoch), so a resumed run continues with exactly the batches it had not trained on.
 The loss itself is the objective's (objectives.py); what happens around a step (evaluation, checkpoints,
 metrics, stop requests) are the ``LoopHooks`` the trainer gives at construction. Several processes share
-each step's rows and sum their gradients (``Distribution``, distributed.py, says how and why).
+each step's rows and sum their gradients (``Distribution``, distributed/group.py, says how and why); where
+the model's state lives among them (whole on each, FSDP, ZeRO) is the set-up's ``Placement``
+(distributed/placement.py), which every forward, backward and update goes through.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -23,12 +24,10 @@ from llmft.config.schema import TrainingConfig
 from llmft.data.collate import batch_order, example_length
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
-from llmft.train.distributed import Distribution
+from llmft.train.distributed.group import Distribution
+from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.objectives import Objective
 from llmft.train.progress import Progress
-
-if TYPE_CHECKING:
-    from llmft.train.sharding import Sharded
 
 
 @dataclass
@@ -89,12 +88,19 @@ class TrainSetup:
     epoch_rows: Callable[[int], list[int]] | None = None
     lengths: list[int] = field(default_factory=list)
     dist: Distribution = field(default_factory=Distribution)
-    sharded: Sharded | None = None  # FSDP or DeepSpeed: the model's state is sharded across the processes
+    # Where the model's state lives: FSDP or DeepSpeed shard it across the processes; by default (None) every
+    # process holds the whole model (``Replicated``).
+    placement: Placement = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.placement is None:
+            self.placement = Replicated(self.model, self.accelerator, self.dist)
 
     def forward(self, fn: Callable[..., Any], batch: dict[str, torch.Tensor]) -> Any:
-        """``fn(model, batch)`` (a loss, an evaluation count); under FSDP through the sharded root, which
-        gathers the weights it holds around the call; under DeepSpeed on its engine's module."""
-        return self.sharded.call(fn, batch) if self.sharded is not None else fn(self.model, batch)
+        """``fn(model, batch)`` (a loss, an evaluation count) through the placement: under FSDP through the
+        sharded root, which gathers the weights it holds around the call; under DeepSpeed on its engine's
+        module."""
+        return self.placement.call(fn, batch)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
         """This epoch's batches, grouped into accumulation windows (one optimizer step each, of all
@@ -123,7 +129,7 @@ def total_steps(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> 
 def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch.Tensor:
     """One optimizer step over an accumulation window (this process's share of it); returns the step's
     mean loss (a device tensor), summed over processes like the gradients."""
-    acc, dist = setup.accelerator, setup.dist
+    acc, dist, placement = setup.accelerator, setup.dist, setup.placement
     batches = [setup.collate([setup.examples[i] for i in idx]) for idx in dist.share(window)]
     units = sum(setup.objective.units(b) for b in batches)
     tokens = sum(int(b.get("token_mask", b.get("attention_mask")).sum()) for b in batches)  # type: ignore[union-attr]
@@ -134,34 +140,22 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
     passes = batches + _idle_passes(setup, window, len(batches))
     for i, batch in enumerate(passes):
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
-        with _gradient_sync(setup, last=i == len(passes) - 1):
+        with placement.gradient_sync(i == len(passes) - 1):  # one reduction, after the last backward
             with acc.autocast():  # type: ignore[attr-defined]
                 loss_sum, _ = setup.forward(setup.objective.loss, batch)
                 loss = loss_sum / window_tokens if i < len(batches) else loss_sum * 0.0
-            (setup.sharded.backward if setup.sharded is not None else acc.backward)(loss)  # type: ignore[attr-defined]
+            placement.backward(loss)
         step_loss += loss.detach()
     state.loss_tokens_seen += window_tokens
-    if setup.sharded is not None:  # FSDP or ZeRO reduced the gradients in the backward
-        return dist.sum_tensor(step_loss)
-    return dist.reduce_step(setup.model, step_loss)
+    return placement.reduce_step(step_loss)
 
 
 def _idle_passes(setup: TrainSetup, window: list[list[int]], mine: int) -> list[dict[str, torch.Tensor]]:
-    """Under FSDP or ZeRO every process must make the same passes (each gathers and reduces with the
-    others): a process with a batch fewer in a part-full last window repeats the window's first batch at
-    weight 0."""
-    if setup.sharded is None:
-        return []
-    most = -(-len(window) // setup.dist.world_size)
-    first = setup.collate([setup.examples[i] for i in window[0]])
-    return [first] * (most - mine)
-
-
-def _gradient_sync(setup: TrainSetup, last: bool) -> AbstractContextManager[object]:
-    """Gradients are reduced once per optimizer step, after the last micro-batch's backward."""
-    if setup.sharded is not None:
-        return setup.sharded.gradient_sync(last)
-    return nullcontext() if last else setup.accelerator.no_sync(setup.model)  # type: ignore[attr-defined]
+    """The zero-weighted passes this process adds to its ``mine`` batches: under FSDP or ZeRO every process
+    must make the same passes (each gathers and reduces with the others), so a process with a batch fewer
+    in a part-full last window repeats the window's first batch at weight 0."""
+    idle = setup.placement.idle_passes(len(window), mine)
+    return [setup.collate([setup.examples[i] for i in window[0]]) for _ in range(idle)]
 
 
 def _last_good(setup: TrainSetup) -> str:
@@ -197,35 +191,19 @@ def _finite_or_handle(setup: TrainSetup, state: LoopState, value: torch.Tensor, 
 def _grad_norm(setup: TrainSetup, needed: bool) -> torch.Tensor | None:
     """The total gradient norm, clipped to max_grad_norm when that is set (the norm then comes free with
     the clipping); without clipping it is computed only when ``needed``. A device tensor: no host sync."""
-    max_norm, sharded = setup.cfg.max_grad_norm, setup.sharded
+    max_norm = setup.cfg.max_grad_norm
     if max_norm is not None:
-        if sharded is not None:
-            return sharded.clip_grad_norm(max_norm)
-        return setup.accelerator.clip_grad_norm_(setup.model.parameters(), max_norm)  # type: ignore[attr-defined]
-    if not needed:
-        return None
-    if sharded is not None:
-        return sharded.grad_norm()
-    grads = [p.grad.detach() for p in setup.model.parameters() if p.grad is not None]
-    if not grads:
-        return None
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        return setup.placement.clip_grad_norm(max_norm)
+    return setup.placement.grad_norm() if needed else None
 
 
 def _apply_update(setup: TrainSetup) -> None:
-    if setup.sharded is not None:  # FSDP: the optimizer on the shards; DeepSpeed: its engine's step
-        setup.sharded.step(setup.optimizer)
-    else:
-        setup.optimizer.step()
-        setup.optimizer.zero_grad(set_to_none=True)
+    setup.placement.step(setup.optimizer)  # FSDP: the optimizer on the shards; DeepSpeed: its engine's step
     setup.scheduler.step()
 
 
 def _zero_grad(setup: TrainSetup) -> None:
-    if setup.sharded is not None:
-        setup.sharded.zero_grad()
-    else:
-        setup.optimizer.zero_grad(set_to_none=True)
+    setup.placement.zero_grad(setup.optimizer)
 
 
 def _maybe_evaluate(setup: TrainSetup, state: LoopState, end_of_epoch: bool) -> None:

@@ -15,7 +15,7 @@ from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
 from llmft.errors import EnvironmentProblem, ModelError
-from llmft.train.distributed import Distribution
+from llmft.train.distributed.group import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup, total_steps
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
 from llmft.train.objectives import Context
@@ -23,7 +23,7 @@ from llmft.train.objectives.registry import build_objective, module_for
 from llmft.train.optim import build_optimizer, build_scheduler
 
 if TYPE_CHECKING:
-    from llmft.train.sharding import Sharded
+    from llmft.train.distributed.sharding import Sharded
 
 
 @dataclass
@@ -83,7 +83,7 @@ def build_parts(
 ) -> Parts:
     """Accelerator, gradient checkpointing, batches, optimizer and schedule; ``hooks`` go into the set-up.
 
-    With several processes (``dist``) the model is not wrapped in DDP (distributed.py says why) and the
+    With several processes (``dist``) the model is not wrapped in DDP (distributed/group.py says why) and the
     schedule steps once per optimizer step: accelerate's would step once per process, as if each process
     had seen a different batch of a 1-process schedule."""
     from accelerate import Accelerator
@@ -128,7 +128,7 @@ def build_parts(
         hooks=hooks,
         epoch_rows=_epoch_rows(encoded, config.seed),
         dist=dist,
-        sharded=sharded,
+        placement=sharded,  # None: the whole model on each process (the set-up's default)
     )
     return Parts(setup, collate, notes)
 
@@ -154,14 +154,14 @@ def _placed(
     dist.broadcast_trainable(model)  # every process starts from rank 0's weights (adapters start random)
     sharded: Sharded | None = None
     if dist.strategy == "fsdp":
-        from llmft.train.sharding import ShardedModel
+        from llmft.train.distributed.sharding import ShardedModel
 
         sharded = ShardedModel(model, cfg.distributed.fsdp, dist)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
     if dist.strategy == "deepspeed":
         from llmft.config.distributed import deepspeed_config
-        from llmft.train.zero import ZeroModel
+        from llmft.train.distributed.zero import ZeroModel
 
         ds = deepspeed_config(cfg.distributed.deepspeed or {}, cfg, mixed_precision(cfg))
         return model, optimizer, scheduler, ZeroModel(model, optimizer, ds, dist)

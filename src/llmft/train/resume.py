@@ -102,7 +102,7 @@ def check_resume_config(
     """Refuse a resume whose config changes the run; return the allowed changes to report.
 
     ``also_safe``: keys whose change is safe for this resume (batch_size, when another number of processes
-    keeps the global batch: train/multiprocess.py).
+    keeps the global batch: train/distributed/multiprocess.py).
 
     The checkpoint's config.yaml is first checked against the hash state.json recorded when it was
     written: an edited copy would make the comparison meaningless.

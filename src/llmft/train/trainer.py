@@ -4,8 +4,10 @@
 (loop.py) runs the steps and calls back through the ``LoopHooks`` the trainer binds at set-up; the loss is
 the task's objective (objectives.py). Callers say what they want to hear of through ``Callbacks``, given
 at construction. ``Trainer`` is the Protocol the pipeline relies on, so a multi-process trainer can stand
-in without inheriting from this one. With several processes (``Distribution``, distributed.py) every
-process runs this trainer; rank 0 alone writes metrics and checkpoints, the others wait for it.
+in without inheriting from this one. With several processes (``Distribution``, distributed/group.py)
+every process runs this trainer; rank 0 alone writes metrics and checkpoints, the others wait for it.
+Whatever the strategy, the model's state is reached through the set-up's ``Placement``
+(distributed/placement.py): whole tensors for checkpoints, shards loaded back, the final model gathered.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from llmft.evaluate.run import evaluate
 from llmft.run_dir import RunDir
 from llmft.train import checkpoint as ckpt
 from llmft.train.artifacts import MetricsLog
-from llmft.train.distributed import Distribution
+from llmft.train.distributed.group import Distribution
 from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
 from llmft.train.parts import Parts, build_parts
 from llmft.train.preflight import preflight
@@ -75,13 +77,6 @@ class RunData:
     fingerprint: str = ""  # of the prepared rows; saved in checkpoints so a resume can check them
 
 
-def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside torch.compile's (and DDP's) wrapper: what accelerate's unwrap_model returns, without
-    its import of deepspeed when that is installed (seconds, in the middle of a run's first checkpoint)."""
-    model = getattr(model, "_orig_mod", model)
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 class LocalTrainer:
     """Trains in this process (one device, or the CPU)."""
 
@@ -109,7 +104,7 @@ class LocalTrainer:
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
         self._stop: GracefulStop | None = None
         self.parts: Parts | None = None
-        self._gathered: torch.nn.Module | None = None  # FSDP/ZeRO: the whole model, gathered after training
+        self._gathered: torch.nn.Module | None = None  # the whole model, gathered after training
 
     # ------------------------------------------------------------------------------------ set-up
     def setup(self) -> list[str]:
@@ -166,20 +161,16 @@ class LocalTrainer:
     def model_for_saving(self) -> torch.nn.Module:
         """The plain (peft or transformers) model, without accelerate's wrappers; under FSDP/ZeRO the
         whole model that ``gather_model`` put together (rank 0), since the live one holds only shards."""
-        if self.loop.sharded is not None:
-            if self._gathered is None:
-                raise RuntimeError("a sharded model is saved through gather_model(), called on every rank")
-            return self._gathered
-        return _unwrapped(self.loop.model)
+        model = self._gathered if self._gathered is not None else self.loop.placement.whole_model()
+        if model is None:
+            raise RuntimeError("a sharded model is saved through gather_model(), called on every rank")
+        return model
 
     def gather_model(self) -> torch.nn.Module | None:
         """After training, on every process: the model to save, evaluate by generation and return (rank 0;
         the others get None under FSDP/ZeRO, whose whole model is put together on rank 0 only)."""
-        sharded = self.loop.sharded
-        if sharded is None:
-            return self.model_for_saving()
         if self._gathered is None:
-            self._gathered = sharded.gathered_model()
+            self._gathered = self.loop.placement.gathered_model()
             if self._gathered is not None:
                 from llmft.train import packed_attention
 
@@ -211,7 +202,7 @@ class LocalTrainer:
             )
         from llmft.train import packed_attention
 
-        packed_attention.disable(_unwrapped(self.loop.model))
+        packed_attention.disable(self.loop.placement.model)
         return state
 
     def _stop_checkpoint(self, state: LoopState) -> Path:
@@ -234,10 +225,8 @@ class LocalTrainer:
         never marked best, since an earlier evaluation says nothing of its weights. With several processes
         rank 0 writes (all hold the same weights and optimizer state) while the others wait.
         """
-        sharded = self.loop.sharded  # FSDP/ZeRO: every process gathers the whole tensors with the others
-        whole = (
-            (sharded.full_trainable(), sharded.full_optimizer_state(self.loop.optimizer)) if sharded else None
-        )
+        placement = self.loop.placement  # FSDP/ZeRO: every process gathers the whole tensors with the others
+        whole = placement.full_trainable(), placement.full_optimizer_state(self.loop.optimizer)
         rngs = self.dist.gather(ckpt.rng_state_bytes())  # each process's dropout masks continue on resume
         if not self.dist.is_main:
             self.dist.barrier()
@@ -246,15 +235,11 @@ class LocalTrainer:
         self.dist.barrier()
         return folder
 
-    def _write_checkpoint(
-        self, state: LoopState, whole: tuple[dict, dict] | None, rngs: list[bytes] | None
-    ) -> Path:
-        folder = ckpt.save_checkpoint(
+    def _write_checkpoint(self, state: LoopState, whole: ckpt.Whole, rngs: list[bytes] | None) -> Path:
+        folder = ckpt.write_checkpoint(
             self.out,
             whole=whole,
             rank_rngs=rngs[1:] if rngs else None,
-            model=_unwrapped(self.loop.model),
-            optimizer=self.loop.optimizer,
             scheduler=self.loop.scheduler,
             state=state,
             config_yaml=ckpt.config_yaml(self.config.model_dump(mode="json")),
@@ -280,26 +265,15 @@ class LocalTrainer:
         """Load ``folder`` (already checked by train/resume.py) and continue from its step: metrics the
         killed run wrote after it are dropped (the resumed run writes them again), and the best value so far
         is restored, so a worse evaluation after the resume cannot move the best."""
-        scaler = getattr(self.loop.accelerator, "scaler", None)
-        sharded = self.loop.sharded
-        if sharded is None:
-            model = _unwrapped(self.loop.model)
-            state = ckpt.load_checkpoint(
-                folder,
-                model=model,
-                optimizer=self.loop.optimizer,
-                scheduler=self.loop.scheduler,
-                scaler=scaler,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-            )
-        else:  # whole tensors cut into this process's shards
-            saved = ckpt.read_checkpoint(folder, self.dist.rank, self.dist.world_size)
-            saved.check_fits(sharded.model)
-            sharded.load_trainable(saved.weights)
-            sharded.load_optimizer_state(self.loop.optimizer, saved.optimizer)
-            ckpt.restore_schedule_and_rng(saved, self.loop.scheduler, scaler)
-            state = saved.state
+        state = ckpt.restore_checkpoint(  # whole tensors, cut into this process's shards under FSDP/ZeRO
+            folder,
+            self.loop.placement,
+            optimizer=self.loop.optimizer,
+            scheduler=self.loop.scheduler,
+            scaler=getattr(self.loop.accelerator, "scaler", None),
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         if self.dist.is_main:
             self.metrics_log.truncate_after(state.step)
         recorded = ckpt.read_best(self.out)

@@ -16,11 +16,11 @@ from llmft.config.distributed import check_distributed, deepspeed_config, read_d
 from llmft.config.load import validate_dict
 from llmft.config.schema import DistributedConfig, FsdpConfig, TrainingConfig
 from llmft.errors import CheckpointError, ConfigError, EnvironmentProblem
-from llmft.train.distributed import Distribution, Place, backend_for, detect, threads_per_process
-from llmft.train.launch import LaunchSpec, check_spec, failure_error, torchrun_args
+from llmft.train.distributed.group import Distribution, Place, backend_for, detect, threads_per_process
+from llmft.train.distributed.launch import LaunchSpec, check_spec, failure_error, torchrun_args
+from llmft.train.distributed.multiprocess import resume_world_changes
+from llmft.train.distributed.strategies import check_strategy
 from llmft.train.loop import TrainSetup, steps_per_epoch
-from llmft.train.multiprocess import resume_world_changes
-from llmft.train.strategies import check_strategy
 
 
 # ----------------------------------------------------------------------------------- where am I
@@ -331,7 +331,7 @@ def test_fsdp_layer_classes_the_model_lacks_are_named_with_those_it_has(tiny_mod
     from transformers import AutoModelForCausalLM
 
     from llmft.errors import ConfigError
-    from llmft.train.sharding import _layers, layer_class_names
+    from llmft.train.distributed.sharding import _layers, layer_class_names
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model("llama"))
     assert layer_class_names(model, None) == ["LlamaDecoderLayer"]  # the model's own _no_split_modules
@@ -347,7 +347,7 @@ def test_fsdp_layer_classes_the_model_lacks_are_named_with_those_it_has(tiny_mod
 def test_accelerates_engine_flags_are_refused_for_the_run_configs_strategy(
     variable: str, strategy: str
 ) -> None:
-    from llmft.train.distributed import start
+    from llmft.train.distributed.group import start
 
     with pytest.raises(ConfigError, match=f"launched with accelerate's {strategy}") as err:
         start(DistributedConfig(), lambda _: None, {variable: "true"})
@@ -440,7 +440,7 @@ def test_a_preference_objective_found_in_the_data_is_refused_as_validation_refus
 
 
 def test_a_sharded_strategy_with_one_process_says_it_has_nothing_to_shard() -> None:
-    from llmft.train.distributed import start
+    from llmft.train.distributed.group import start
 
     said: list[str] = []
     assert start(DistributedConfig(strategy="fsdp"), said.append, {}).world_size == 1

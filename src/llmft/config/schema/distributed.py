@@ -10,7 +10,8 @@ from llmft.config.schema.base import PositiveFloat, RuleError, Section
 
 
 class FsdpConfig(Section):
-    """How FSDP2 (torch's ``fully_shard``) shards the model across the processes; see train/sharding.py."""
+    """How FSDP2 (torch's ``fully_shard``) shards the model across the processes; see
+    train/distributed/sharding.py."""
 
     reshard_after_forward: bool = Field(
         True,

@@ -1,6 +1,6 @@
 """What a run does differently as one of several processes: the few pipeline steps that need a rank.
 
-Joining the process group (distributed.py), the run directory (rank 0 creates or clears it), threads per
+Joining the process group (group.py), the run directory (rank 0 creates or clears it), threads per
 process, and which config changes a resume on another number of processes may make: the data position of
 a checkpoint counts in windows of gradient_accumulation_steps × processes batches, so a resume may change
 the number of processes when the accumulation changes with it and the window stays the same.
@@ -13,7 +13,7 @@ from pathlib import Path
 from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.errors import CheckpointError
 from llmft.run_dir import read_checkpoint_config, read_state
-from llmft.train.distributed import Distribution, Say, start, threads_per_process
+from llmft.train.distributed.group import Distribution, Say, start, threads_per_process
 
 
 def join(config: RunConfig, say: Say) -> Distribution:

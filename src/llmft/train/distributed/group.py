@@ -24,7 +24,7 @@ Why an N-process run makes the same optimizer steps as a 1-process run with the 
   division by N to undo. A rank without rows in a step adds zeros.
 - The gradients go in one flat buffer, once per optimizer step. torch's DistributedDataParallel wrapper is
   not used for this: its gradient hooks are armed by its own forward, which the selective LM head
-  (loss.py) bypasses by calling the backbone directly, so DDP would silently skip the sync; and its
+  (train/loss.py) bypasses by calling the backbone directly, so DDP would silently skip the sync; and its
   overlap of communication with the backward pays off for large gradients, which is FSDP's and
   DeepSpeed's ground (strategies.py), not LoRA's megabytes.
 - Rank 0's trainable weights are broadcast at set-up; after that every rank applies the same update, so
@@ -271,7 +271,7 @@ def start(cfg: DistributedConfig, say: Say, environ: Mapping[str, str] | None = 
     _refuse_launcher_engines(os.environ if environ is None else environ)
     import torch
 
-    from llmft.train.strategies import check_strategy
+    from llmft.train.distributed.strategies import check_strategy
 
     cuda = torch.cuda.is_available()
     strategy = check_strategy(cfg, place.world_size, cuda)

@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass
 
 from llmft.errors import ConfigError, TrainingError
-from llmft.train.distributed import Say, threads_per_process
+from llmft.train.distributed.group import Say, threads_per_process
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Which multi-process strategy a run uses, and whether this machine can honour it.
 
-``ddp`` is llmft's data-parallel loop (distributed.py): every process holds the whole model. ``fsdp`` shards
+``ddp`` is llmft's data-parallel loop (group.py): every process holds the whole model. ``fsdp`` shards
 weights, gradients and optimizer state with torch's FSDP2 ``fully_shard`` (sharding.py); ``deepspeed``
 runs DeepSpeed's ZeRO engine (stages 1-3, offload) under llmft's loop (zero.py), with the DeepSpeed config
 given in the run config and its `auto` values filled from the training section

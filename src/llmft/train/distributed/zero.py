@@ -31,10 +31,11 @@ import torch
 import torch.distributed
 
 from llmft.errors import ConfigError, EnvironmentProblem
-from llmft.train.sharding import Call, fill_frame, weightless_copy
+from llmft.train.distributed.placement import Call
+from llmft.train.distributed.sharding import Sharded, fill_frame, weightless_copy
 
 if TYPE_CHECKING:
-    from llmft.train.distributed import Distribution
+    from llmft.train.distributed.group import Distribution
 
 
 def _import_deepspeed(cuda: bool) -> Any:
@@ -50,7 +51,7 @@ def _import_deepspeed(cuda: bool) -> Any:
     return deepspeed
 
 
-class ZeroModel:
+class ZeroModel(Sharded):
     """A model trained by DeepSpeed's ZeRO engine across the run's processes; the loop calls it through
     ``call``, ``backward`` and ``step`` (the same interface as sharding.ShardedModel)."""
 
@@ -62,7 +63,7 @@ class ZeroModel:
         dist: Distribution,
     ) -> None:
         deepspeed = _import_deepspeed(torch.cuda.is_available())
-        # joins the process group the run started (distributed.py)
+        # joins the process group the run started (group.py)
         deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
         self.model, self.dist = model, dist
         self.frame = weightless_copy(model)
@@ -130,7 +131,7 @@ class ZeroModel:
             zero._lazy_init_hp_params_optimizer_state()
         self._linked = True
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
         self.engine.optimizer.zero_grad()
 
     def grad_norm(self) -> torch.Tensor | None:

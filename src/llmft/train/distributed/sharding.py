@@ -3,17 +3,17 @@
 What llmft's loop needs of a sharded model, and why each piece is here:
 
 - **Where the shards are gathered.** ``fully_shard`` gathers a unit's weights in the forward hooks of the
-  module it was applied to. The selective LM head (loss.py) calls the backbone and the head directly, not
-  the root module's forward, so the root's own weights (embeddings, final norm, head) would stay sharded.
+  module it was applied to. The selective LM head (train/loss.py) calls the backbone and the head directly,
+  not the root module's forward, so the root's own weights (embeddings, final norm, head) would stay sharded.
   The root unit is therefore a small module (``_Calls``) whose forward runs a function on the model: every
   loss and evaluation call goes through it (``ShardedModel.call``), so the root's weights are gathered
   around exactly the code that uses them, whatever path the loss takes inside. Each layer class (the
   model's ``_no_split_modules``, or ``fsdp.layer_classes``) is a unit of its own, gathered one at a time.
 - **Sums, not means.** The loop divides each micro-batch's summed loss by the global token count and wants
-  the gradients SUMMED over processes (distributed.py); FSDP averages by default, so the divide factor is 1
+  the gradients SUMMED over processes (group.py); FSDP averages by default, so the divide factor is 1
   and the reduction a plain sum (gloo has no pre-multiplied sum).
 - **Every rank runs the same collectives.** Each forward gathers, each backward reduce-scatters: a rank
-  with one batch fewer in a step (a part-full last window) runs a zero-weighted pass instead (loop.py).
+  with one batch fewer in a step (a part-full last window) runs a zero-weighted pass instead (train/loop.py).
 - **Whole state out, shards in.** Checkpoints hold whole tensors in the one-process layout (trainable
   weights by name, the optimizer's state by parameter index), gathered from the shards (every rank
   takes part, rank 0 keeps them); a resume cuts them into this run's shards, so checkpoints move between
@@ -25,40 +25,38 @@ What llmft's loop needs of a sharded model, and why each piece is here:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from llmft.errors import ConfigError
+from llmft.train.distributed.placement import Call, Placement
 
 if TYPE_CHECKING:
     from llmft.config.schema import FsdpConfig
-    from llmft.train.distributed import Distribution
-
-Call = Callable[..., Any]
+    from llmft.train.distributed.group import Distribution
 
 
-class Sharded(Protocol):
-    """What the loop and the trainer need of a model whose state is sharded across processes: FSDP
-    (``ShardedModel``, here) or DeepSpeed ZeRO (``ZeroModel``, zero.py)."""
+class Sharded(Placement, Protocol):
+    """A placement whose state is sharded across the processes: FSDP (``ShardedModel``, here) or DeepSpeed
+    ZeRO (``ZeroModel``, zero.py). What they share is here."""
 
-    model: torch.nn.Module
+    dist: Distribution
 
     def describe(self) -> str: ...
-    def call(self, fn: Call, *args: object) -> Any: ...
-    def gradient_sync(self, on: bool) -> AbstractContextManager[None]: ...
-    def backward(self, loss: torch.Tensor) -> None: ...
-    def step(self, optimizer: torch.optim.Optimizer) -> None: ...
-    def zero_grad(self) -> None: ...
-    def grad_norm(self) -> torch.Tensor | None: ...
-    def clip_grad_norm(self, max_norm: float) -> torch.Tensor | None: ...
-    def full_trainable(self) -> dict[str, torch.Tensor]: ...
-    def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]: ...
-    def load_trainable(self, weights: dict[str, torch.Tensor]) -> None: ...
-    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None: ...
-    def gathered_model(self) -> torch.nn.Module | None: ...
+
+    def idle_passes(self, window: int, mine: int) -> int:
+        """Every process makes the same passes (each gathers and reduces with the others): one with a batch
+        fewer in a part-full last window adds a pass."""
+        return -(-window // self.dist.world_size) - mine
+
+    def reduce_step(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.dist.sum_tensor(loss)  # the gradients were reduced in the backward
+
+    def whole_model(self) -> torch.nn.Module | None:
+        return None  # a shard: ``gathered_model`` puts the whole model together
 
 
 class _Calls(torch.nn.Module):
@@ -110,7 +108,7 @@ def weightless_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model, memo)
 
 
-class ShardedModel:
+class ShardedModel(Sharded):
     """A model sharded across the run's processes with FSDP2; the loop calls it through ``call``."""
 
     def __init__(self, model: torch.nn.Module, cfg: FsdpConfig, dist: Distribution) -> None:
@@ -237,7 +235,7 @@ class ShardedModel:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
         for p in self._trainable():
             p.grad = None
 
