@@ -70,6 +70,7 @@ OPTIMIZER = "optimizer.pt"
 SCHEDULER = "scheduler.pt"
 RNG = "rng.pt"
 SCALER = "scaler.pt"
+BATCH_SOURCE = "batch_source.pt"  # a generated batch source's state (fixed data has none)
 
 
 def rank_rng(rank: int) -> str:

@@ -30,12 +30,16 @@ class CliProcess:
         self.timeout = timeout
         self._handle = log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra],
+            self.command(config, extra),
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
         )
+
+    def command(self, config: Path, extra: tuple[str, ...]) -> list[str]:
+        """What runs: `llmft train CONFIG *extra` (a subclass may run another entry point)."""
+        return [sys.executable, "-m", "llmft.cli.main", "train", str(config), *extra]
 
     def wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         """Poll until ``condition`` holds (True) or the process ends first (False)."""

@@ -32,6 +32,7 @@ from llmft import run_dir
 from llmft.atomic import write_atomic
 from llmft.errors import CheckpointError
 from llmft.run_dir import COMPLETE, STEP_PREFIX, TMP_PREFIX, RunDir, complete_checkpoints, latest_checkpoint
+from llmft.train.batches import BatchSource
 from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.loop import LoopState
 
@@ -125,6 +126,8 @@ def _write_files(folder: Path, parts: dict[str, object]) -> None:
         (folder / run_dir.rank_rng(rank)).write_bytes(saved)
     if parts.get("scaler") is not None:
         _torch_save(parts["scaler"], folder / run_dir.SCALER)
+    if parts.get("source"):
+        _torch_save(parts["source"], folder / run_dir.BATCH_SOURCE)
     (folder / run_dir.STATE).write_text(json.dumps(parts["state"], indent=2), encoding="utf-8")
     (folder / run_dir.CONFIG).write_text(str(parts["config_yaml"]), encoding="utf-8")
     for name, text in (parts.get("extra_files") or {}).items():  # type: ignore[union-attr]
@@ -154,6 +157,7 @@ def write_checkpoint(
     config_path: str | None = None,
     extra_files: dict[str, str] | None = None,
     rank_rngs: list[bytes] | None = None,
+    source_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically; on failure the previous ones are untouched.
 
@@ -165,6 +169,7 @@ def write_checkpoint(
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
     ``config_path`` only goes into the resume hint of the error a failed write raises.
     ``extra_files`` (name → text) are written beside the rest: the tracker run ids (tracking.json).
+    ``source_state``: the batch source's ``state_dict`` (train/batches.py), when it has one.
     """
     run = RunDir(out)
     root = run.checkpoints_dir
@@ -188,6 +193,7 @@ def write_checkpoint(
         "config_yaml": config_yaml,
         "scaler": scaler.state_dict() if scaler is not None else None,  # type: ignore[attr-defined]
         "extra_files": extra_files,
+        "source": source_state,
     }
     try:
         _publish(parts, tmp, final)
@@ -322,6 +328,7 @@ class SavedCheckpoint:
     rng: dict[str, object]
     scaler: dict[str, object] | None
     state: LoopState
+    source: dict[str, Any] = dataclasses.field(default_factory=dict)  # the batch source's state
 
     def check_fits(self, model: torch.nn.Module) -> None:
         """Every saved weight names a parameter of ``model``."""
@@ -344,7 +351,7 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
 
     if not (folder / COMPLETE).exists():
         raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
-    scaler = folder / run_dir.SCALER
+    scaler, source = folder / run_dir.SCALER, folder / run_dir.BATCH_SOURCE
     saved = run_dir.read_state(folder)
     saved.pop("saved_at", None)
     saved.pop("config_hash", None)
@@ -361,6 +368,7 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
         ),
         scaler=torch.load(scaler, weights_only=True) if scaler.exists() else None,
         state=LoopState(**saved),
+        source=torch.load(source, weights_only=True) if source.exists() else {},
     )
 
 
@@ -383,9 +391,10 @@ def restore_checkpoint(
     scaler: object | None = None,
     rank: int = 0,
     world_size: int = 1,
+    source: BatchSource | None = None,
 ) -> LoopState:
     """Restore weights and optimizer (whole tensors, loaded into the placement's shards when it has
-    them), schedule and RNG; return the loop state to continue from."""
+    them), schedule, RNG and the batch source's state; return the loop state to continue from."""
     saved = read_checkpoint(folder, rank, world_size)
     saved.check_fits(placement.model)
     placement.load_trainable(saved.weights)
@@ -394,4 +403,6 @@ def restore_checkpoint(
     restore_rng(saved.rng)
     if scaler is not None and saved.scaler is not None:
         scaler.load_state_dict(saved.scaler)  # type: ignore[attr-defined]
+    if source is not None:
+        source.load_state_dict(saved.source)
     return saved.state

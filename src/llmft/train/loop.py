@@ -12,18 +12,17 @@ the model's state lives among them (whole on each, FSDP, ZeRO) is the set-up's `
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from llmft.config.schema import TrainingConfig
-from llmft.data.collate import batch_order, example_length
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
+from llmft.train.batches import BatchSource, FixedBatches, Window
 from llmft.train.distributed.group import Distribution
 from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.objectives import Objective
@@ -92,9 +91,23 @@ class TrainSetup:
     # process holds the whole model (``Replicated``).
     placement: Placement = None  # type: ignore[assignment]
 
+    # What the loop trains on; by default (None) the fixed data above (``FixedBatches``).
+    source: BatchSource = None  # type: ignore[assignment]
+
     def __post_init__(self) -> None:
         if self.placement is None:
             self.placement = Replicated(self.model, self.accelerator, self.dist)
+        if self.source is None:
+            self.source = FixedBatches(
+                self.examples,
+                self.collate,
+                self.cfg,
+                self.seed,
+                self.group_by_length,
+                self.dist,
+                self.epoch_rows,
+                self.lengths,
+            )
 
     def forward(self, fn: Callable[..., Any], batch: dict[str, torch.Tensor]) -> Any:
         """``fn(model, batch)`` (a loss, an evaluation count) through the placement: under FSDP through the
@@ -103,41 +116,24 @@ class TrainSetup:
         return self.placement.call(fn, batch)
 
     def windows(self, epoch: int) -> list[list[list[int]]]:
-        """This epoch's batches, grouped into accumulation windows (one optimizer step each, of all
-        processes together: each trains on its share of a window)."""
-        if not self.lengths:
-            self.lengths = [example_length(e) for e in self.examples]
-        rows = self.epoch_rows(epoch) if self.epoch_rows else None
-        batches = batch_order(
-            self.lengths, self.cfg.batch_size, self.seed, epoch, self.group_by_length, rows=rows
-        )
-        k = self.cfg.gradient_accumulation_steps * self.dist.world_size
-        return [batches[i : i + k] for i in range(0, len(batches), k)]
+        """The fixed data's windows of ``epoch`` (row indices): see ``FixedBatches.windows``."""
+        return cast(FixedBatches, self.source).windows(epoch)
 
 
-def steps_per_epoch(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> int:
-    batches = math.ceil(num_examples / cfg.batch_size)
-    return max(1, math.ceil(batches / (cfg.gradient_accumulation_steps * world_size)))
-
-
-def total_steps(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> int:
-    if cfg.max_steps is not None:
-        return cfg.max_steps
-    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg, world_size)))
-
-
-def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch.Tensor:
+def _step(setup: TrainSetup, window: Window, state: LoopState) -> torch.Tensor:
     """One optimizer step over an accumulation window (this process's share of it); returns the step's
     mean loss (a device tensor), summed over processes like the gradients."""
     acc, dist, placement = setup.accelerator, setup.dist, setup.placement
-    batches = [setup.collate([setup.examples[i] for i in idx]) for idx in dist.share(window)]
+    batches = window.mine
     units = sum(setup.objective.units(b) for b in batches)
     tokens = sum(int(b.get("token_mask", b.get("attention_mask")).sum()) for b in batches)  # type: ignore[union-attr]
     window_tokens, tokens = dist.sum_counts(units, tokens)
     window_tokens = max(1, window_tokens)
     state.tokens_seen += tokens
     step_loss = torch.zeros((), device=acc.device)  # type: ignore[attr-defined]
-    passes = batches + _idle_passes(setup, window, len(batches))
+    # Under FSDP or ZeRO every process makes the same passes (each gathers and reduces with the others): a
+    # process with a batch fewer in a part-full last window adds a filler pass at weight 0.
+    passes = batches + [window.filler() for _ in range(placement.idle_passes(window.size, len(batches)))]
     for i, batch in enumerate(passes):
         batch = {k: v.to(acc.device) for k, v in batch.items()}  # type: ignore[attr-defined]
         with placement.gradient_sync(i == len(passes) - 1):  # one reduction, after the last backward
@@ -148,14 +144,6 @@ def _step(setup: TrainSetup, window: list[list[int]], state: LoopState) -> torch
         step_loss += loss.detach()
     state.loss_tokens_seen += window_tokens
     return placement.reduce_step(step_loss)
-
-
-def _idle_passes(setup: TrainSetup, window: list[list[int]], mine: int) -> list[dict[str, torch.Tensor]]:
-    """The zero-weighted passes this process adds to its ``mine`` batches: under FSDP or ZeRO every process
-    must make the same passes (each gathers and reduces with the others), so a process with a batch fewer
-    in a part-full last window repeats the window's first batch at weight 0."""
-    idle = setup.placement.idle_passes(len(window), mine)
-    return [setup.collate([setup.examples[i] for i in window[0]]) for _ in range(idle)]
 
 
 def _last_good(setup: TrainSetup) -> str:
@@ -314,7 +302,8 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
     """
     state = state or LoopState()
     setup.model.train()
-    goal = total_steps(len(setup.examples), setup.cfg, setup.dist.world_size)
+    source = setup.source
+    goal = source.total_steps()
     started, tokens_at_start = time.perf_counter(), state.tokens_seen
     device = setup.accelerator.device  # type: ignore[attr-defined]
     running, steps_since_log = torch.zeros((), device=device), 0
@@ -323,9 +312,9 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
     check_grads = getattr(setup.accelerator, "scaler", None) is None
     last_save = [time.monotonic()]  # save_every_minutes counts training time since the last checkpoint
     while state.step < goal and not state.stop_reason:
-        windows = setup.windows(state.epoch)
-        for w in range(state.window_in_epoch, len(windows)):
-            step_loss = _step(setup, windows[w], state)
+        count = source.window_count(state.epoch)
+        for w in range(state.window_in_epoch, count):
+            step_loss = _step(setup, source.window(state.epoch, w), state)
             state.window_in_epoch = w + 1
             if check_each_step and not _finite_or_handle(setup, state, step_loss):
                 continue
@@ -347,13 +336,13 @@ def train(setup: TrainSetup, state: LoopState | None = None) -> LoopState:
             if log_now:
                 _log_step(setup, state, running, steps_since_log, (started, tokens_at_start), norm)
                 running, steps_since_log = torch.zeros((), device=device), 0
-            end_of_epoch = state.window_in_epoch == len(windows)
+            end_of_epoch = state.window_in_epoch == count
             _maybe_evaluate(setup, state, end_of_epoch)
             _maybe_checkpoint(setup, state, end_of_epoch, last_save)
             stop = setup.hooks.should_stop(state.step)
             if state.step >= goal or state.stop_reason or stop:
                 state.stop_reason = state.stop_reason or ("stop requested" if stop else "")
                 break
-        if state.window_in_epoch >= len(windows):
+        if state.window_in_epoch >= count:
             state.epoch, state.window_in_epoch = state.epoch + 1, 0
     return state

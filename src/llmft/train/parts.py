@@ -15,10 +15,12 @@ from llmft.config.schema import RunConfig, TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
 from llmft.errors import EnvironmentProblem, ModelError
+from llmft.train.batches import BatchSource, FixedBatches, total_steps
 from llmft.train.distributed.group import Distribution
-from llmft.train.loop import LoopHooks, TrainSetup, total_steps
+from llmft.train.loop import LoopHooks, TrainSetup
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
 from llmft.train.objectives import Context
+from llmft.train.objectives.base import ObjectiveModule
 from llmft.train.objectives.registry import build_objective, module_for
 from llmft.train.optim import build_optimizer, build_scheduler
 
@@ -110,7 +112,8 @@ def build_parts(
     model, optimizer, scheduler, sharded = _placed(model, config, encoded.objective, accelerator, dist, steps)
     if sharded is not None:
         notes.append(sharded.describe())
-    objective = build_objective(module, Context(config, model, tokenizer, encoded, collate, notes))
+    context = Context(config, model, tokenizer, encoded, collate, notes)
+    objective = build_objective(module, context)
     if cfg.compile:
         model = torch.compile(model)
     dist.seed_training(config.seed)
@@ -130,7 +133,24 @@ def build_parts(
         dist=dist,
         placement=sharded,  # None: the whole model on each process (the set-up's default)
     )
+    setup.source = _batch_source(module, context, cast(FixedBatches, setup.source))
     return Parts(setup, collate, notes)
+
+
+def _batch_source(module: ObjectiveModule, context: Context, fixed: FixedBatches) -> BatchSource:
+    """The module's own batch source when it makes its batches (``batch_source(context, fixed)``: e.g.
+    rollouts generated from the fixed rows as prompts), else the fixed data. Either makes the steps the
+    schedule was built for."""
+    make = getattr(module, "batch_source", None)
+    if make is None:
+        return fixed
+    source = cast(BatchSource, make(context, fixed))
+    if source.total_steps() != fixed.total_steps():
+        raise RuntimeError(
+            f"{module.NAME}'s batch source makes {source.total_steps()} steps, not the "
+            f"{fixed.total_steps()} the schedule was built for"
+        )
+    return source
 
 
 def _placed(

@@ -30,7 +30,7 @@ from llmft.run_dir import RunDir
 from llmft.train import checkpoint as ckpt
 from llmft.train.artifacts import MetricsLog
 from llmft.train.distributed.group import Distribution
-from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
+from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
 from llmft.train.parts import Parts, build_parts
 from llmft.train.preflight import preflight
 from llmft.train.progress import Progress
@@ -118,7 +118,7 @@ class LocalTrainer:
             self.hooks(),
             self.dist,
         )
-        steps = total_steps(len(parts.setup.examples), self.config.training, self.dist.world_size)
+        steps = parts.setup.source.total_steps()
         shown = self._progress and self.dist.is_main
         parts.setup.hooks = replace(parts.setup.hooks, progress=Progress(steps, enabled=shown))
         self.parts = parts
@@ -248,6 +248,7 @@ class LocalTrainer:
             data_fingerprint=self.data.fingerprint,
             config_path=self.config_path,
             extra_files=self.callbacks.checkpoint_files() if self.callbacks.checkpoint_files else None,
+            source_state=self.loop.source.state_dict(),
         )
         evaluated = self._step_eval
         if self.best is None or evaluated is None or evaluated[0] != state.step:
@@ -273,6 +274,7 @@ class LocalTrainer:
             scaler=getattr(self.loop.accelerator, "scaler", None),
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            source=self.loop.source,
         )
         if self.dist.is_main:
             self.metrics_log.truncate_after(state.step)

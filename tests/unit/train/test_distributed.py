@@ -16,11 +16,12 @@ from llmft.config.distributed import check_distributed, deepspeed_config, read_d
 from llmft.config.load import validate_dict
 from llmft.config.schema import DistributedConfig, FsdpConfig, TrainingConfig
 from llmft.errors import CheckpointError, ConfigError, EnvironmentProblem
+from llmft.train.batches import steps_per_epoch
 from llmft.train.distributed.group import Distribution, Place, backend_for, detect, threads_per_process
 from llmft.train.distributed.launch import LaunchSpec, check_spec, failure_error, torchrun_args
 from llmft.train.distributed.multiprocess import resume_world_changes
 from llmft.train.distributed.strategies import check_strategy
-from llmft.train.loop import TrainSetup, steps_per_epoch
+from llmft.train.loop import TrainSetup
 
 
 # ----------------------------------------------------------------------------------- where am I

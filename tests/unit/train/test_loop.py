@@ -14,7 +14,8 @@ from accelerate import Accelerator
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import PadCollator
 from llmft.errors import TrainingError
-from llmft.train.loop import LoopHooks, LoopState, TrainSetup, total_steps, train
+from llmft.train.batches import total_steps
+from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
 from llmft.train.objectives import Objective, row_units
 from llmft.train.optim import build_optimizer, build_scheduler
 from llmft.train.resume import find_checkpoint

@@ -66,7 +66,11 @@ class Context:
 
 class ObjectiveModule(Protocol):
     """One objective: ``NAME`` and ``DATA`` (the data kinds it trains on) as in config/objectives.py,
-    ``NEEDS_REFERENCE`` (a reference model's log-probs), and how a run encodes, batches and trains it."""
+    ``NEEDS_REFERENCE`` (a reference model's log-probs), and how a run encodes, batches and trains it.
+
+    A module whose batches are made during training (rollouts: the fixed rows as prompts, answered by the
+    model) also defines ``batch_source(context, fixed) -> BatchSource`` (train/batches.py); the loop then
+    asks that source for its batches and checkpoints its state."""
 
     NAME: str
     DATA: tuple[str, ...]
