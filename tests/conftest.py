@@ -93,3 +93,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section(f"{len(skipped)} skipped, by reason", sep="-")
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.line(f"{count:4d} × {reason}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration runs the CLI as a user would (subprocesses, real files): slow.
+    One rule here, not a mark per file; `pytest -m "not slow"` is the quick loop, `make test` runs all."""
+    integration = REPO_ROOT / "tests" / "integration"
+    for item in items:
+        if integration in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)

@@ -20,7 +20,7 @@ from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
-pytestmark = [pytest.mark.slow, pytest.mark.numeric]
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS, SAVE_STEPS, HOLD = 8, 3, 4

@@ -17,7 +17,6 @@ pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
 def test_dpo_bench_runs_both_contenders_on_the_same_batches(tmp_path: Path, shared_data_dir: Path) -> None:
     pytest.importorskip("trl", reason="the DPO bench compares with TRL's DPOTrainer")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}

@@ -35,7 +35,6 @@ training: {{epochs: 2, batch_size: 8, learning_rate: 1.0e-3, save_strategy: "no"
     return path
 
 
-@pytest.mark.slow
 def test_two_sets_mixed_three_to_one(tiny_model, synth_data, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from llmft.data import build
     from llmft.pipeline import run

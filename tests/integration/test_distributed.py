@@ -36,7 +36,7 @@ from tests.tolerances import LOSS_REL, SGD_WEIGHT_REL, assert_weights_alike
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 
-pytestmark = [pytest.mark.slow, pytest.mark.numeric]
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12

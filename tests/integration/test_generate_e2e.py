@@ -27,7 +27,7 @@ from llmft.data.tokenize import encode_conversation
 from llmft.evaluate.generation import generation_metrics
 from llmft.pipeline import run
 
-pytestmark = [pytest.mark.slow, pytest.mark.numeric]
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 REPO = Path(__file__).resolve().parents[2]
 
 

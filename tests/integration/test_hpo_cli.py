@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from tests.matrix import THREADS
 
@@ -80,7 +79,6 @@ def mid_trial(out: Path, finished: int) -> bool:
     return done >= finished and any((out / "trials" / f"{n:03d}" / "trial.json").exists() for n in running)
 
 
-@pytest.mark.slow
 def test_a_killed_study_resumes_without_rerunning_finished_trials(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:  # noqa: ANN001
@@ -122,7 +120,6 @@ def test_a_killed_study_resumes_without_rerunning_finished_trials(
     assert (out / "best_config.yaml").exists()
 
 
-@pytest.mark.slow
 def test_two_processes_share_one_study_through_its_storage_url(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:  # noqa: ANN001

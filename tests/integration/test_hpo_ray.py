@@ -24,7 +24,6 @@ def overlap(a: dict, b: dict) -> bool:
     return a["started"] < b["finished"] and b["started"] < a["finished"]
 
 
-@pytest.mark.slow
 def test_legacy_ray_tune_config_runs_four_trials_two_at_a_time_with_asha(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:  # noqa: ANN001

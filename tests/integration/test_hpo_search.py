@@ -53,7 +53,6 @@ def search(path: Path, overrides: list[str] | None = None):  # noqa: ANN201
     return result, lines
 
 
-@pytest.mark.slow
 def test_grid_finds_the_settings_that_learn_and_its_best_config_reproduces_the_trial(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:  # noqa: ANN001
@@ -101,7 +100,6 @@ def test_grid_finds_the_settings_that_learn_and_its_best_config_reproduces_the_t
     assert saved["best_trial"] == best.number and saved["best_params"] == best.params
 
 
-@pytest.mark.slow
 def test_optuna_median_pruner_stops_a_hopeless_trial_early(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
     path = classification_config(
         tmp_path,

@@ -18,7 +18,7 @@ from llmft.export.load import load_merged, load_tokenizer
 from llmft.export.source import resolve_source
 from llmft.pipeline import run
 
-pytestmark = [pytest.mark.slow, pytest.mark.numeric]
+pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 SAMPLES = [
     "Hello world, the cat reads a book.",

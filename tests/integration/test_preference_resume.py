@@ -115,7 +115,6 @@ def outcomes(
         return {name: future.result() for name, future in futures.items()}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lora", "precomputed"])
 def test_dpo_resumed_after_sigkill_has_the_losses_of_an_uninterrupted_run(outcomes, kind: str) -> None:
     baseline, killed = outcomes[kind], outcomes[f"{kind}_killed"]
@@ -128,7 +127,6 @@ def test_dpo_resumed_after_sigkill_has_the_losses_of_an_uninterrupted_run(outcom
         assert a == b, f"step {step}: resumed {a} != uninterrupted {b}"  # a replay: to the bit
 
 
-@pytest.mark.slow
 def test_precomputed_reference_is_computed_once_and_read_back_by_the_resumed_run(outcomes) -> None:
     texts = [str(outcomes["precomputed"]["first"]), str(outcomes["precomputed_killed"]["first"])]
     assert any("reference log-probs precomputed, cached in" in t for t in texts), texts

@@ -66,7 +66,6 @@ def _base_preference_accuracy(model_dir: Path, encoded_examples: list[dict[str, 
     return float((chosen > rejected).float().mean())
 
 
-@pytest.mark.slow
 def test_dpo_takes_held_out_preference_accuracy_from_chance_to_090_with_a_growing_margin(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:
@@ -109,7 +108,6 @@ def _implied_pair_accuracy(policy: torch.nn.Module, base_dir: Path, pairs: list[
     return float((chosen > rejected).float().mean())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("objective", "settings", "metric", "goal"),
     [
@@ -128,7 +126,6 @@ def test_simpo_orpo_and_reward_models_learn_the_rule(
     assert json.loads((tmp_path / "run" / "run.json").read_text())["objective"] == objective
 
 
-@pytest.mark.slow
 def test_kto_on_judged_rows_learns_to_prefer_held_out_chosen_answers(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:
@@ -176,7 +173,6 @@ def _layout(name: str, prompt: str, good: str, bad: str, index: int) -> dict[str
     }[name]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["strings", "messages", "alpaca", "sharegpt", "kto", "kto_messages"])
 def test_every_layout_trains_from_a_file_written_in_it(tiny_model, tmp_path: Path, layout: str) -> None:
     rows = [_layout(layout, *row, index=i) for i, row in enumerate(ROWS * 4)]
@@ -196,7 +192,6 @@ def test_every_layout_trains_from_a_file_written_in_it(tiny_model, tmp_path: Pat
     assert len(result.train_losses) == 2 and all(loss == loss for _, loss in result.train_losses)
 
 
-@pytest.mark.slow
 def test_search_over_beta_ranks_trials_by_eval_reward_accuracy(
     tiny_model, synth_data, tmp_path: Path
 ) -> None:
@@ -231,7 +226,6 @@ def test_preview_shows_each_pair_with_its_scored_completions(tiny_model, synth_d
         assert rows[0]["prompt"] in "".join(text for text, on in segments if not on)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("reference", ["copy", "other model"])
 def test_full_fine_tune_reference_starts_equal_to_the_policy(
     tiny_model, synth_data, tmp_path: Path, reference: str

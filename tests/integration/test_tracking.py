@@ -130,7 +130,6 @@ def assert_same_stream(found: Series, expected: dict[str, dict[int, float]]) -> 
             assert value == pytest.approx(by_step[step], rel=1e-6, abs=1e-9), (key, step)
 
 
-@pytest.mark.slow
 def test_each_tracker_stream_reads_back_as_metrics_jsonl(
     tiny_model, synth_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
@@ -211,7 +210,6 @@ def _wait_for(proc: subprocess.Popen, condition, timeout: float = 300) -> bool: 
     return condition()
 
 
-@pytest.mark.slow
 def test_sigkill_and_resume_leave_one_gapless_tracker_series(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
     path = tiny_config(tmp_path, tiny_model, synth_data, report_to=["tensorboard", "mlflow"])
     config = yaml.safe_load(path.read_text())
@@ -254,7 +252,6 @@ def test_sigkill_and_resume_leave_one_gapless_tracker_series(tiny_model, synth_d
 
 
 # ------------------------------------------------------------------------------ a search in MLflow
-@pytest.mark.slow
 def test_optuna_search_is_one_mlflow_parent_run_with_a_nested_run_per_trial(
     tiny_model, synth_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001

@@ -192,7 +192,6 @@ def test_each_adapter_trains_and_reloads(adapter, tiny_model, synth_data, tmp_pa
         assert_same_function(reloaded(input_ids=batch).logits, result.model.eval()(input_ids=batch).logits)
 
 
-@pytest.mark.slow
 def test_qlora_trains_on_cpu_through_the_cli(tiny_model, synth_data, tmp_path: Path) -> None:
     pytest.importorskip("bitsandbytes", reason="bitsandbytes is optional (pip install 'llmft[quant]')")
     files = synth_data("sft", rows=32)

@@ -7,8 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from llmft.config.load import inspect_config
 from llmft.pipeline import run
 
@@ -31,7 +29,6 @@ def train(config: Path, overrides: list[str]):  # noqa: ANN201
     return run(loaded.config, say=lambda _: None, progress=False)
 
 
-@pytest.mark.slow
 def test_shipped_causal_lm_file_trains_and_reports_next_token_accuracy(
     tiny_model, synth_data, tmp_path
 ) -> None:  # noqa: ANN001
@@ -60,7 +57,6 @@ def test_shipped_causal_lm_file_trains_and_reports_next_token_accuracy(
     assert any("eval_accuracy" in r for r in records), records[-1]  # logged by the evaluation during training
 
 
-@pytest.mark.slow
 def test_shipped_classifier_file_trains(tiny_model, synth_data, tmp_path) -> None:  # noqa: ANN001
     files = synth_data("classification", rows=96)
     config = place("shipped_classifier.json", tmp_path, "sentiment", files)
