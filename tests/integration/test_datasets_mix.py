@@ -38,7 +38,7 @@ training: {{epochs: 2, batch_size: 8, learning_rate: 1.0e-3, save_strategy: "no"
 def test_two_sets_mixed_three_to_one(tiny_model, synth_data, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from llmft.data import build
     from llmft.pipeline import run
-    from llmft.train import loop
+    from llmft.train import batches as loop  # where the batch order is taken
 
     captured: dict[str, object] = {}
     real_encode = build.encode_splits
