@@ -38,7 +38,7 @@ training: {{epochs: 2, batch_size: 8, learning_rate: 1.0e-3, save_strategy: "no"
 def test_two_sets_mixed_three_to_one(tiny_model, synth_data, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from llmft.data import build
     from llmft.pipeline import run
-    from llmft.train import batches as loop  # where the batch order is taken
+    from llmft.train import batches as fixed_batches
 
     captured: dict[str, object] = {}
     real_encode = build.encode_splits
@@ -48,7 +48,7 @@ def test_two_sets_mixed_three_to_one(tiny_model, synth_data, tmp_path: Path, mon
         return captured["encoded"]
 
     trained: list[int] = []
-    real_order = loop.batch_order
+    real_order = fixed_batches.batch_order
 
     def order(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         batches = real_order(*args, **kwargs)
@@ -56,7 +56,7 @@ def test_two_sets_mixed_three_to_one(tiny_model, synth_data, tmp_path: Path, mon
         return batches
 
     monkeypatch.setattr(build, "encode_splits", encode)
-    monkeypatch.setattr(loop, "batch_order", order)
+    monkeypatch.setattr(fixed_batches, "batch_order", order)
     said: list[str] = []
     config = load_config(str(_config(tmp_path, tiny_model, synth_data, {})), [])
     result = run(config, say=said.append, progress=False)
