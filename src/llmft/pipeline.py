@@ -117,12 +117,12 @@ def _start(
     from llmft.train.distributed import multiprocess
 
     started = artifacts.now()
-    dist = multiprocess.join(config, say)  # one process unless a launcher started several
+    dist = multiprocess.join(config.training, say)  # one process unless a launcher started several
     say = dist.say(say)
     with dist.main_first():  # rank 0 creates (or clears) the run dir before the others look at it
-        out = multiprocess.output_dir(config, dist, overwrite=overwrite, resume=bool(resume))
+        out = multiprocess.output_dir(config.output_dir, dist, overwrite=overwrite, resume=bool(resume))
     resumed_from = _resume_point(out, resume, config, say, dist.world_size) if resume else None
-    _seed(config.seed, multiprocess.threads(config, dist, say))
+    _seed(config.seed, multiprocess.threads(config.training, dist, say))
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
     inputs = _load_inputs(config, resumed_from, say, dist)
@@ -142,16 +142,41 @@ def _build_trainer(
     evaluation adds its metrics to each evaluation, and ``on_evaluate`` lets a search prune the run."""
     from llmft.evaluate.generation import generation_eval
     from llmft.tracking.session import open_tracking
+    from llmft.train.sections import TrainSections
     from llmft.train.trainer import Callbacks, LocalTrainer, RunData
 
     config, inputs, say = ctx.config, ctx.inputs, ctx.say
-    by_generation = generation_eval(config, inputs.task, inputs.tokenizer, inputs.prepared.rows, ctx.out)
+    by_generation = generation_eval(
+        config.evaluation,
+        config.training,
+        config.seed,
+        inputs.task,
+        inputs.tokenizer,
+        inputs.prepared.rows,
+        ctx.out,
+    )
     facts = (inputs.task, inputs.prepared.fingerprint)
+    config_data = config.model_dump(mode="json")
     trackers = open_tracking(
-        config, ctx.out, facts=facts, checkpoint=ctx.resumed_from, parent=search_link, say=say
+        config.tracking,
+        ctx.out,
+        config_data=config_data,
+        facts=facts,
+        checkpoint=ctx.resumed_from,
+        parent=search_link,
+        say=say,
+    )
+    sections = TrainSections(
+        training=config.training,
+        data=config.data,
+        model=config.model,
+        evaluation=config.evaluation,
+        seed=config.seed,
+        config_data=config_data,
+        hf_token=config.hf_token,
     )
     trainer = LocalTrainer(
-        config,
+        sections,
         ctx.model,
         RunData(inputs.tokenizer, inputs.encoded, inputs.task, inputs.prepared.fingerprint),
         ctx.out,
@@ -286,8 +311,8 @@ def _load_inputs(
         if notice:
             say(notice)
     task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
-    objective, reason = choose_objective(config, prepared.format)
-    task, why = task_for(config, objective, task, why)
+    objective, reason = choose_objective(config.training, config.data, prepared.format)
+    task, why = task_for(config.model, objective, task, why)
     say(f"task: {task} ({why}); objective: {objective} ({reason})")
     _check_metrics_for(config, task)
     tokenizer = load_tokenizer(
@@ -297,7 +322,9 @@ def _load_inputs(
         token=token,
     )
     with dist.main_first() if dist is not None else nullcontext():  # rank 0 fills the cache
-        encoded = encode_for_objective(objective, prepared, config, tokenizer, task)
+        encoded = encode_for_objective(
+            objective, prepared, config.data, config.training.preference, tokenizer, task
+        )
     _say_tokens(say, encoded)
     if encoded.mixture is not None:
         mix = encoded.mixture

@@ -105,14 +105,15 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
     prepared = prepare_rows(config.data, config.seed, config.hf_token)
     model_config = load_model_config(config.model, config.hf_token)
     task, why = infer_task(config.model, model_config, prepared.has_labels)
-    objective, _ = choose_objective(config, prepared.format)
-    task, _ = task_for(config, objective, task, why)
+    objective, _ = choose_objective(config.training, config.data, prepared.format)
+    task, _ = task_for(config.model, objective, task, why)
     tokenizer = load_tokenizer(
         config.data.tokenization.tokenizer or config.model.name_or_path,
         trust_remote_code=config.model.trust_remote_code,
         token=config.hf_token,
     )
-    encoded = encode_for_objective(objective, prepared, config, tokenizer, task)
+    preference = config.training.preference
+    encoded = encode_for_objective(objective, prepared, config.data, preference, tokenizer, task)
     result = PreviewResult(task, prepared.format, encoded.template, objective=objective)
     for example in encoded.examples["train"][:rows]:
         for title, ids, labels in scored_sequences(example):

@@ -69,7 +69,7 @@ class Generated:
 
     @staticmethod
     def batch_source(context: Context, fixed: FixedBatches) -> OnTheFly:
-        return OnTheFly(fixed, len(context.tokenizer), context.config.seed)  # type: ignore[arg-type]
+        return OnTheFly(fixed, len(context.tokenizer), context.sections.seed)  # type: ignore[arg-type]
 
 
 def main(config_path: Path, resume: bool) -> int:

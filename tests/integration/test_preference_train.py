@@ -93,7 +93,9 @@ def _held_out_pairs(
 
     config = load_config(path, overrides or [])
     prepared = prepare_rows(config.data, config.seed)
-    return encode_for_objective("dpo", prepared, config, tokenizer, "causal_lm").examples["validation"]
+    preference = config.training.preference
+    encoded = encode_for_objective("dpo", prepared, config.data, preference, tokenizer, "causal_lm")
+    return encoded.examples["validation"]
 
 
 def _implied_pair_accuracy(policy: torch.nn.Module, base_dir: Path, pairs: list[dict[str, object]]) -> float:

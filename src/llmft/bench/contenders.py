@@ -208,7 +208,8 @@ def run_trl_dpo(name: str, config: RunConfig, batch_size: int, out: Path) -> obj
 
     set_seed(config.seed)
     tok = load_tokenizer(config.model.name_or_path)
-    pairs = encode_for_objective("dpo", prepare_rows(config.data, config.seed), config, tok, "causal_lm")
+    prepared = prepare_rows(config.data, config.seed)
+    pairs = encode_for_objective("dpo", prepared, config.data, config.training.preference, tok, "causal_lm")
     model = AutoModelForCausalLM.from_pretrained(config.model.name_or_path)
     args = DPOConfig(
         **{**_common_args(config, batch_size, out), "logging_steps": 1},

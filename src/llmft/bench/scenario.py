@@ -261,7 +261,9 @@ def _pair_stats(scenario: Scenario, config: object, tok: object) -> dict[str, ob
     from llmft.data.build import prepare_rows
     from llmft.train.objectives.choose import encode_for_objective
 
-    encoded = encode_for_objective("dpo", prepare_rows(config.data, config.seed), config, tok, "causal_lm")  # type: ignore[attr-defined]
+    prepared = prepare_rows(config.data, config.seed)  # type: ignore[attr-defined]
+    preference = config.training.preference  # type: ignore[attr-defined]
+    encoded = encode_for_objective("dpo", prepared, config.data, preference, tok, "causal_lm")  # type: ignore[attr-defined]
     train = encoded.examples["train"]
     lengths = [2 * len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train]  # type: ignore[arg-type]
     scored = sum(len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from llmft.errors import ConfigError, EnvironmentProblem
 from llmft.run_dir import RunDir
 
 if TYPE_CHECKING:  # pragma: no cover
-    from llmft.config.schema import GenerationEvalConfig, RunConfig
+    from llmft.config.schema import EvaluationConfig, GenerationEvalConfig, TrainingConfig
 
 # Names after the `eval_`/`test_` prefix; all higher-is-better (the table is config/metrics.py's).
 SCORE_NAMES: tuple[str, ...] = GENERATION_SCORES
@@ -153,10 +153,17 @@ class GenerationEval:
 
 
 def generation_eval(
-    config: RunConfig, task: str, tokenizer: object, rows: dict[str, list[dict[str, object]]], out: Path
+    evaluation: EvaluationConfig,
+    training: TrainingConfig,
+    seed: int,
+    task: str,
+    tokenizer: object,
+    rows: dict[str, list[dict[str, object]]],
+    out: Path,
 ) -> GenerationEval | None:
-    """The run's ``evaluation.generate``, or None when it is not configured."""
-    cfg = config.evaluation.generate
+    """The run's ``evaluation.generate``, or None when it is not configured; ``training`` gives the
+    default batch size (its evaluation batch size), ``seed`` the sampling seed."""
+    cfg = evaluation.generate
     if cfg is None:
         return None
     if task not in ("causal_lm", "seq2seq_lm"):
@@ -174,13 +181,12 @@ def generation_eval(
             fix="add a validation_file/test_file with answers, or remove evaluation.generate (plain text has "
             "no reference answers)",
         )
-    training = config.training
     return GenerationEval(
         cfg,
         tokenizer,
         rows,
         out,
-        seed=config.seed,
+        seed=seed,
         batch_size=training.eval_batch_size or training.batch_size,
-        on_test=config.evaluation.on_test,
+        on_test=evaluation.on_test,
     )

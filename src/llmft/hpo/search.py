@@ -78,7 +78,7 @@ def run_search(
             say(f"{notice.severity}: {notice.render()}")
     backend = _backend(plan)  # a missing optional package stops here, before any trial
     _claim_output_dir(plan, overwrite)
-    link = start_search(config, plan.output_dir, say)  # the MLflow parent run of the trials' runs
+    link = start_search(config.tracking, config.hpo, plan.output_dir, say)  # the trials' MLflow parent run
     say(
         f"search: {plan.backend}, {plan.max_trials} trials ({plan.parallel} at a time), "
         f"{plan.direction} {plan.metric}, in {plan.output_dir}"

@@ -15,7 +15,7 @@ from llmft.tracking.base import SearchLink, flatten
 from llmft.tracking.session import DEFAULT_PROJECT, is_main_process
 
 if TYPE_CHECKING:  # pragma: no cover
-    from llmft.config.schema import RunConfig
+    from llmft.config.schema import HpoConfig, TrackingConfig
 
 Say = Callable[[str], None]
 LINK_FILE = "tracking.json"
@@ -23,17 +23,17 @@ STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED", "runni
 SEARCH_ARTIFACTS = ("hpo_results.csv", "hpo_results.json", "best_config.yaml", "search.json")
 
 
-def start_search(config: RunConfig, out: Path, say: Say) -> SearchLink | None:
+def start_search(tracking: TrackingConfig, hpo: HpoConfig, out: Path, say: Say) -> SearchLink | None:
     """The search's link for its trials (None with no external tracker): the MLflow parent run is created,
-    or reopened when the search resumes."""
-    external = [t for t in config.tracking.report_to if t != "jsonl"]
+    or reopened when the search resumes; ``hpo`` is logged (redacted) as its params."""
+    external = [t for t in tracking.report_to if t != "jsonl"]
     if not external or not is_main_process():
         return None
     old = read_link(out)
     group = old.group if old else out.resolve().name
     mlflow: dict[str, str] = {}
     if "mlflow" in external:
-        mlflow = _parent_run(config, out, group, old.mlflow.get("run_id") if old else None)
+        mlflow = _parent_run(tracking, hpo, out, group, old.mlflow.get("run_id") if old else None)
         say(f"tracking: mlflow parent run {mlflow['run_id']} at {mlflow['uri']}")
     link = SearchLink(group, None, mlflow)
     write_atomic(out / LINK_FILE, json.dumps({"group": group, "mlflow": mlflow}, indent=2) + "\n")
@@ -49,25 +49,27 @@ def read_link(out: Path, trial: int | None = None) -> SearchLink | None:
     return SearchLink(str(data["group"]), trial, dict(data.get("mlflow") or {}))
 
 
-def _parent_run(config: RunConfig, out: Path, group: str, run_id: str | None) -> dict[str, str]:
+def _parent_run(
+    tracking: TrackingConfig, hpo: HpoConfig, out: Path, group: str, run_id: str | None
+) -> dict[str, str]:
     from llmft.config.redact import redact
     from llmft.tracking.mlflow import experiment_id, open_client, quiet, store_uri
     from llmft.version import __version__
 
-    uri, artifacts = store_uri(config.tracking.uri, out)
+    uri, artifacts = store_uri(tracking.uri, out)
     with quiet():
         client = open_client(uri)
-        experiment = experiment_id(client, config.tracking.project or DEFAULT_PROJECT, artifacts)
+        experiment = experiment_id(client, tracking.project or DEFAULT_PROJECT, artifacts)
         if run_id and _exists(client, run_id):
             client.update_run(run_id, status="RUNNING")  # type: ignore[attr-defined]
         else:
             tags = {"llmft.version": __version__, "llmft.search": group, "llmft.role": "search"}
-            run = client.create_run(experiment, run_name=config.tracking.run_name or group, tags=tags)  # type: ignore[attr-defined]
+            run = client.create_run(experiment, run_name=tracking.run_name or group, tags=tags)  # type: ignore[attr-defined]
             run_id = run.info.run_id
             from mlflow.entities import Param
 
-            hpo = redact(config.hpo.model_dump(mode="json"))
-            params = [Param(f"hpo.{k}"[:250], str(v)[:6000]) for k, v in flatten(hpo).items()]  # type: ignore[arg-type]
+            settings = redact(hpo.model_dump(mode="json"))
+            params = [Param(f"hpo.{k}"[:250], str(v)[:6000]) for k, v in flatten(settings).items()]  # type: ignore[arg-type]
             client.log_batch(run_id, params=params[:100])  # type: ignore[attr-defined]
     return {"uri": uri, "experiment_id": experiment, "run_id": str(run_id)}
 

@@ -19,7 +19,7 @@ from llmft.run_dir import TRACKER_IDS, RunDir, read_json_or_empty, read_state
 from llmft.tracking.base import Final, Resume, RunInfo, SearchLink, Tracker
 
 if TYPE_CHECKING:  # pragma: no cover
-    from llmft.config.schema import RunConfig
+    from llmft.config.schema import TrackingConfig
 
 Say = Callable[[str], None]
 CHECKPOINT_FILE = TRACKER_IDS
@@ -31,8 +31,7 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def make_sinks(config: RunConfig, out: Path) -> list[Tracker]:
-    tracking = config.tracking
+def make_sinks(tracking: TrackingConfig, out: Path) -> list[Tracker]:
     sinks: list[Tracker] = []
     if "tensorboard" in tracking.report_to:
         from llmft.tracking.tensorboard import TensorBoardSink
@@ -117,25 +116,27 @@ class Tracking:
 
 
 def open_tracking(
-    config: RunConfig,
+    tracking: TrackingConfig,
     out: Path,
     *,
+    config_data: dict[str, object],
     facts: tuple[str, str],
     checkpoint: Path | None = None,
     parent: SearchLink | None = None,
     say: Say = lambda text: None,
 ) -> Tracking:
-    """Start the trackers of ``config.tracking.report_to`` for the run in ``out``.
+    """Start the trackers of ``tracking.report_to`` for the run in ``out``.
 
+    ``config_data``: the run's whole config as plain data, logged (redacted) as the trackers' params.
     ``facts``: (task, data fingerprint). ``checkpoint``: the folder a resume starts from (its tracker run
     ids are continued). ``parent``: the search this run is a trial of.
     """
     if not is_main_process():
         return Tracking([], say)
-    sinks = make_sinks(config, out)
+    sinks = make_sinks(tracking, out)
     if not sinks:
         return Tracking([], say)
-    info = run_info(config, out, facts, parent)
+    info = run_info(tracking, config_data, out, facts, parent)
     resume = Resume(_step_of(checkpoint), saved_state(checkpoint)) if checkpoint else None
     started: list[Tracker] = []
     try:
@@ -150,11 +151,16 @@ def open_tracking(
     return Tracking(started, say)
 
 
-def run_info(config: RunConfig, out: Path, facts: tuple[str, str], parent: SearchLink | None) -> RunInfo:
+def run_info(
+    tracking: TrackingConfig,
+    config_data: dict[str, object],
+    out: Path,
+    facts: tuple[str, str],
+    parent: SearchLink | None,
+) -> RunInfo:
     from llmft.config.redact import redact
     from llmft.version import __version__
 
-    tracking = config.tracking
     name = out.resolve().name
     if parent is not None:
         name = "refit" if parent.trial is None else f"trial-{parent.trial:03d}"
@@ -165,7 +171,7 @@ def run_info(config: RunConfig, out: Path, facts: tuple[str, str], parent: Searc
         task=facts[0],
         fingerprint=facts[1],
         version=__version__,
-        config=redact(config.model_dump(mode="json")),  # type: ignore[arg-type]
+        config=redact(config_data),  # type: ignore[arg-type]
         api_key=tracking.api_key,
         parent=parent,
     )

@@ -1,5 +1,6 @@
-"""The parts a run trains with, built once from the config sections: accelerator, batches (padded or
-packed), optimizer and schedule. The trainer (trainer.py) owns them; the loop (loop.py) uses them."""
+"""The parts a run trains with, built once from the config sections (``TrainSections``): accelerator,
+batches (padded or packed), optimizer and schedule. The trainer (trainer.py) owns them; the loop (loop.py)
+uses them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from llmft.config.distributed import sharded_refusal
 from llmft.config.objectives import ROWS
-from llmft.config.schema import RunConfig, TrainingConfig
+from llmft.config.schema import TrainingConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import PackedCollator, PadCollator, pack_examples
 from llmft.errors import EnvironmentProblem, ModelError
@@ -23,6 +24,7 @@ from llmft.train.objectives import Context
 from llmft.train.objectives.base import ObjectiveModule
 from llmft.train.objectives.registry import build_objective, module_for
 from llmft.train.optim import build_optimizer, build_scheduler
+from llmft.train.sections import TrainSections
 
 if TYPE_CHECKING:
     from llmft.train.distributed.sharding import Sharded
@@ -75,7 +77,7 @@ def _packed(
 
 
 def build_parts(
-    config: RunConfig,
+    sections: TrainSections,
     model: torch.nn.Module,
     tokenizer: object,
     encoded: EncodedData,
@@ -90,7 +92,7 @@ def build_parts(
     had seen a different batch of a 1-process schedule."""
     from accelerate import Accelerator
 
-    cfg, dist = config.training, dist or Distribution()
+    cfg, data, dist = sections.training, sections.data, dist or Distribution()
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg),
         cpu=not torch.cuda.is_available(),
@@ -101,22 +103,22 @@ def build_parts(
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()  # type: ignore[operator]
     module = module_for(encoded.objective, task)
-    collate = module.collate(config, tokenizer, task)
+    collate = module.collate(data.tokenization, tokenizer, task)
     train_examples, train_collate = encoded.examples["train"], collate
     notes: list[str] = []
-    if config.data.packing:
+    if data.packing:
         train_examples, train_collate = _packed(
-            model, encoded, cast(PadCollator, collate), config.data.tokenization.max_length, notes
+            model, encoded, cast(PadCollator, collate), data.tokenization.max_length, notes
         )
     steps = total_steps(len(train_examples), cfg, dist.world_size)
-    model, optimizer, scheduler, sharded = _placed(model, config, encoded.objective, accelerator, dist, steps)
+    model, optimizer, scheduler, sharded = _placed(model, cfg, encoded.objective, accelerator, dist, steps)
     if sharded is not None:
         notes.append(sharded.describe())
-    context = Context(config, model, tokenizer, encoded, collate, notes)
+    context = Context(sections, model, tokenizer, encoded, collate, notes)
     objective = build_objective(module, context)
     if cfg.compile:
         model = torch.compile(model)
-    dist.seed_training(config.seed)
+    dist.seed_training(sections.seed)
     setup = TrainSetup(
         model=model,
         optimizer=optimizer,
@@ -126,10 +128,10 @@ def build_parts(
         collate=train_collate,
         objective=objective,
         cfg=cfg,
-        seed=config.seed,
-        group_by_length=config.data.group_by_length,
+        seed=sections.seed,
+        group_by_length=data.group_by_length,
         hooks=hooks,
-        epoch_rows=_epoch_rows(encoded, config.seed),
+        epoch_rows=_epoch_rows(encoded, sections.seed),
         dist=dist,
         placement=sharded,  # None: the whole model on each process (the set-up's default)
     )
@@ -155,7 +157,7 @@ def _batch_source(module: ObjectiveModule, context: Context, fixed: FixedBatches
 
 def _placed(
     model: torch.nn.Module,
-    config: RunConfig,
+    cfg: TrainingConfig,
     objective: str,
     accelerator: object,
     dist: Distribution,
@@ -164,7 +166,6 @@ def _placed(
     """Model, optimizer and schedule placed for this run's processes: one process (accelerate's), every
     process the whole model (ddp), or its state sharded (fsdp before the optimizer is built, since the
     optimizer updates the shards; deepspeed around the optimizer built for the whole model)."""
-    cfg = config.training
     if not dist.active:
         optimizer = build_optimizer(model, cfg)
         return (*accelerator.prepare(model, optimizer, build_scheduler(optimizer, cfg, steps)), None)  # type: ignore[attr-defined]

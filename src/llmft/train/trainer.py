@@ -20,7 +20,6 @@ from typing import Protocol
 
 import torch
 
-from llmft.config.schema import RunConfig
 from llmft.data.build import EncodedData
 from llmft.data.collate import example_length
 from llmft.errors import RunInterrupted
@@ -34,6 +33,7 @@ from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
 from llmft.train.parts import Parts, build_parts
 from llmft.train.preflight import preflight
 from llmft.train.progress import Progress
+from llmft.train.sections import TrainSections
 from llmft.train.signals import GracefulStop
 
 Say = Callable[[str], None]
@@ -82,7 +82,7 @@ class LocalTrainer:
 
     def __init__(
         self,
-        config: RunConfig,
+        sections: TrainSections,
         model: torch.nn.Module,
         data: RunData,
         out: Path,
@@ -92,14 +92,14 @@ class LocalTrainer:
         config_path: str | None = None,
         dist: Distribution | None = None,
     ) -> None:
-        self.config, self.data, self.out = config, data, out
+        self.sections, self.data, self.out = sections, data, out
         self.dist = dist or Distribution()
         self._signal = 0  # the stop signal all processes agreed on (0: none)
         self.callbacks = callbacks or Callbacks()
         self.config_path = config_path
         self._model, self._progress = model, progress
         self.metrics_log = MetricsLog(RunDir(out).metrics_file, config_path)
-        metric = config.training.save_best_metric
+        metric = sections.training.save_best_metric
         self.best = Best.of(metric) if metric else None
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
         self._stop: GracefulStop | None = None
@@ -110,7 +110,7 @@ class LocalTrainer:
     def setup(self) -> list[str]:
         """Build the parts and check the output dir has room; returns notes for the user (packing)."""
         parts = build_parts(
-            self.config,
+            self.sections,
             self._model,
             self.data.tokenizer,
             self.data.encoded,
@@ -125,7 +125,7 @@ class LocalTrainer:
         params = list(self.model.parameters())
         count = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731 - ZeRO-3 empties p.data
         trainable = sum(count(p) for p in params if p.requires_grad)
-        preflight(self.out, self.config.training, trainable, sum(count(p) for p in params))
+        preflight(self.out, self.sections.training, trainable, sum(count(p) for p in params))
         return parts.notes
 
     def _should_stop(self, step: int) -> bool:
@@ -242,8 +242,8 @@ class LocalTrainer:
             rank_rngs=rngs[1:] if rngs else None,
             scheduler=self.loop.scheduler,
             state=state,
-            config_yaml=ckpt.config_yaml(self.config.model_dump(mode="json")),
-            keep=self.config.training.save_total_limit,
+            config_yaml=ckpt.config_yaml(self.sections.config_data),
+            keep=self.sections.training.save_total_limit,
             scaler=getattr(self.loop.accelerator, "scaler", None),
             data_fingerprint=self.data.fingerprint,
             config_path=self.config_path,
@@ -297,7 +297,7 @@ class LocalTrainer:
             objective.eval_task or self.data.task,
             len(self.data.encoded.label_names) if self.data.encoded.label_names else None,
             prefix=prefix,
-            metrics=self.config.evaluation.metrics,
+            metrics=self.sections.evaluation.metrics,
             call=self.loop.forward,
         )
         metrics.update({f"{prefix}_{k}": v for k, v in objective.report("eval").items()})
@@ -317,7 +317,7 @@ class LocalTrainer:
         """Validation (eval_*) and test (test_*) metrics of the final model."""
         metrics: dict[str, float] = {}
         for split, prefix in (("validation", "eval"), ("test", "test")):
-            if split == "test" and not self.config.evaluation.on_test:
+            if split == "test" and not self.sections.evaluation.on_test:
                 continue
             if self.data.encoded.examples.get(split):
                 metrics.update(self.evaluate_split(split, prefix))
@@ -325,7 +325,7 @@ class LocalTrainer:
 
     def _eval_batches(self, examples: list[dict[str, object]]) -> list[dict[str, torch.Tensor]]:
         """Evaluation batches in a fixed, length-sorted order (less padding, same result every time)."""
-        size = self.config.training.eval_batch_size or self.config.training.batch_size
+        size = self.sections.training.eval_batch_size or self.sections.training.batch_size
         lengths = [example_length(e) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i])
         collate = self.parts.eval_collate  # type: ignore[union-attr]

@@ -84,17 +84,20 @@ def _config(**training: object) -> RunConfig:
     return RunConfig.model_validate({**MINIMAL, "training": training})
 
 
+def _choose(config: RunConfig, data_format: str) -> tuple[str, str]:
+    return choose_objective(config.training, config.data, data_format)
+
+
 def test_auto_objective_follows_the_data_and_is_checked_once_resolved() -> None:
-    assert choose_objective(_config(), "preference") == ("dpo", "preference pairs and no training.objective")
-    assert choose_objective(_config(), "kto")[0] == "kto"
-    assert choose_objective(_config(), "alpaca") == ("sft", "alpaca data")
+    assert _choose(_config(), "preference") == ("dpo", "preference pairs and no training.objective")
+    assert _choose(_config(), "kto")[0] == "kto"
+    assert _choose(_config(), "alpaca") == ("sft", "alpaca data")
     with pytest.raises(ConfigError, match="gamma is not read by objective `dpo`"):
-        choose_objective(_config(preference={"gamma": 1.0}), "preference")
+        _choose(_config(preference={"gamma": 1.0}), "preference")
     with pytest.raises(ConfigError, match="needs preference pairs"):
-        choose_objective(_config(objective="dpo"), "alpaca")
-    assert (
-        task_for(_config(objective="reward"), "reward", "causal_lm", "auto")[0] == "sequence_classification"
-    )
+        _choose(_config(objective="dpo"), "alpaca")
+    reward = _config(objective="reward").model
+    assert task_for(reward, "reward", "causal_lm", "auto")[0] == "sequence_classification"
 
 
 def test_preference_metrics_are_known_and_higher_accuracy_is_better() -> None:

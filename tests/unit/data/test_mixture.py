@@ -94,4 +94,4 @@ def test_a_drawn_mix_of_preference_sets_is_refused() -> None:
         ],
     )
     with pytest.raises(ConfigError, match="data.mixing `weighted` would draw other rows each epoch"):
-        encode_for_objective("dpo", None, config, None, "causal_lm")  # type: ignore[arg-type]
+        encode_for_objective("dpo", None, config.data, config.training.preference, None, "causal_lm")  # type: ignore[arg-type]

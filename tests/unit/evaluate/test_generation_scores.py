@@ -52,17 +52,22 @@ def _config():  # noqa: ANN202
     return config
 
 
+def _generation_eval(task: str, rows: dict, out):  # noqa: ANN202
+    config = _config()
+    return generation.generation_eval(config.evaluation, config.training, config.seed, task, None, rows, out)
+
+
 def test_nothing_to_score_is_refused_not_skipped(tmp_path) -> None:
     from llmft.errors import ConfigError
 
     rows = {"train": [{"text": "a"}], "validation": [{"text": "plain text has no answer"}]}
     with pytest.raises(ConfigError, match="evaluation.generate has nothing to score"):
-        generation.generation_eval(_config(), "causal_lm", None, rows, tmp_path)
+        _generation_eval("causal_lm", rows, tmp_path)
     with pytest.raises(ConfigError, match="needs a model that generates text, and this run's task is"):
-        generation.generation_eval(_config(), "sequence_classification", None, rows, tmp_path)
+        _generation_eval("sequence_classification", rows, tmp_path)
     chat = {
         "validation": [
             {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
         ]
     }
-    assert generation.generation_eval(_config(), "causal_lm", None, chat, tmp_path) is not None
+    assert _generation_eval("causal_lm", chat, tmp_path) is not None

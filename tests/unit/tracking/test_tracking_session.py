@@ -72,7 +72,8 @@ def test_only_jsonl_starts_nothing_and_writes_no_checkpoint_file(tmp_path: Path)
     config, _ = validate_dict(
         {"data": {"dataset": {"train_file": "t.jsonl"}}, "model": {"name_or_path": "x"}}
     )
-    tracking = open_tracking(config, tmp_path, facts=("causal_lm", "f"))  # type: ignore[arg-type]
+    data = config.model_dump(mode="json")  # type: ignore[union-attr]
+    tracking = open_tracking(config.tracking, tmp_path, config_data=data, facts=("causal_lm", "f"))  # type: ignore[union-attr]
     assert tracking.sinks == [] and tracking.checkpoint_files() == {} and tracking.describe() == {}
 
 
@@ -94,5 +95,6 @@ def test_other_ranks_log_nothing(rank: str, tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("RANK", rank)
     raw = {"data": {"dataset": {"train_file": "t"}}, "model": {"name_or_path": "x"}}
     config, _ = validate_dict({**raw, "tracking": {"report_to": ["tensorboard"]}})
-    assert open_tracking(config, tmp_path, facts=("t", "f")).sinks == []  # type: ignore[arg-type]
+    data = config.model_dump(mode="json")  # type: ignore[union-attr]
+    assert open_tracking(config.tracking, tmp_path, config_data=data, facts=("t", "f")).sinks == []  # type: ignore[union-attr]
     assert not (tmp_path / "tensorboard").exists()

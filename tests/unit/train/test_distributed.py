@@ -434,7 +434,7 @@ def test_a_preference_objective_found_in_the_data_is_refused_as_validation_refus
         0
     ]
     with pytest.raises(ConfigError) as err:
-        _placed(torch.nn.Linear(2, 2), config, "dpo", object(), dist, steps=1)  # type: ignore[arg-type]
+        _placed(torch.nn.Linear(2, 2), config.training, "dpo", object(), dist, steps=1)  # type: ignore[arg-type,union-attr]
     said = err.value.message
     assert said.startswith("training.objective is `dpo` (from the data): ") and "not sharded" in said
     assert f"training.distributed.strategy: {strategy}" in said and "strategy: ddp" in str(err.value.fix)

@@ -182,14 +182,14 @@ def test_without_per_step_checks_non_finite_gradients_are_caught_at_the_logging_
 
 
 # ------------------------------------------------------------------------- save_best_metric in the loop
-class _Config:
-    """What the trainer needs of a RunConfig here: the training section, and a dump for config.yaml."""
+def _sections(training: TrainingConfig):  # noqa: ANN202
+    """What the trainer reads here: the training section, and the config data for config.yaml."""
+    from llmft.config.schema import DataConfig, EvaluationConfig, ModelConfig
+    from llmft.train.sections import TrainSections
 
-    def __init__(self, training: TrainingConfig) -> None:
-        self.training = training
-
-    def model_dump(self, mode: str = "json") -> dict[str, object]:
-        return {"seed": 0}
+    data = DataConfig.model_validate({"dataset": {"train_file": "t.jsonl"}})
+    model = ModelConfig(name_or_path="m")
+    return TrainSections(training, data, model, EvaluationConfig(), seed=0, config_data={"seed": 0})
 
 
 def _session(out: Path, cfg: TrainingConfig, evals: dict[int, float]):  # noqa: ANN202
@@ -199,7 +199,7 @@ def _session(out: Path, cfg: TrainingConfig, evals: dict[int, float]):  # noqa: 
     from llmft.train.trainer import LocalTrainer, RunData
 
     state = {"step": 0}
-    trainer = LocalTrainer(_Config(cfg), None, RunData(None, None, "sequence_classification"), out)  # type: ignore[arg-type]
+    trainer = LocalTrainer(_sections(cfg), None, RunData(None, None, "sequence_classification"), out)  # type: ignore[arg-type]
     toy = setup(cfg, examples(32))
     hooks = trainer.hooks()
 

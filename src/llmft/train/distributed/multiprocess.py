@@ -10,34 +10,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmft.config.schema import RunConfig, TrainingConfig
+from llmft.config.schema import TrainingConfig
 from llmft.errors import CheckpointError
 from llmft.run_dir import read_checkpoint_config, read_state
 from llmft.train.distributed.group import Distribution, Say, start, threads_per_process
 
 
-def join(config: RunConfig, say: Say) -> Distribution:
+def join(training: TrainingConfig, say: Say) -> Distribution:
     """This process's place in the run (one process unless a launcher started several)."""
-    return start(config.training.distributed, say)
+    return start(training.distributed, say)
 
 
-def output_dir(config: RunConfig, dist: Distribution, *, overwrite: bool, resume: bool) -> Path:
-    """The run dir: rank 0 creates (or clears) it; the others only use it (they run after rank 0)."""
+def output_dir(path: str, dist: Distribution, *, overwrite: bool, resume: bool) -> Path:
+    """The run dir at ``path`` (output_dir): rank 0 creates (or clears) it; the others only use it (they
+    run after rank 0)."""
     from llmft.train import artifacts
 
     if dist.is_main:
-        return artifacts.prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
-    return Path(config.output_dir)
+        return artifacts.prepare_output_dir(path, overwrite=overwrite, resume=resume)
+    return Path(path)
 
 
-def threads(config: RunConfig, dist: Distribution, say: Say) -> int | None:
+def threads(training: TrainingConfig, dist: Distribution, say: Say) -> int | None:
     """CPU threads for torch: the setting; with several processes on this machine, its cores divided
     among them (said once), since torchrun's OMP_NUM_THREADS=1 would leave cores idle."""
     if not dist.active:
-        return config.training.num_threads
-    count = threads_per_process(config.training.num_threads, dist.local_world_size)
+        return training.num_threads
+    count = threads_per_process(training.num_threads, dist.local_world_size)
     if dist.is_main:
-        how = "training.num_threads" if config.training.num_threads else "cores ÷ processes on this machine"
+        how = "training.num_threads" if training.num_threads else "cores ÷ processes on this machine"
         say(f"threads: {count} per process ({how})")
     return count
 

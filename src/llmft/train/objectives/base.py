@@ -18,8 +18,9 @@ import torch
 from llmft.data.labels import IGNORE
 
 if TYPE_CHECKING:
-    from llmft.config.schema import RunConfig
+    from llmft.config.schema import DataConfig, PreferenceConfig, TokenizationConfig
     from llmft.data.build import EncodedData, PreparedData
+    from llmft.train.sections import TrainSections
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, int]]
@@ -51,11 +52,11 @@ class Objective:
 
 @dataclass
 class Context:
-    """What a module builds its objective from: the run's config, the placed model, the tokenizer, the
-    encoded data and its collate. ``reference``: the reference model's log-probs, set (before ``build``)
+    """What a module builds its objective from: the run's config sections, the placed model, the tokenizer,
+    the encoded data and its collate. ``reference``: the reference model's log-probs, set (before ``build``)
     for modules that need one unless every batch carries them; ``notes``: lines for the user."""
 
-    config: RunConfig
+    sections: TrainSections
     model: torch.nn.Module
     tokenizer: object
     encoded: EncodedData
@@ -76,11 +77,19 @@ class ObjectiveModule(Protocol):
     DATA: tuple[str, ...]
     NEEDS_REFERENCE: bool
 
-    def encode(self, prepared: PreparedData, config: RunConfig, tokenizer: object, task: str) -> EncodedData:
-        """The rows tokenized for this objective (every split)."""
+    def encode(
+        self,
+        prepared: PreparedData,
+        data: DataConfig,
+        preference: PreferenceConfig,
+        tokenizer: object,
+        task: str,
+    ) -> EncodedData:
+        """The rows tokenized for this objective (every split), as the data section and (pairs, judged
+        rows) training.preference say."""
         ...
 
-    def collate(self, config: RunConfig, tokenizer: object, task: str) -> Collate:
+    def collate(self, tokenization: TokenizationConfig, tokenizer: object, task: str) -> Collate:
         """How encoded rows are padded into batches (training and evaluation)."""
         ...
 

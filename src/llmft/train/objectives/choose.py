@@ -16,18 +16,18 @@ from llmft.config.objective_rules import (
     unused_settings,
 )
 from llmft.config.objectives import ROWS, auto_choice
-from llmft.config.schema import RunConfig
+from llmft.config.schema import DataConfig, ModelConfig, PreferenceConfig, TrainingConfig
 from llmft.data.build import EncodedData, PreparedData
 from llmft.errors import ConfigError
 
 
-def choose_objective(config: RunConfig, data_format: str) -> tuple[str, str]:
-    """(objective, why) for this config and data format; raises ConfigError for impossible pairings."""
-    chosen = config.training.objective
+def choose_objective(training: TrainingConfig, data: DataConfig, data_format: str) -> tuple[str, str]:
+    """(objective, why) for these sections and data format; raises ConfigError for impossible pairings."""
+    chosen = training.objective
     objective, why = (chosen, "set by training.objective") if chosen != "auto" else auto_choice(data_format)
     _refuse(data_refusal(objective, data_format, declared=False))
-    _refuse(packing_refusal(objective, config.data.packing))
-    unused = unused_settings(objective, config.training.preference)
+    _refuse(packing_refusal(objective, data.packing))
+    unused = unused_settings(objective, training.preference)
     if unused:
         _refuse(unused_message(objective, unused))
     return objective, why
@@ -39,24 +39,29 @@ def _refuse(refusal: Refusal, why: str = "") -> None:
         raise ConfigError(message + why, fix=fix)
 
 
-def task_for(config: RunConfig, objective: str, task: str, why: str) -> tuple[str, str]:
+def task_for(model: ModelConfig, objective: str, task: str, why: str) -> tuple[str, str]:
     """The model's task for ``objective``. A head task (reward: one score per sequence) is put on any
     model, so only an explicit model.task can contradict it; other tasks must be the model's own."""
     needed = ROWS[objective].model_task
     if needed == "sequence_classification":
-        _refuse(task_refusal(objective, config.model.task))
+        _refuse(task_refusal(objective, model.task))
         return needed, f"objective {objective}: one score per sequence"
     _refuse(task_refusal(objective, task), f" ({why})")
     return task, why
 
 
 def encode_for_objective(
-    objective: str, prepared: PreparedData, config: RunConfig, tokenizer: object, task: str
+    objective: str,
+    prepared: PreparedData,
+    data: DataConfig,
+    preference: PreferenceConfig,
+    tokenizer: object,
+    task: str,
 ) -> EncodedData:
     """The rows encoded as the objective's module trains on them (sft: for the task; pairs; judged rows),
     marked with the objective, which picks the module again when the trainer is built."""
     from llmft.train.objectives.registry import module_for
 
-    encoded = module_for(objective, task).encode(prepared, config, tokenizer, task)
+    encoded = module_for(objective, task).encode(prepared, data, preference, tokenizer, task)
     encoded.objective = objective
     return encoded

@@ -9,20 +9,22 @@ from llmft.data.collate import PadCollator
 from llmft.train.objectives.base import pad_id
 
 if TYPE_CHECKING:
-    from llmft.config.schema import RunConfig
+    from llmft.config.schema import DataConfig, PreferenceConfig, TokenizationConfig
     from llmft.data.build import EncodedData, PreparedData
 
 
-def encode(prepared: PreparedData, config: RunConfig, tokenizer: object, task: str) -> EncodedData:
+def encode(
+    prepared: PreparedData, data: DataConfig, preference: PreferenceConfig, tokenizer: object, task: str
+) -> EncodedData:
     """Every split tokenized for ``task`` (prompt, completion and labels as the data section says)."""
     from llmft.data.build import encode_splits
 
-    return encode_splits(prepared, config.data, tokenizer, task)
+    return encode_splits(prepared, data, tokenizer, task)
 
 
-def collate(config: RunConfig, tokenizer: object, task: str) -> PadCollator:
+def collate(tokenization: TokenizationConfig, tokenizer: object, task: str) -> PadCollator:
     """Right-padding to the batch's longest row (or to max_length with padding: max_length)."""
-    tok = config.data.tokenization
+    tok = tokenization
     fixed = tok.max_length if tok.padding == "max_length" else None
     return PadCollator(
         pad_id(tokenizer), tok.pad_to_multiple_of, fixed, label_is_sequence=task != "sequence_classification"

@@ -105,7 +105,7 @@ def objective(s: Settings, reference: Reference | None = None) -> Objective:
 
 def build(ctx: Context) -> Objective:
     """KTO with the run's settings; notes a desirable/undesirable weighting outside the recommended range."""
-    settings = Settings.of(NAME, ctx.config.training.preference)
+    settings = Settings.of(NAME, ctx.sections.training.preference)
     train = ctx.encoded.examples["train"]
     good = sum(int(e["desirable"]) for e in train)  # type: ignore[call-overload]
     advice = weight_advice(good, len(train) - good, settings.weights)

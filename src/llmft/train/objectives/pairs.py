@@ -20,7 +20,7 @@ from llmft.errors import ConfigError
 from llmft.train.objectives.base import Batch, Context, Objective, Reference, pad_id
 
 if TYPE_CHECKING:
-    from llmft.config.schema import PreferenceConfig, RunConfig
+    from llmft.config.schema import DataConfig, PreferenceConfig, TokenizationConfig
     from llmft.data.build import EncodedData, PreparedData
 
 Values = dict[str, tuple[torch.Tensor, int]]
@@ -107,29 +107,34 @@ def pair_objective(name: str, loss: PairLoss, tally: Tally) -> Objective:
     return Objective(name, loss, pair_units, report=tally.report, eval_task="preference")
 
 
-def collate_pairs(config: RunConfig, tokenizer: object, task: str) -> PairCollator:
+def collate_pairs(tokenization: TokenizationConfig, tokenizer: object, task: str) -> PairCollator:
     """Chosen rows then rejected rows, padded together."""
-    return PairCollator(pad_id(tokenizer), config.data.tokenization.pad_to_multiple_of)
+    return PairCollator(pad_id(tokenizer), tokenization.pad_to_multiple_of)
 
 
-def collate_rows(config: RunConfig, tokenizer: object, task: str) -> UnpairedCollator:
+def collate_rows(tokenization: TokenizationConfig, tokenizer: object, task: str) -> UnpairedCollator:
     """Judged rows and their mismatched (KL) partners, padded."""
-    return UnpairedCollator(pad_id(tokenizer), config.data.tokenization.pad_to_multiple_of)
+    return UnpairedCollator(pad_id(tokenizer), tokenization.pad_to_multiple_of)
 
 
 def encode(
-    name: str, prepared: PreparedData, config: RunConfig, tokenizer: object, unpaired: bool = False
+    name: str,
+    prepared: PreparedData,
+    data: DataConfig,
+    preference: PreferenceConfig,
+    tokenizer: object,
+    unpaired: bool = False,
 ) -> EncodedData:
     """Pairs (or, ``unpaired``, judged rows) of prompt/completion ids, cut to the preference lengths."""
-    if config.data.datasets is not None and config.data.mixing != "concat":
+    if data.datasets is not None and data.mixing != "concat":
         raise ConfigError(
             f"objective {name} trains on pairs taken once each, and data.mixing "
-            f"`{config.data.mixing}` would draw other rows each epoch",
+            f"`{data.mixing}` would draw other rows each epoch",
             fix="set data.mixing: concat for preference data sets (or train them in one data set)",
         )
     from llmft.data.preference import PairLimits, encode_preference_splits
 
-    pref, tok = config.training.preference, config.data.tokenization
+    pref, tok = preference, data.tokenization
     longest = pref.max_length or tok.max_length
     prompt = pref.max_prompt_length or longest // 2
     if prompt >= longest:
@@ -139,14 +144,16 @@ def encode(
             fix=f"set training.preference.max_prompt_length below {longest}",
         )
     limits = PairLimits(longest, prompt, tok.truncation)
-    return encode_preference_splits(prepared, config.data, tokenizer, limits, unpaired=unpaired)
+    return encode_preference_splits(prepared, data, tokenizer, limits, unpaired=unpaired)
 
 
 def encoder(name: str, unpaired: bool = False) -> Callable[..., EncodedData]:
     """A module's ``encode``: :func:`encode` for objective ``name``."""
 
-    def encode_for(prepared: PreparedData, config: RunConfig, tokenizer: object, task: str) -> EncodedData:
-        return encode(name, prepared, config, tokenizer, unpaired)
+    def encode_for(
+        prepared: PreparedData, data: DataConfig, preference: PreferenceConfig, tokenizer: object, task: str
+    ) -> EncodedData:
+        return encode(name, prepared, data, preference, tokenizer, unpaired)
 
     return encode_for
 
@@ -155,6 +162,6 @@ def builder(name: str, make: Callable[[Settings, Reference | None], Objective]) 
     """A module's ``build``: ``make`` with the run's training.preference settings and reference."""
 
     def build(ctx: Context) -> Objective:
-        return make(Settings.of(name, ctx.config.training.preference), ctx.reference)
+        return make(Settings.of(name, ctx.sections.training.preference), ctx.reference)
 
     return build

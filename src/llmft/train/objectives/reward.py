@@ -16,7 +16,7 @@ from llmft.train.objectives.pairs import collate_pairs as collate
 from llmft.train.objectives.pairs import encode as encode_pairs
 
 if TYPE_CHECKING:
-    from llmft.config.schema import RunConfig
+    from llmft.config.schema import DataConfig, PreferenceConfig
     from llmft.data.build import EncodedData, PreparedData
 
 NAME = "reward"
@@ -35,9 +35,11 @@ def bradley_terry_losses(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.
     return -F.logsigmoid(chosen - rejected)
 
 
-def encode(prepared: PreparedData, config: RunConfig, tokenizer: object, task: str) -> EncodedData:
+def encode(
+    prepared: PreparedData, data: DataConfig, preference: PreferenceConfig, tokenizer: object, task: str
+) -> EncodedData:
     """Pairs, with the head's one label named `reward`."""
-    encoded = encode_pairs(NAME, prepared, config, tokenizer)
+    encoded = encode_pairs(NAME, prepared, data, preference, tokenizer)
     encoded.label_names = ["reward"]
     return encoded
 

@@ -6,33 +6,35 @@ from collections.abc import Callable
 
 import torch
 
-from llmft.config.schema import RunConfig
 from llmft.data.build import EncodedData
 from llmft.train.objectives.base import Context, Reference
 from llmft.train.preference import reference as ref
+from llmft.train.sections import TrainSections
 
 
 def prepare_reference(ctx: Context) -> Reference | None:
     """The reference of a DPO/KTO run (its notes go to ``ctx.notes``); None when precompute_reference
     has put the reference log-probs into every row instead."""
-    config = ctx.config
-    reference = _reference(config, ctx.model, ctx.tokenizer, ctx.notes)
-    if not config.training.preference.precompute_reference:
+    sections = ctx.sections
+    reference = _reference(sections, ctx.model, ctx.tokenizer, ctx.notes)
+    if not sections.training.preference.precompute_reference:
         return reference
-    _precompute(config, ctx.model, ctx.encoded, ctx.collate, reference, ctx.notes)
+    _precompute(sections, ctx.model, ctx.encoded, ctx.collate, reference, ctx.notes)
     return None  # every batch carries its reference log-probs now
 
 
-def _reference(config: RunConfig, model: torch.nn.Module, tokenizer: object, notes: list[str]) -> Reference:
-    pref = config.training.preference
+def _reference(
+    sections: TrainSections, model: torch.nn.Module, tokenizer: object, notes: list[str]
+) -> Reference:
+    pref = sections.training.preference
     if pref.reference_model:
         from llmft.models.load import load_model
 
         other = load_model(
-            config.model.model_copy(update={"name_or_path": pref.reference_model, "revision": None}),
+            sections.model.model_copy(update={"name_or_path": pref.reference_model, "revision": None}),
             "causal_lm",
             tokenizer=tokenizer,  # type: ignore[arg-type]
-            token=config.hf_token,
+            token=sections.hf_token,
         )
         notes.append(f"reference: {pref.reference_model} (frozen)")
         return ref.frozen(other.to(next(model.parameters()).device))
@@ -47,7 +49,7 @@ def _reference(config: RunConfig, model: torch.nn.Module, tokenizer: object, not
 
 
 def _precompute(
-    config: RunConfig,
+    sections: TrainSections,
     model: torch.nn.Module,
     encoded: EncodedData,
     collate: Callable[..., dict[str, torch.Tensor]],
@@ -55,11 +57,11 @@ def _precompute(
     notes: list[str],
 ) -> None:
     identity = {
-        "reference": config.training.preference.reference_model or config.model.name_or_path,
-        "revision": config.model.revision,
+        "reference": sections.training.preference.reference_model or sections.model.name_or_path,
+        "revision": sections.model.revision,
         "weights": ref.weights_fingerprint(model),
         "dtype": str(next(model.parameters()).dtype),
     }
-    size = config.training.eval_batch_size or config.training.batch_size
+    size = sections.training.eval_batch_size or sections.training.batch_size
     path, hit = ref.precompute(reference, model, encoded.examples, collate, identity, size)
     notes.append(f"reference log-probs {'read from' if hit else 'precomputed, cached in'} {path}")
