@@ -4,8 +4,9 @@ ATEN_CPU_CAPABILITY (default, avx2, avx512) reaches every process through the en
 thread count is LLMFT_TEST_THREADS (1 unless set), which the tests that start runs put in their configs
 (`training.num_threads`) and their processes' OMP_NUM_THREADS, and conftest gives the test process itself.
 
-`python tests/matrix.py [pytest args]` runs the tests marked `numeric` once per kernel width this CPU has
-and per thread count (1, 2), says which kernels torch really took in each, and ends with a table.
+`python tests/matrix.py [--only CAP:THREADS,...] [pytest args]` runs the tests marked `numeric` once per
+kernel width this CPU has and per thread count (1, 2), says which kernels torch really took in each, and
+ends with a table.
 """
 
 from __future__ import annotations
@@ -63,14 +64,25 @@ def _counts(report: Path) -> str:
     return f"{total - failed - errors - skipped} passed, {failed} failed, {errors} errors, {skipped} skipped"
 
 
-def main(extra: list[str]) -> int:
+def _wanted(extra: list[str]) -> tuple[set[str] | None, list[str]]:
+    """``--only default:1,avx2:2`` limits the runs to those cells; the other arguments go to pytest."""
+    if "--only" not in extra:
+        return None, extra
+    at = extra.index("--only")
+    return set(extra[at + 1].split(",")), extra[:at] + extra[at + 2 :]
+
+
+def main(argv: list[str]) -> int:
     """Run the numeric tests once per (kernel width, thread count); 0 only when every run passed."""
+    only, extra = _wanted(argv)
     root = Path(__file__).resolve().parents[1]
     reports = root / "outputs" / "test-matrix"
     reports.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, int, str, int, float, str]] = []
     for capability in capabilities():
         for threads in THREAD_COUNTS:
+            if only is not None and f"{capability}:{threads}" not in only:
+                continue
             env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "LLMFT_TEST_THREADS": str(threads)}
             taken = _taken(env)
             print(
