@@ -6,7 +6,6 @@ import pytest
 
 from llmft.cli.main import rewrite_resume
 
-pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 CKPT = "runs/x/checkpoints/step-0000003"
 
