@@ -6,7 +6,6 @@ import pytest
 
 from llmft.cli.main import rewrite_resume
 
-
 CKPT = "runs/x/checkpoints/step-0000003"
 
 
