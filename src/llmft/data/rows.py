@@ -124,6 +124,6 @@ def row_system(row: Row, cfg: PreprocessingConfig | None = None) -> str | None:
 
 def with_system(messages: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
     """The turns with ``system`` first, unless there is none or they start with a system turn of their own."""
-    if system and messages[0]["role"] != "system":
+    if system and (not messages or messages[0]["role"] != "system"):
         return [{"role": "system", "content": system}, *messages]
     return messages

@@ -109,6 +109,13 @@ def test_bad_preference_rows_say_why(row: dict[str, object], reason: str) -> Non
         canonical_row(row, fmt, PRE)
 
 
+def test_a_judged_answer_alone_with_a_system_prompt_is_a_bad_row_not_a_crash() -> None:
+    row = {"messages": [{"role": "assistant", "content": "a"}], "label": True}
+    pre = PreprocessingConfig(system_prompt="Be brief.")
+    with pytest.raises(ValueError, match=r"the prompt must end with a user turn \(it ends with system\)"):
+        canonical_row(row, detect_format(list(row), pre), pre)
+
+
 def _config(path: Path, *overrides: str):  # noqa: ANN202
     return load_config(
         None,
