@@ -2,14 +2,21 @@
 importing peft (which imports torch).
 
 ``PEFT_FIELDS`` lists each class's own fields (not PeftConfig's: task type, base model and such are llmft's
-to set) as in peft 0.21; tests/unit/config/test_peft_fields.py compares it with the installed classes, so a
-peft upgrade that adds or drops a field fails a test instead of drifting. ``OWN`` names the fields our
-schema sets under its own names, and ``SET_BY_LLMFT`` those llmft decides from the model.
+to set) as in peft ``TABLE_PEFT``, and ``ADDED_IN`` the release that brought each field newer than the oldest
+peft we support, so a field the installed peft lacks is refused with the version it needs instead of
+failing inside peft. tests/unit/config/test_peft_fields.py compares the table at the installed version with
+the installed classes, so a peft upgrade that adds or drops a field fails a test instead of drifting (and
+pyproject caps peft below the first release the table has not been checked against). ``OWN`` names the
+fields our schema sets under its own names, and ``SET_BY_LLMFT`` those llmft decides from the model.
 """
 
 from __future__ import annotations
 
 import difflib
+from importlib import metadata
+
+TABLE_PEFT: tuple[int, int] = (0, 22)
+"""The newest peft release whose classes the table was compared with."""
 
 PEFT_CLASSES: dict[str, str] = {
     "lora": "LoraConfig",
@@ -59,6 +66,7 @@ PEFT_FIELDS: dict[str, tuple[str, ...]] = {
         "use_qalora",
         "use_rslora",
         "velora_config",
+        "astra_config",
     ),
     "ia3": (
         "exclude_modules",
@@ -141,6 +149,16 @@ PEFT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 PEFT_FIELDS["qlora"] = PEFT_FIELDS["lora"]
 
+ADDED_IN: dict[str, tuple[int, int]] = {
+    "lora_ga_config": (0, 19),
+    "use_bdlora": (0, 19),
+    "monteclora_config": (0, 20),
+    "velora_config": (0, 20),
+    "kasa_config": (0, 21),
+    "astra_config": (0, 22),
+}
+"""LoRA fields newer than peft 0.18 (the oldest release pyproject allows); none was removed up to 0.22."""
+
 _LORA_OWN = {
     "r": "r",
     "lora_alpha": "alpha",
@@ -186,10 +204,44 @@ SET_BY_LLMFT_FOR: dict[str, dict[str, str]] = {
 }
 
 
-def extra_field_problem(method: str, key: str) -> tuple[str, str] | None:
-    """(message, fix) when ``key`` may not go in ``model.adapter.extra`` for ``method``; None when it may."""
+def installed_peft() -> tuple[int, int] | None:
+    """(major, minor) of the installed peft, read from its metadata so that validating imports no torch."""
+    try:
+        major, minor = metadata.version("peft").split(".")[:2]
+        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def fields_at(method: str, version: tuple[int, int] | None) -> tuple[str, ...]:
+    """The fields of ``method``'s peft class in release ``version`` (the whole table when unknown)."""
+    if version is None:
+        return PEFT_FIELDS[method]
+    return tuple(f for f in PEFT_FIELDS[method] if ADDED_IN.get(f, (0, 0)) <= version)
+
+
+def _version_problem(key: str, version: tuple[int, int] | None) -> tuple[str, str] | None:
+    needed = ADDED_IN.get(key)
+    if needed is None or version is None or version >= needed:
+        return None
+    need, have = ".".join(map(str, needed)), ".".join(map(str, version))
+    return (
+        f"extra.{key}: needs peft >= {need} (installed: {have})",
+        f"pip install 'peft>={need}', or remove `{key}` from extra",
+    )
+
+
+def extra_field_problem(
+    method: str, key: str, version: tuple[int, int] | None = None
+) -> tuple[str, str] | None:
+    """(message, fix) when ``key`` may not go in ``model.adapter.extra`` for ``method``; None when it may.
+    ``version``: the peft release to check against (default: the installed one)."""
     if method not in PEFT_FIELDS:
         return (f"extra: adapter type `{method}` takes no extra peft fields", "remove `extra`")
+    if key in PEFT_FIELDS[method]:
+        version_problem = _version_problem(key, version or installed_peft())
+        if version_problem is not None:
+            return version_problem
     own = OWN[method].get(key)
     if own is not None:
         return (
