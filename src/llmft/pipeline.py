@@ -311,7 +311,7 @@ def _load_inputs(
         if notice:
             say(notice)
     task, why = infer_task(config.model, load_model_config(config.model, token), prepared.has_labels)
-    objective, reason = choose_objective(config.training, config.data, prepared.format)
+    objective, reason = choose_objective(config.training, prepared.format)
     task, why = task_for(config.model, objective, task, why)
     say(f"task: {task} ({why}); objective: {objective} ({reason})")
     _check_metrics_for(config, task)

@@ -105,7 +105,7 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
     prepared = prepare_rows(config.data, config.seed, config.hf_token)
     model_config = load_model_config(config.model, config.hf_token)
     task, why = infer_task(config.model, model_config, prepared.has_labels)
-    objective, _ = choose_objective(config.training, config.data, prepared.format)
+    objective, _ = choose_objective(config.training, prepared.format)
     task, _ = task_for(config.model, objective, task, why)
     tokenizer = load_tokenizer(
         config.data.tokenization.tokenizer or config.model.name_or_path,

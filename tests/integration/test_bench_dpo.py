@@ -1,6 +1,6 @@
 """`llmft bench --suite dpo-ci`: llmft's DPO and TRL's DPOTrainer train on the same batches of the same
-pairs, so their per-step losses agree; both are measured completely (the figures themselves are not
-meaningful on a tiny model)."""
+pairs (llmft's packed, TRL's padded), so their per-step losses agree; both are measured completely (the
+figures themselves are not meaningful on a tiny model)."""
 
 from __future__ import annotations
 
@@ -49,4 +49,7 @@ def test_dpo_bench_runs_both_contenders_on_the_same_batches(tmp_path: Path, shar
     # ((1.2e-3)² ≈ 1.4e-6 per weight, times its curvature), so 1e-4 on a loss near log 2 holds on any CPU.
     assert ours == pytest.approx(theirs, abs=1e-4), "same batches, same losses at every step"
     assert runs["llmft"]["real_tokens"] == runs["trl-dpo"]["real_tokens"]
+    # llmft packs each batch's sequences into one row: padding is what rounds the row up to a multiple of 8
+    # (≤ 7 of the batch's hundreds of tokens); TRL pads every sequence to the batch's longest.
+    assert runs["llmft"]["pad_fraction"] <= 0.05 < runs["trl-dpo"]["pad_fraction"]
     assert scenario["llmft_ratio_to"]["trl-dpo"]["tokens_per_second"] > 0

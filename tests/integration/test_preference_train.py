@@ -246,3 +246,30 @@ def test_full_fine_tune_reference_starts_equal_to_the_policy(
     note = f"reference: {model} (frozen)" if settings else "reference: a frozen copy of the model"
     assert any(note in line for line in lines), lines
     assert result.train_losses[0][1] == pytest.approx(math.log(2), abs=1e-5)
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize(("objective", "data"), [("dpo", "preference"), ("kto", "kto")])
+def test_packed_preference_batches_train_the_steps_of_padded_ones(
+    tiny_model, synth_data, tmp_path: Path, objective: str, data: str
+) -> None:
+    """data.packing with a LoRA adapter (the reference: the adapter disabled, over the same packed rows):
+    SGD steps on packed batches give the padded run's losses (SGD carries a rounding difference in the
+    gradient unamplified, tests/tolerances.py), and the run says how it packed."""
+    from tests.tolerances import LOSS_REL
+
+    files = synth_data(data, rows=96)
+    training = {"objective": objective, "optimizer": "sgd", "learning_rate": 0.05, "epochs": 1}
+    losses = {}
+    for packing in (False, True):
+        out = tmp_path / f"packing-{packing}"
+        out.mkdir()
+        path = _config(out, tiny_model("llama"), files, training, adapter="lora")
+        _, lines = _train(path, [f"data.packing={str(packing).lower()}", "training.logging_steps=1"])
+        records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+        losses[packing] = [r["loss"] for r in records if "loss" in r]
+        packed_note = [line for line in lines if line.startswith("packing:")]
+        how = "one row per batch, attention per document (causal SDPA)"
+        assert packed_note == ([f"packing: each batch's sequences as documents, {how}"] if packing else [])
+    assert len(losses[True]) == len(losses[False]) >= 5
+    torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=LOSS_REL, atol=0)

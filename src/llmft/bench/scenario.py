@@ -135,6 +135,7 @@ def dpo_scenario(tiny: bool = False) -> Scenario:
         "gpt2-124m",
         "preference",
         ["llmft", "trl-dpo"],
+        once=["llmft-nopack"],
         batch_size=4,
         steps=3,
         warmup=1,
@@ -234,13 +235,15 @@ def llmft_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) ->
 
 
 def _dpo_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) -> dict[str, object]:
-    """DPO (sigmoid, beta 0.1, reference = base with the adapter disabled), LoRA r=16, one epoch, fp32."""
+    """DPO (sigmoid, beta 0.1, reference = base with the adapter disabled), LoRA r=16, one epoch, fp32,
+    the pairs packed."""
     return {
         "seed": 0,
         "data": {
             "dataset": {"train_file": str(train), "validation_file": str(val)},
             "preprocessing": {"template": "chatml"},
             "tokenization": {"max_length": scenario.max_length},
+            "packing": True,  # each batch's chosen and rejected sequences as documents (llmft-nopack: padded)
         },
         "model": {"name_or_path": str(model_dir), "adapter": {"type": "lora", "r": 16, "alpha": 32}},
         "training": {

@@ -16,11 +16,11 @@ from llmft.config.distributed import check_distributed
 from llmft.config.metrics import GENERATION_SCORES, missing_scoring_packages
 from llmft.config.objective_rules import (
     data_refusal,
-    packing_refusal,
     task_refusal,
     unused_message,
     unused_settings,
 )
+from llmft.config.objectives import ROWS
 from llmft.config.render import problems_from, show, walk_loc
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
@@ -104,7 +104,11 @@ def check_evaluation_needed(config: RunConfig) -> list[Problem]:
 
 
 def check_packing(config: RunConfig) -> list[Problem]:
-    if config.data.packing and config.model.task in ("sequence_classification", "seq2seq_lm"):
+    """Packing is for causal-LM rows and for preference sequences (a reward model's pairs included)."""
+    row = ROWS.get(config.training.objective)
+    preference = row is not None and row.preference
+    task = config.model.task
+    if config.data.packing and task in ("sequence_classification", "seq2seq_lm") and not preference:
         return [
             Problem(
                 "data.packing",
@@ -157,12 +161,11 @@ def check_generation_eval(config: RunConfig) -> list[Problem]:
 
 
 def _objective_problems(objective: str, config: RunConfig) -> list[Problem]:
-    """An explicit objective against the data format, packing and the model task (objective_rules.py)."""
+    """An explicit objective against the data format and the model task (objective_rules.py)."""
     found = [
         (path, refusal)
         for path, refusal in (
             ("training.objective", data_refusal(objective, config.data.preprocessing.format, declared=True)),
-            ("data.packing", packing_refusal(objective, config.data.packing)),
             ("model.task", task_refusal(objective, config.model.task)),
         )
         if refusal

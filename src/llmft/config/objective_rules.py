@@ -43,14 +43,6 @@ def data_refusal(name: str, data_format: str, declared: bool) -> Refusal:
     return f"training.objective {name} needs {needs}, but the data is {data_format}", fix
 
 
-def packing_refusal(name: str, packing: bool) -> Refusal:
-    """Packing concatenates rows; a preference objective scores each row (pair) on its own."""
-    if packing and ROWS[name].preference:
-        message = f"packing does not apply to objective {name} (pairs are scored row by row)"
-        return message, "set data.packing: false"
-    return None
-
-
 def task_refusal(name: str, task: str) -> Refusal:
     """Objective ``name`` against a model ``task`` (`auto`: decided from the model later)."""
     needed = ROWS[name].model_task

@@ -46,7 +46,8 @@ class Row:
 
     @property
     def preference(self) -> bool:
-        """Trains on preference data only: pair batches, its own length limits, no packing or sharding."""
+        """Trains on preference data only: pair batches (packed as documents with data.packing), its own
+        length limits, no sharding."""
         return INSTRUCTIONS not in self.data
 
 

@@ -21,7 +21,7 @@ from llmft.doctor.versions import Versions, canonical, satisfies
 REQUIRED: dict[str, str] = {
     "torch": ">=2.4,<3",
     "transformers": ">=5.0,<6",
-    "peft": ">=0.18,<1",
+    "peft": ">=0.18,<0.23",
     "datasets": ">=3.0,<6",
     "accelerate": ">=1.0,<2",
     "safetensors": ">=0.4",

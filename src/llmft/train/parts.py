@@ -4,6 +4,7 @@ uses them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -21,7 +22,7 @@ from llmft.train.distributed.group import Distribution
 from llmft.train.loop import LoopHooks, TrainSetup
 from llmft.train.loss import PLAIN_HEAD_TYPES, supports_selective_head
 from llmft.train.objectives import Context
-from llmft.train.objectives.base import ObjectiveModule
+from llmft.train.objectives.base import Collate, ObjectiveModule
 from llmft.train.objectives.registry import build_objective, module_for
 from llmft.train.optim import build_optimizer, build_scheduler
 from llmft.train.sections import TrainSections
@@ -76,6 +77,38 @@ def _packed(
     return packed, PackedCollator(collate.pad_id, max_length, collate.pad_to_multiple_of)
 
 
+def _packed_sequences(
+    model: torch.nn.Module,
+    module: ObjectiveModule,
+    encoded: EncodedData,
+    collate: Collate,
+    max_length: int,
+    notes: list[str],
+) -> Collate:
+    """The objective's collator with each batch's sequences packed as documents (data/pair_collate.py):
+    one row per batch under per-document attention, else rows of up to the longest sequence or
+    tokenization.max_length, whichever is larger, under transformers' block-diagonal mask."""
+    from llmft.data.pair_collate import example_length
+    from llmft.train import packed_attention
+
+    can_pack = getattr(module, "can_pack", supports_selective_head)
+    if not can_pack(model):
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        raise ModelError(
+            f"data.packing is not supported for objective {encoded.objective} on model type "
+            f"`{model_type}` with this adapter",
+            fix=f"set data.packing: false (supported: {', '.join(sorted(PLAIN_HEAD_TYPES))})",
+        )
+    longest = max((example_length(e) for e in encoded.examples["train"]), default=1)
+    if packed_attention.enable(model, longest):
+        capacity, how = None, "one row per batch, attention per document (causal SDPA)"
+    else:
+        capacity = max(longest, max_length)
+        how = f"rows of up to {capacity} tokens, attention through a block-diagonal mask"
+    notes.append(f"packing: each batch's sequences as documents, {how}")
+    return dataclasses.replace(collate, packed=True, capacity=capacity)  # type: ignore[type-var]
+
+
 def build_parts(
     sections: TrainSections,
     model: torch.nn.Module,
@@ -106,7 +139,11 @@ def build_parts(
     collate = module.collate(data.tokenization, tokenizer, task)
     train_examples, train_collate = encoded.examples["train"], collate
     notes: list[str] = []
-    if data.packing:
+    if data.packing and ROWS[encoded.objective].preference:
+        train_collate = _packed_sequences(
+            model, module, encoded, collate, data.tokenization.max_length, notes
+        )
+    elif data.packing:
         train_examples, train_collate = _packed(
             model, encoded, cast(PadCollator, collate), data.tokenization.max_length, notes
         )

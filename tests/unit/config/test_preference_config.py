@@ -28,6 +28,21 @@ def problems(training: dict, **sections: dict) -> list[str]:
 
 
 @pytest.mark.parametrize(
+    ("objective", "task"), [("dpo", "auto"), ("kto", "causal_lm"), ("reward", "sequence_classification")]
+)
+def test_preference_objectives_take_packing(objective: str, task: str) -> None:
+    assert problems({"objective": objective}, data={"packing": True}, model={"task": task}) == []
+
+
+def test_packing_a_classification_model_is_still_refused_outside_reward() -> None:
+    found = problems(
+        {"objective": "classification"}, data={"packing": True}, model={"task": "sequence_classification"}
+    )
+
+    assert any("packing applies to causal-LM training, not sequence_classification" in p for p in found)
+
+
+@pytest.mark.parametrize(
     ("training", "sections", "expected"),
     [
         (
@@ -45,11 +60,6 @@ def problems(training: dict, **sections: dict) -> list[str]:
             {},
             "training.preference.loss_type: training.preference.loss_type is not read by objective `simpo` "
             "(only by dpo)",
-        ),
-        (
-            {"objective": "dpo"},
-            {"data": {"packing": True}},
-            "data.packing: packing does not apply to objective dpo",
         ),
         (
             {"objective": "reward"},
@@ -85,7 +95,7 @@ def _config(**training: object) -> RunConfig:
 
 
 def _choose(config: RunConfig, data_format: str) -> tuple[str, str]:
-    return choose_objective(config.training, config.data, data_format)
+    return choose_objective(config.training, data_format)
 
 
 def test_auto_objective_follows_the_data_and_is_checked_once_resolved() -> None:

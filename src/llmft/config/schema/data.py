@@ -178,7 +178,9 @@ class DataConfig(Section):
     )
     packing: bool = Field(
         False,
-        description="Pack rows into `max_length` sequences (causal LM) with attention kept within each row.",
+        description="Pack rows into `max_length` sequences (causal LM) with attention kept within each row; "
+        "with a preference objective, each batch's sequences (prompt + chosen, prompt + rejected) become "
+        "documents of one packed row: no padding, the same log-probs.",
     )
     group_by_length: bool = Field(
         True,

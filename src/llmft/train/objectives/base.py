@@ -71,7 +71,11 @@ class ObjectiveModule(Protocol):
 
     A module whose batches are made during training (rollouts: the fixed rows as prompts, answered by the
     model) also defines ``batch_source(context, fixed) -> BatchSource`` (train/batches.py); the loop then
-    asks that source for its batches and checkpoints its state."""
+    asks that source for its batches and checkpoints its state.
+
+    A preference module (data/pair_collate.py's collators) is packed by ``data.packing`` when its model
+    can keep packed documents apart: ``can_pack(model) -> bool`` when that test is not
+    train/loss.py's ``supports_selective_head`` (reward: a split backbone and score head)."""
 
     NAME: str
     DATA: tuple[str, ...]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from llmft.config.objective_rules import (
     Refusal,
     data_refusal,
-    packing_refusal,
     task_refusal,
     unused_message,
     unused_settings,
@@ -21,12 +20,11 @@ from llmft.data.build import EncodedData, PreparedData
 from llmft.errors import ConfigError
 
 
-def choose_objective(training: TrainingConfig, data: DataConfig, data_format: str) -> tuple[str, str]:
+def choose_objective(training: TrainingConfig, data_format: str) -> tuple[str, str]:
     """(objective, why) for these sections and data format; raises ConfigError for impossible pairings."""
     chosen = training.objective
     objective, why = (chosen, "set by training.objective") if chosen != "auto" else auto_choice(data_format)
     _refuse(data_refusal(objective, data_format, declared=False))
-    _refuse(packing_refusal(objective, data.packing))
     unused = unused_settings(objective, training.preference)
     if unused:
         _refuse(unused_message(objective, unused))

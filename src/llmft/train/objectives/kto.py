@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from llmft.config.objectives import JUDGED, PAIRS
+from llmft.data.pair_collate import sequence_count
 from llmft.train.objectives.base import Batch, Context, Objective, Reference
 from llmft.train.objectives.pairs import Settings, Tally, Values, encoder, reference_logps
 from llmft.train.objectives.pairs import collate_rows as collate
@@ -80,7 +81,7 @@ def metrics(
 
 def units(batch: Batch) -> int:
     """One unit per judged row."""
-    return int(batch["input_ids"].shape[0])
+    return sequence_count(batch)
 
 
 def objective(s: Settings, reference: Reference | None = None) -> Objective:

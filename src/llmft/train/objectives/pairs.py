@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from llmft.data.pair_collate import PairCollator, UnpairedCollator
+from llmft.data.pair_collate import PairCollator, UnpairedCollator, sequence_count
 from llmft.errors import ConfigError
 from llmft.train.objectives.base import Batch, Context, Objective, Reference, pad_id
 
@@ -98,8 +98,8 @@ def reference_logps(
 
 
 def pair_units(batch: Batch) -> int:
-    """Pairs: chosen and rejected rows are stacked, so half the rows."""
-    return int(batch["input_ids"].shape[0]) // 2
+    """Pairs: chosen and rejected sequences are stacked, so half the sequences."""
+    return sequence_count(batch) // 2
 
 
 def pair_objective(name: str, loss: PairLoss, tally: Tally) -> Objective:

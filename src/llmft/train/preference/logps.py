@@ -1,4 +1,5 @@
-"""Per-sequence log-probabilities of completions, from one forward pass over the stacked batch.
+"""Per-sequence log-probabilities of completions, from one forward pass over the stacked batch, padded
+(one row per sequence) or packed (sequences as documents in rows; data/pair_collate.py).
 
 Where the architecture allows (see train/loss.py), the LM head runs only at the positions that are scored
 (prompt tokens need no logits), in chunks, so the rows × length × vocab logits tensor is never built.
@@ -13,6 +14,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from llmft.data.labels import IGNORE
+from llmft.data.pair_collate import sequence_count
 from llmft.train.loss import CHUNK, _unwrap, supports_selective_head
 
 
@@ -37,15 +39,32 @@ def _token_logps(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Ten
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
 
 
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model reads: the padding mask, or for packed rows the restarted positions (and no mask,
+    which is what tells transformers and packed_attention.py to keep attention inside each document)."""
+    keys = ("input_ids", "position_ids") if "sequence_ids" in batch else ("input_ids", "attention_mask")
+    return {k: batch[k] for k in keys}
+
+
+def target_sequences(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each next-token position (rows × length-1): the sequence its target belongs to, and whether the
+    target is a real token of the same sequence as the position predicting it."""
+    if "sequence_ids" in batch:
+        owner = batch["sequence_ids"]
+        target = owner[:, 1:]
+        return target, (target >= 0) & (target == owner[:, :-1])
+    mask = batch["attention_mask"]
+    rows = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand(-1, mask.shape[1] - 1)
+    return rows, mask[:, 1:].bool()
+
+
 def _selected_logps(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor
 ) -> torch.Tensor:
     """Log-probs of the next tokens at the ``keep`` positions (rows × length-1), head only there."""
     inner = _unwrap(model)
     backbone = inner.base_model if inner.base_model is not inner else inner.model  # type: ignore[union-attr]
-    hidden = backbone(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-    ).last_hidden_state
+    hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state
     selected = hidden[:, :-1][keep]
     targets = batch["input_ids"][:, 1:][keep]
     head = inner.get_output_embeddings()
@@ -62,7 +81,7 @@ def _selected_logps(
 def _full_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
     """The same from the model's own forward (full logits), for heads the selective path cannot take."""
     ids = batch["input_ids"]
-    logits = model(input_ids=ids, attention_mask=batch["attention_mask"], use_cache=False).logits
+    logits = model(**model_inputs(batch), use_cache=False).logits
     logits = logits[:, -ids.shape[1] :]  # prompt tuning prepends virtual tokens
     return _token_logps(torch.nn.Identity(), logits[:, :-1][keep], ids[:, 1:][keep])
 
@@ -70,18 +89,21 @@ def _full_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: to
 def sequence_logps(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], nll_rows: int = 0
 ) -> SequenceLogps:
-    """Completion log-probs of every row of ``batch`` (its ``labels`` mark the completion tokens)."""
-    scored = batch["labels"][:, 1:] != IGNORE
-    keep = scored.clone()
-    if nll_rows:
-        keep[:nll_rows] |= batch["attention_mask"][:nll_rows, 1:].bool()
+    """Completion log-probs of every sequence of ``batch`` (its ``labels`` mark the completion tokens), in
+    the collator's order whatever the layout; ``nll_rows``: the first sequences whose every token also
+    counts in ``nll``."""
+    owner, valid = target_sequences(batch)
+    scored = (batch["labels"][:, 1:] != IGNORE) & valid
+    keep = scored | ((owner < nll_rows) & valid) if nll_rows else scored
     compute = _selected_logps if supports_selective_head(model) else _full_logps
     values = compute(model, batch, keep)
-    rows = torch.arange(keep.shape[0], device=keep.device).unsqueeze(1).expand_as(keep)[keep]
-    in_completion = scored[keep]
-    sums = values.new_zeros(keep.shape[0]).index_add(0, rows[in_completion], values[in_completion])
-    out = SequenceLogps(sums, scored.sum(1))
+    sequences = sequence_count(batch)
+    owners, in_completion = owner[keep], scored[keep]
+    sums = values.new_zeros(sequences).index_add(0, owners[in_completion], values[in_completion])
+    counts = torch.zeros(sequences, dtype=torch.long, device=owner.device)
+    counts = counts.index_add(0, owners[in_completion], torch.ones_like(owners[in_completion]))
+    out = SequenceLogps(sums, counts)
     if nll_rows:
-        in_nll = rows < nll_rows
+        in_nll = owners < nll_rows
         out.nll, out.nll_tokens = -values[in_nll].sum(), int(in_nll.sum())
     return out
