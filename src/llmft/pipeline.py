@@ -52,20 +52,26 @@ def run(
     overwrite: bool = False,
     progress: bool = True,
     resume: bool | str | None = None,
-    config_path: str | None = None,
+    command: str | None = None,
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
     search_link: SearchLink | None = None,
 ) -> RunResult:
     """Train and evaluate as configured, writing the run directory. Returns metrics and the live model.
 
-    ``resume``: True continues from the latest complete checkpoint in output_dir, a path from that one.
+    ``resume``: True continues from the newest intact checkpoint in output_dir, a path from that one; a
+    run that already trained to its end says so and returns its recorded metrics. ``command``: the
+    `llmft train ...` that started the run (config, overrides), repeated in the hints to resume or start
+    over (train/commands.py).
     ``on_evaluate(step, metrics)`` is called after each evaluation during training (HPO reports and prunes
     through it, by raising). A config with ``hpo.enabled`` is a search, not one run: ``llmft.run`` and
     ``llmft.search`` run it; here it is refused. ``search_link``: the search this run is a trial of (its
     tracker runs are nested in the search's).
     """
     _refuse_search(config)
-    ctx = _start(config, say, overwrite=overwrite, resume=resume, config_path=config_path)
+    place = _place(config, say, overwrite=overwrite, resume=resume, command=command)
+    if place.finished:
+        return _already_finished(place)
+    ctx = _start(config, place, command)
     parts = _build_trainer(ctx, progress=progress, on_evaluate=on_evaluate, search_link=search_link)
     trained = _train_to_the_end(ctx, parts)
     return _finish(ctx, parts, trained)
@@ -76,7 +82,7 @@ class _Run:
     """What every phase of one run needs: its config, processes, directory, inputs and model."""
 
     config: RunConfig
-    config_path: str | None
+    command: str | None
     say: Say
     dist: Distribution
     out: Path
@@ -106,13 +112,24 @@ class _Trained:
     model: object
 
 
-def _start(
-    config: RunConfig, say: Say, *, overwrite: bool, resume: bool | str | None, config_path: str | None
-) -> _Run:
-    """Everything before the trainer exists, in the order it must happen: join the process group (so that
-    the run directory is made once, by rank 0), find the resume point (its config is checked before any
-    data is read), seed, then load the rows and the model they imply."""
-    from llmft.generate.chat_template import settle_for_run
+@dataclass
+class _Place:
+    """Where the run stands before anything is loaded: its processes, directory and resume point, and
+    ``finished``, the note of a resume of a run that already trained to its end (None otherwise)."""
+
+    dist: Distribution
+    say: Say
+    out: Path
+    started: str
+    resumed_from: Path | None
+    finished: str | None = None
+
+
+def _place(
+    config: RunConfig, say: Say, *, overwrite: bool, resume: bool | str | None, command: str | None
+) -> _Place:
+    """Join the process group (so that the run directory is made once, by rank 0), then find the resume
+    point: its config is checked, and a finished run found, before any data is read."""
     from llmft.train import artifacts
     from llmft.train.distributed import multiprocess
 
@@ -120,15 +137,45 @@ def _start(
     dist = multiprocess.join(config.training, say)  # one process unless a launcher started several
     say = dist.say(say)
     with dist.main_first():  # rank 0 creates (or clears) the run dir before the others look at it
-        out = multiprocess.output_dir(config.output_dir, dist, overwrite=overwrite, resume=bool(resume))
-    resumed_from = _resume_point(out, resume, config, say, dist.world_size) if resume else None
+        out = multiprocess.output_dir(
+            config.output_dir, dist, overwrite=overwrite, resume=bool(resume), command=command
+        )
+    if not resume:
+        return _Place(dist, say, out, started, None)
+    folder = _resume_point(out, resume, config, say, dist.world_size, command)
+    from llmft.train.resume import finished_note
+
+    note = finished_note(out, folder, config.training, latest=resume is True, command=command)
+    return _Place(dist, say, out, started, folder, note)
+
+
+def _already_finished(place: _Place) -> RunResult:
+    """A resume of a finished run: the note said, the run left as it is, its recorded metrics returned."""
+    from llmft.run_dir import RunDir
+
+    place.say(str(place.finished))
+    run = RunDir(place.out)
+    metrics = {k: float(v) for k, v in run.eval_results().items() if isinstance(v, int | float)}
+    place.dist.close()
+    return RunResult(metrics, place.out, str(run.record().get("task") or ""))
+
+
+def _start(config: RunConfig, place: _Place, command: str | None) -> _Run:
+    """Everything else before the trainer exists, in the order it must happen: seed, then load the rows
+    (checked against the resume point) and the model they imply."""
+    from llmft.generate.chat_template import settle_for_run
+    from llmft.train.distributed import multiprocess
+
+    say, dist = place.say, place.dist
     _seed(config.seed, multiprocess.threads(config.training, dist, say))
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
-    inputs = _load_inputs(config, resumed_from, say, dist)
+    inputs = _load_inputs(config, place.resumed_from, say, dist)
     model, adapter = _load_model(config, inputs, say)
     settle_for_run(model, inputs.tokenizer, inputs.encoded.template, inputs.prepared.format)
-    return _Run(config, config_path, say, dist, out, started, resumed_from, inputs, model, adapter)
+    return _Run(
+        config, command, say, dist, place.out, place.started, place.resumed_from, inputs, model, adapter
+    )
 
 
 def _build_trainer(
@@ -188,7 +235,7 @@ def _build_trainer(
             more_metrics=by_generation.during() if by_generation else None,
         ),
         progress=progress,
-        config_path=ctx.config_path,
+        command=ctx.command,
         dist=ctx.dist,
     )
     return _Parts(trainer, trackers, by_generation)
@@ -223,7 +270,7 @@ def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
         return RunResult(metrics, out, inputs.task, state.train_losses, trained.model)
     if parts.by_generation:
         metrics.update(parts.by_generation.final(trained.model))
-    model_dir = artifacts.save_model(trained.model, inputs.tokenizer, out, config_path=ctx.config_path)
+    model_dir = artifacts.save_model(trained.model, inputs.tokenizer, out, command=ctx.command)
     run_record.write_run_files(
         out,
         ctx.config,
@@ -240,7 +287,7 @@ def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
             "resumed_from": str(ctx.resumed_from) if ctx.resumed_from else None,
             "tracking": parts.trackers.describe(),
         },
-        config_path=ctx.config_path,
+        command=ctx.command,
     )
     parts.trackers.finish(metrics, state.step, out, model_dir)
     ctx.say(
@@ -262,15 +309,18 @@ def _refuse_search(config: RunConfig) -> None:
         )
 
 
-def _resume_point(out: Path, resume: bool | str, config: RunConfig, say: Say, world_size: int = 1) -> Path:
-    """The checkpoint to resume from, checked against the config (the rows are checked once loaded)."""
+def _resume_point(
+    out: Path, resume: bool | str, config: RunConfig, say: Say, world_size: int, command: str | None
+) -> Path:
+    """The checkpoint to resume from (intact: a damaged one is skipped or refused), checked against the
+    config (the rows are checked once loaded)."""
     import yaml
 
     from llmft.train.checkpoint import config_yaml
     from llmft.train.distributed.multiprocess import resume_world_changes
     from llmft.train.resume import check_resume_config, find_checkpoint
 
-    folder = find_checkpoint(out, resume)
+    folder = find_checkpoint(out, resume, say, command)
     current = yaml.safe_load(config_yaml(config.model_dump(mode="json")))
     also_safe = resume_world_changes(folder, config.training, world_size, say)
     for change in check_resume_config(folder, current, also_safe):
@@ -368,10 +418,12 @@ def _load_model(config: RunConfig, inputs: _Inputs, say: Say) -> tuple[object, A
 def _train(trainer: LocalTrainer, resumed_from: Path | None, say: Say) -> LoopState:
     """The resume (if any), then training with signal handling; the model is left standard."""
     state = trainer.resume(resumed_from) if resumed_from else None
+    start = state.step if state else 0
     t0 = time.perf_counter()
     state = trainer.train(state)
     say(
-        f"trained {state.step} steps in {time.perf_counter() - t0:.1f}s"
+        f"trained {state.step - start} steps in {time.perf_counter() - t0:.1f}s"
+        + (f" after resuming at step {start}" if start else "")
         + (f" ({state.stop_reason})" if state.stop_reason else "")
     )
     return state

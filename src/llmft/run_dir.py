@@ -71,6 +71,7 @@ SCHEDULER = "scheduler.pt"
 RNG = "rng.pt"
 SCALER = "scaler.pt"
 BATCH_SOURCE = "batch_source.pt"  # a generated batch source's state (fixed data has none)
+MANIFEST = "manifest.json"  # each other file's size and sha256, checked on resume (train/integrity.py)
 
 
 def rank_rng(rank: int) -> str:
@@ -105,6 +106,12 @@ def read_state(checkpoint: Path) -> dict[str, object]:
 def read_checkpoint_config(checkpoint: Path) -> str:
     """The text of a checkpoint's config.yaml, as hashed into state.json; raises when it is missing."""
     return (checkpoint / CONFIG).read_text(encoding="utf-8")
+
+
+def read_manifest(checkpoint: Path) -> dict[str, object] | None:
+    """A checkpoint's manifest.json (each file's size and sha256); None for a checkpoint written before
+    manifests were. A garbled one raises ValueError: the checkpoint is then damaged."""
+    return read_json(checkpoint / MANIFEST)
 
 
 def read_json(path: Path) -> dict[str, object] | None:

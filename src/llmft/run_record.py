@@ -24,7 +24,7 @@ def write_run_files(
     encoded: EncodedData,
     metrics: dict[str, float],
     record: dict[str, object],
-    config_path: str | None = None,
+    command: str | None = None,
 ) -> None:
     """eval_results.json, config.yaml, data_report.json, labels.json and run.json: the data's facts and
     ``record`` (its ``started``, ``task`` and ``task_reason`` first, then the rest as given)."""
@@ -34,9 +34,9 @@ def write_run_files(
 
     run = RunDir(out)
     # A failed write (disk full) names the last good checkpoint and how to resume from it.
-    write_json = partial(artifacts.write_json, config_path=config_path)
+    write_json = partial(artifacts.write_json, command=command)
     write_json(run.eval_results_file, metrics)
-    artifacts.write_config(run.config_file, config.model_dump(mode="json"), config_path=config_path)
+    artifacts.write_config(run.config_file, config.model_dump(mode="json"), command=command)
     write_json(run.data_report_file, data_report(prepared, encoded))
     if encoded.label_names:
         write_json(run.labels_file, labels_record(encoded.label_names))

@@ -81,7 +81,7 @@ def main(config_path: Path, resume: bool) -> int:
     config = config.model_copy(
         update={"training": config.training.model_copy(update={"objective": "generated"})}
     )
-    run(config, say=print, progress=False, resume=resume or None, config_path=str(config_path))
+    run(config, say=print, progress=False, resume=resume or None, command=f"llmft train {config_path}")
     return 0
 
 

@@ -3,11 +3,15 @@ llmft.pipeline, and with --nproc in llmft.train.distributed.launch (which starts
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from llmft.cli.output import print_notices
+
+# Set by `--nproc` for the processes it starts: the command the user typed, which their hints repeat.
+COMMAND_ENV = "LLMFT_TRAIN_COMMAND"
 
 
 def train(
@@ -19,8 +23,9 @@ def train(
     resume: bool = typer.Option(
         False,
         "--resume",
-        help="Continue from the latest complete checkpoint in output_dir; `--resume PATH` (or "
-        "`--resume=PATH`) continues from that checkpoint folder instead, like --resume-from.",
+        help="Continue from the newest intact checkpoint in output_dir (a damaged one is skipped and named); "
+        "`--resume PATH` (or `--resume=PATH`) continues from that checkpoint folder instead, like "
+        "--resume-from.",
     ),
     resume_from: Path | None = typer.Option(
         None,
@@ -49,6 +54,8 @@ def train(
     if loaded.config is None:
         raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
     say = (lambda _: None) if quiet else _say
+    launch_options = _launch_options(nproc, nnodes, node_rank, rdzv_endpoint, master_addr, master_port)
+    command = _command(config, overrides or [], launch_options)
     if nproc is not None or nnodes > 1:
         from llmft.train.distributed.launch import LaunchSpec, launch
 
@@ -60,7 +67,11 @@ def train(
 
         spec = LaunchSpec(nproc or 1, nnodes, node_rank, rdzv_endpoint, master_addr, master_port)
         worker = _worker_argv(config, overrides or [], overwrite, resume, resume_from, quiet)
-        code = launch(spec, worker, loaded.config.training.num_threads, say)
+        os.environ[COMMAND_ENV] = command  # the workers' hints repeat this command, launch options too
+        try:
+            code = launch(spec, worker, loaded.config.training.num_threads, say, command)
+        finally:
+            os.environ.pop(COMMAND_ENV, None)
         raise typer.Exit(code)
     if loaded.config.hpo.enabled:
         from llmft.cli.hpo import search_and_report
@@ -75,7 +86,7 @@ def train(
         progress=not quiet,
         say=say,
         resume=str(resume_from) if resume_from else resume,
-        config_path=str(config),
+        command=command,
     )
     from llmft.train.distributed.group import detect
 
@@ -83,6 +94,34 @@ def train(
         if not quiet:
             _print_summary(result.output_dir)
         typer.echo(f"run directory: {result.output_dir}")
+
+
+def _launch_options(
+    nproc: int | None,
+    nnodes: int,
+    node_rank: int,
+    rdzv_endpoint: str | None,
+    master_addr: str | None,
+    master_port: int | None,
+) -> list[str]:
+    """The launch options given, as typed: a resume on another number of processes is another run."""
+    given = {
+        "--nproc": nproc,
+        "--nnodes": nnodes if nnodes > 1 else None,
+        "--node-rank": node_rank or None,
+        "--rdzv-endpoint": rdzv_endpoint,
+        "--master-addr": master_addr,
+        "--master-port": master_port,
+    }
+    return [str(part) for name, value in given.items() if value is not None for part in (name, value)]
+
+
+def _command(config: Path, overrides: list[str], launch_options: list[str]) -> str:
+    """The `llmft train ...` that started this run, for the hints to resume it or start over; in a worker
+    a launcher started, the launcher's (with its launch options)."""
+    from llmft.train.commands import train_command
+
+    return os.environ.get(COMMAND_ENV) or train_command(str(config), overrides, launch_options)
 
 
 def _worker_argv(

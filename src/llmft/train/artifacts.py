@@ -19,15 +19,20 @@ from llmft.errors import ConfigError
 from llmft.run_dir import RunDir
 
 
-def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Create the run dir; refuse to overwrite an earlier run silently."""
+def prepare_output_dir(
+    path: str, *, overwrite: bool = False, resume: bool = False, command: str | None = None
+) -> Path:
+    """Create the run dir; refuse to overwrite an earlier run silently. ``command``: the `llmft train ...`
+    that started this run, repeated in the hints (train/commands.py)."""
+    from llmft.train.commands import overwrite_command, resume_command
+
     out = Path(path)
     existing = RunDir(out).markers()
     if existing and not (overwrite or resume):
         raise ConfigError(
             f"output_dir {out} already holds a run ({', '.join(existing)})",
-            fix="resume it with `llmft train CONFIG --resume`, start over with --overwrite, "
-            "or set another output_dir",
+            fix=f"resume it with `{resume_command(command)}`, start over with "
+            f"`{overwrite_command(command)}`, or set another output_dir",
         )
     if existing and overwrite:
         import shutil
@@ -48,40 +53,40 @@ def prepare_output_dir(path: str, *, overwrite: bool = False, resume: bool = Fal
     return out
 
 
-def _write_failed(what: str, err: BaseException, out: Path, config_path: str | None) -> Exception:
+def _write_failed(what: str, err: BaseException, out: Path, command: str | None) -> Exception:
     """A failed write (disk full, permission denied) as the same error a failed checkpoint write gives."""
     from llmft.train.checkpoint import write_failed
 
-    return write_failed(what, err, out, config_path=config_path)
+    return write_failed(what, err, out, command=command)
 
 
-def write_json(path: Path, data: object, *, config_path: str | None = None) -> None:
+def write_json(path: Path, data: object, *, command: str | None = None) -> None:
     """run_dir.write_json, a failed write (disk full) raised as the error that names the last checkpoint."""
-    _guarded(run_dir.write_json, path, data, config_path)
+    _guarded(run_dir.write_json, path, data, command)
 
 
-def write_config(path: Path, config_dict: dict[str, object], *, config_path: str | None = None) -> None:
+def write_config(path: Path, config_dict: dict[str, object], *, command: str | None = None) -> None:
     """run_dir.write_config, a failed write raised as write_json's is."""
-    _guarded(run_dir.write_config, path, config_dict, config_path)
+    _guarded(run_dir.write_config, path, config_dict, command)
 
 
-def _guarded(write: Callable[[Path, Any], None], path: Path, data: object, config_path: str | None) -> None:
+def _guarded(write: Callable[[Path, Any], None], path: Path, data: object, command: str | None) -> None:
     try:
         write(path, data)
     except OSError as err:
-        raise _write_failed(str(path), err, path.parent, config_path) from err
+        raise _write_failed(str(path), err, path.parent, command) from err
 
 
 class MetricsLog:
     """Append-only metrics.jsonl, flushed per line so a killed run keeps its curve.
 
     A failed append (disk full) stops the run with the last good checkpoint named; a line cut short by it
-    is dropped on resume. ``config_path`` only goes into the resume hint of that error.
+    is dropped on resume. ``command`` only goes into the resume hint of that error.
     """
 
-    def __init__(self, path: Path, config_path: str | None = None) -> None:
+    def __init__(self, path: Path, command: str | None = None) -> None:
         self.path = path
-        self.config_path = config_path
+        self.command = command
         self.records: list[dict[str, object]] = []
 
     def __call__(self, record: dict[str, object]) -> None:
@@ -92,7 +97,7 @@ class MetricsLog:
                 handle.write(line)
         except OSError as err:
             raise _write_failed(
-                f"{self.path} (step {record.get('step')})", err, self.path.parent, self.config_path
+                f"{self.path} (step {record.get('step')})", err, self.path.parent, self.command
             ) from err
 
     def truncate_after(self, step: int) -> None:
@@ -139,7 +144,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def save_model(model: object, tokenizer: object, out: Path, *, config_path: str | None = None) -> Path:
+def save_model(model: object, tokenizer: object, out: Path, *, command: str | None = None) -> Path:
     """Adapter (peft) or full model in safetensors, with the tokenizer beside it."""
     from llmft.generate.chat_template import save_generation_files
     from llmft.train.checkpoint import WRITE_ERRORS
@@ -150,5 +155,5 @@ def save_model(model: object, tokenizer: object, out: Path, *, config_path: str 
         tokenizer.save_pretrained(str(target))  # type: ignore[attr-defined]
         save_generation_files(model, tokenizer, target)  # the template and stop ids training settled
     except WRITE_ERRORS as err:
-        raise _write_failed(f"the final model to {target}", err, out, config_path) from err
+        raise _write_failed(f"the final model to {target}", err, out, command) from err
     return target

@@ -6,9 +6,11 @@ Layout: ``OUTPUT/checkpoints/step-000120/`` holding
 - ``rng-rank1.pt``, ...      the random state of each further process (their dropout masks), when several
 - ``state.json``             the loop counters and data position (LoopState), config hash, data fingerprint
 - ``config.yaml``            the config the run was started with (for the change check on resume)
+- ``manifest.json``          the size and sha256 of each file above, checked on resume (train/integrity.py)
 - ``COMPLETE``               written last
 A checkpoint is written into a temporary sibling folder, every file fsynced, then renamed into place. A
-folder without ``COMPLETE`` or with a temporary name is never taken for a checkpoint.
+folder without ``COMPLETE`` or with a temporary name is never taken for a checkpoint; one whose files no
+longer match its manifest is damaged, and a resume skips it (train/resume.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import errno
 import hashlib
 import json
 import os
+import pickle
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,12 +36,15 @@ from llmft import run_dir
 from llmft.atomic import write_atomic
 from llmft.errors import CheckpointError
 from llmft.run_dir import COMPLETE, STEP_PREFIX, TMP_PREFIX, RunDir, complete_checkpoints, latest_checkpoint
+from llmft.train import integrity
 from llmft.train.batches import BatchSource
+from llmft.train.commands import resume_command
 from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.loop import LoopState
 
 # The trainable weights by name and the optimizer's state_dict, whole tensors in the one-process layout.
 Whole = tuple[dict[str, torch.Tensor], dict[str, Any]]
+T = TypeVar("T")
 
 
 def config_hash_of(config_yaml: str) -> str:
@@ -154,7 +161,7 @@ def write_checkpoint(
     keep: int | None,
     scaler: object | None = None,
     data_fingerprint: str = "",
-    config_path: str | None = None,
+    command: str | None = None,
     extra_files: dict[str, str] | None = None,
     rank_rngs: list[bytes] | None = None,
     source_state: dict[str, Any] | None = None,
@@ -167,7 +174,8 @@ def write_checkpoint(
 
     ``scaler`` is the fp16 gradient scaler (GPU runs), whose loss scale must survive a resume too.
     ``data_fingerprint`` identifies the rows the data position counts in: a resume refuses other rows.
-    ``config_path`` only goes into the resume hint of the error a failed write raises.
+    ``command`` (the `llmft train ...` that started the run) only goes into the resume hint of the error a
+    failed write raises.
     ``extra_files`` (name → text) are written beside the rest: the tracker run ids (tracking.json).
     ``source_state``: the batch source's ``state_dict`` (train/batches.py), when it has one.
     """
@@ -200,7 +208,7 @@ def write_checkpoint(
     except WRITE_ERRORS as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_failed(
-            f"the checkpoint for step {state.step}", err, out, where=final, config_path=config_path
+            f"the checkpoint for step {state.step}", err, out, where=final, command=command
         ) from err
     prune_checkpoints(root, keep)
     return final
@@ -212,7 +220,8 @@ def _publish(parts: dict[str, object], tmp: Path, final: Path) -> None:
     tmp.mkdir()
     _write_files(tmp, parts)
     _pause_for_tests(final.name)
-    (tmp / COMPLETE).write_text("ok\n", encoding="utf-8")
+    integrity.write_manifest(tmp)  # over every file in the folder, whichever process's state it holds
+    (tmp / COMPLETE).write_text(integrity.COMPLETE_TEXT, encoding="utf-8")
     for path in tmp.iterdir():
         _fsync_file(path)
     _fsync_dir(tmp)
@@ -227,14 +236,14 @@ WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, Safetens
 
 
 def write_failed(
-    what: str, err: BaseException, out: Path, *, where: Path | None = None, config_path: str | None = None
+    what: str, err: BaseException, out: Path, *, where: Path | None = None, command: str | None = None
 ) -> CheckpointError:
     """The error for any write of a run that failed (a checkpoint, metrics.jsonl, the final model, run
-    files): what could not be written, why in the OS's words, and the last good checkpoint to resume from."""
+    files): what could not be written, why in the OS's words, and the last good checkpoint to resume from
+    with the run's own ``command`` (train/commands.py)."""
     last = latest_checkpoint(out)
     resume = (
-        f"the last good checkpoint is {last}: continue from it with "
-        f"`llmft train {config_path or 'CONFIG'} --resume`"
+        f"the last good checkpoint is {last}: continue from it with `{resume_command(command)}`"
         if last
         else "no checkpoint was saved yet (the last good checkpoint is none): the run must start over"
     )
@@ -346,30 +355,59 @@ def read_checkpoint(folder: Path, rank: int = 0, world_size: int = 1) -> SavedCh
     """Read weights, optimizer, schedule, RNG and loop state; nothing is applied yet.
 
     Process ``rank`` of ``world_size`` gets its own random state when the checkpoint was written by as many
-    processes (its dropout masks continue exactly); otherwise rank 0's."""
+    processes (its dropout masks continue exactly); otherwise rank 0's. A file that cannot be read (a
+    damaged checkpoint without a manifest, written before they were) is a CheckpointError naming it."""
     from safetensors.torch import load_file
 
     if not (folder / COMPLETE).exists():
         raise CheckpointError(f"{folder} is not a complete checkpoint", fix="resume from another checkpoint")
     scaler, source = folder / run_dir.SCALER, folder / run_dir.BATCH_SOURCE
-    saved = run_dir.read_state(folder)
+    saved = _read(folder, run_dir.STATE, lambda _: run_dir.read_state(folder))
     saved.pop("saved_at", None)
     saved.pop("config_hash", None)
     saved.pop("data_fingerprint", None)  # checked before loading (train/resume.py), not loop state
     saved["stop_reason"] = ""  # why the earlier process stopped is not a reason for this one to stop
     saved["train_losses"] = [tuple(x) for x in saved.get("train_losses", [])]
+    rng = _rng_file(folder, rank, world_size, int(saved.get("world_size", 1)))
     return SavedCheckpoint(
         folder=folder,
-        weights=load_file(str(folder / run_dir.WEIGHTS)),
-        optimizer=torch.load(folder / run_dir.OPTIMIZER, weights_only=True),
-        scheduler=torch.load(folder / run_dir.SCHEDULER, weights_only=True),
-        rng=torch.load(
-            _rng_file(folder, rank, world_size, int(saved.get("world_size", 1))), weights_only=True
-        ),
-        scaler=torch.load(scaler, weights_only=True) if scaler.exists() else None,
+        weights=_read(folder, run_dir.WEIGHTS, lambda path: load_file(str(path))),
+        optimizer=_read(folder, run_dir.OPTIMIZER, _torch_load),
+        scheduler=_read(folder, run_dir.SCHEDULER, _torch_load),
+        rng=_read(folder, rng.name, _torch_load),
+        scaler=_read(folder, scaler.name, _torch_load) if scaler.exists() else None,
         state=LoopState(**saved),
-        source=torch.load(source, weights_only=True) if source.exists() else {},
+        source=_read(folder, source.name, _torch_load) if source.exists() else {},
     )
+
+
+# What reading a damaged file raises: a missing or cut-short file, a zip or pickle stream that is not one,
+# JSON that does not parse.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    RuntimeError,
+    SafetensorError,
+    EOFError,
+    ValueError,
+    pickle.UnpicklingError,
+)
+
+
+def _read(folder: Path, name: str, load: Callable[[Path], T]) -> T:
+    """``load(folder / name)``, a failure raised as the damaged checkpoint it shows."""
+    try:
+        return load(folder / name)
+    except READ_ERRORS as err:
+        raise CheckpointError(
+            f"the checkpoint's {name} cannot be read ({type(err).__name__}: {err}): "
+            "the checkpoint is damaged",
+            where=str(folder),
+            fix="resume from an earlier checkpoint with `--resume PATH`, or start over with --overwrite",
+        ) from err
+
+
+def _torch_load(path: Path) -> Any:
+    return torch.load(path, weights_only=True)
 
 
 def _rng_file(folder: Path, rank: int, world_size: int, saved_world_size: int) -> Path:

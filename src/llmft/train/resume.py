@@ -9,19 +9,31 @@ checkpoint itself is the trainer's ``resume``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from llmft.config.schema import TrainingConfig
 from llmft.errors import CheckpointError, DataError
 from llmft.run_dir import (
     COMPLETE,
+    STEP_PREFIX,
     RunDir,
     read_checkpoint_config,
     read_state,
 )
 from llmft.train import checkpoint as ckpt
+from llmft.train import integrity
 from llmft.train.checkpoint import saved_data_fingerprint
+from llmft.train.commands import overwrite_command, resume_command
+
+Say = Callable[[str], None]
+
+
+def _quiet(text: str) -> None:
+    """The default ``say``: nothing."""
+
 
 SAFE_PREFIXES = (
     "training.logging_steps",
@@ -75,25 +87,101 @@ def compare(
     return safe, unsafe
 
 
-def find_checkpoint(out: Path, resume: bool | str | Path) -> Path:
-    """The checkpoint a resume means: the folder given, or the latest complete one of the run in ``out``."""
+def find_checkpoint(
+    out: Path, resume: bool | str | Path, say: Say = _quiet, command: str | None = None
+) -> Path:
+    """The checkpoint a resume means: the folder given, or the newest intact one of the run in ``out``.
+
+    Each candidate is checked against its manifest (train/integrity.py) before anything reads it. A damaged
+    newest checkpoint is skipped for the newest intact one, said in one line; a damaged folder the user
+    named is refused (another one is their choice, not ours). ``command``: the `llmft train ...` that
+    started the run, repeated in the way to start over.
+    """
     root = RunDir(out).checkpoints_dir
-    if isinstance(resume, bool):
-        folder = ckpt.latest_checkpoint(out)
-        if folder is None:
-            raise CheckpointError(
-                f"no complete checkpoint in {root} to resume from",
-                fix="start without --resume (add --overwrite to replace the partial run)",
-            )
-        return folder
-    folder = Path(resume)
+    if not isinstance(resume, bool):
+        return _given_checkpoint(Path(resume), root)
+    found = ckpt.complete_checkpoints(root)
+    if not found:
+        raise CheckpointError(
+            f"no complete checkpoint in {root} to resume from",
+            fix="start without --resume (add --overwrite to replace the partial run)",
+        )
+    damaged: list[tuple[Path, str]] = []  # newest first, with what is wrong
+    for folder in reversed(found):
+        problems = integrity.damage(folder)
+        if not problems:
+            if damaged:
+                skipped = " and ".join(f"{path} ({why})" for path, why in damaged)
+                say(
+                    f"resume: skipping damaged checkpoint{'s' if len(damaged) > 1 else ''} {skipped}; "
+                    f"resuming from {folder.name}, the newest intact checkpoint"
+                )
+            return folder
+        damaged.append((folder, "; ".join(map(str, problems))))
+    raise CheckpointError(
+        "no intact checkpoint to resume from, every one is damaged: "
+        + ", ".join(f"{path.name} ({why})" for path, why in damaged),
+        where=str(root),
+        fix=f"start over with `{overwrite_command(command)}` (it replaces the run), or delete {out} and "
+        "train again",
+    )
+
+
+def _given_checkpoint(folder: Path, root: Path) -> Path:
+    """The checkpoint folder named with --resume PATH, when it is complete and intact."""
     if not (folder / COMPLETE).is_file():
         found = ", ".join(p.name for p in ckpt.complete_checkpoints(root)) or "none"
         raise CheckpointError(
             f"{folder} is not a complete checkpoint (complete ones in {root}: {found})",
             fix="resume from one of those, or with --resume from the latest",
         )
+    problems = integrity.damage(folder)
+    if problems:
+        raise CheckpointError(
+            f"the checkpoint is damaged: {'; '.join(map(str, problems))}",
+            where=str(folder),
+            fix="resume from another checkpoint with `--resume PATH`, or with --resume alone from the newest "
+            "intact one",
+        )
     return folder
+
+
+def finished_note(
+    out: Path, checkpoint: Path, training: TrainingConfig, *, latest: bool, command: str | None = None
+) -> str | None:
+    """What a resume of a run that already trained to its end says instead of training no steps (and
+    evaluating and saving the same model again); None when there is something to train.
+
+    The run finished (model/ and run.json are written last), completed its steps (not an early stop), and
+    neither training.max_steps nor training.epochs grew since: raising one is how to train further. A
+    checkpoint the user named (``latest`` False) before the last step is theirs to train from again.
+    """
+    run = RunDir(out)
+    record = run.record()
+    if not run.finished() or record.get("stop_reason") != "completed":
+        return None
+    steps = int(record.get("steps") or 0)  # type: ignore[call-overload]
+    if not latest and int(checkpoint.name[len(STEP_PREFIX) :]) < steps:
+        return None
+    try:
+        before = run.config().get("training") or {}
+    except yaml.YAMLError:
+        return None
+    length = ("max_steps", training.max_steps), ("epochs", training.epochs)
+    if any(before.get(key) != value for key, value in length):  # type: ignore[union-attr]
+        return None
+    knob, now = (
+        ("training.max_steps", training.max_steps)
+        if training.max_steps is not None
+        else ("training.epochs", f"{training.num_epochs:g}")
+    )
+    epochs = int(record.get("epochs_completed") or 0)  # type: ignore[call-overload]
+    done = f" ({epochs} epoch{'s' if epochs != 1 else ''} completed)" if epochs else ""
+    return (
+        f"resume: the run in {out} already finished at step {steps}{done} and saved its model: there is "
+        f"nothing left to train. To train further, add a higher {knob} (now {now}) to "
+        f"`{resume_command(command)}`; to start over, run `{overwrite_command(command)}`"
+    )
 
 
 def check_resume_config(

@@ -28,6 +28,7 @@ from llmft.evaluate.run import evaluate
 from llmft.run_dir import RunDir
 from llmft.train import checkpoint as ckpt
 from llmft.train.artifacts import MetricsLog
+from llmft.train.commands import resume_command
 from llmft.train.distributed.group import Distribution
 from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
 from llmft.train.parts import Parts, build_parts
@@ -89,16 +90,16 @@ class LocalTrainer:
         *,
         callbacks: Callbacks | None = None,
         progress: bool = True,
-        config_path: str | None = None,
+        command: str | None = None,
         dist: Distribution | None = None,
     ) -> None:
         self.sections, self.data, self.out = sections, data, out
         self.dist = dist or Distribution()
         self._signal = 0  # the stop signal all processes agreed on (0: none)
         self.callbacks = callbacks or Callbacks()
-        self.config_path = config_path
+        self.command = command
         self._model, self._progress = model, progress
-        self.metrics_log = MetricsLog(RunDir(out).metrics_file, config_path)
+        self.metrics_log = MetricsLog(RunDir(out).metrics_file, command)
         metric = sections.training.save_best_metric
         self.best = Best.of(metric) if metric else None
         self._step_eval: tuple[int, dict[str, float]] | None = None  # the latest evaluation and its step
@@ -198,7 +199,7 @@ class LocalTrainer:
             raise RunInterrupted(
                 f"stopped by signal at step {state.step}; checkpoint written to {folder}",
                 exit_code=128 + self._signal,
-                fix=f"continue with `llmft train {self.config_path or 'CONFIG'} --resume`",
+                fix=f"continue with `{resume_command(self.command)}`",
             )
         from llmft.train import packed_attention
 
@@ -246,7 +247,7 @@ class LocalTrainer:
             keep=self.sections.training.save_total_limit,
             scaler=getattr(self.loop.accelerator, "scaler", None),
             data_fingerprint=self.data.fingerprint,
-            config_path=self.config_path,
+            command=self.command,
             extra_files=self.callbacks.checkpoint_files() if self.callbacks.checkpoint_files else None,
             source_state=self.loop.source.state_dict(),
         )
@@ -259,7 +260,7 @@ class LocalTrainer:
                 ckpt.mark_best(self.out, folder, self.best.metric, value)
             except OSError as err:
                 marker = RunDir(self.out).best_file
-                raise ckpt.write_failed(str(marker), err, self.out, config_path=self.config_path) from err
+                raise ckpt.write_failed(str(marker), err, self.out, command=self.command) from err
         return folder
 
     def resume(self, folder: Path) -> LoopState:

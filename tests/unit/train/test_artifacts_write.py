@@ -38,7 +38,7 @@ def test_a_failed_config_write_names_the_last_good_checkpoint(
     (good / "COMPLETE").write_text("ok\n")
     monkeypatch.setattr(atomic.os, "replace", _denied)
     with pytest.raises(CheckpointError) as caught:
-        artifacts.write_config(tmp_path / "config.yaml", {"seed": 0}, config_path="run.yaml")
+        artifacts.write_config(tmp_path / "config.yaml", {"seed": 0}, command="llmft train run.yaml")
     message = caught.value.render()
     assert f"the last good checkpoint is {good}" in message, message
     assert "`llmft train run.yaml --resume`" in message, message

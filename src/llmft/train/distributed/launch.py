@@ -15,6 +15,7 @@ import signal
 from dataclasses import dataclass
 
 from llmft.errors import ConfigError, TrainingError
+from llmft.train.commands import resume_command
 from llmft.train.distributed.group import Say, threads_per_process
 
 
@@ -66,8 +67,11 @@ def check_spec(spec: LaunchSpec) -> None:
         )
 
 
-def launch(spec: LaunchSpec, worker_argv: list[str], threads: int | None, say: Say) -> int:
-    """Run the workers to the end; returns the exit code (0, or 128 + signal after a stop)."""
+def launch(
+    spec: LaunchSpec, worker_argv: list[str], threads: int | None, say: Say, command: str | None = None
+) -> int:
+    """Run the workers to the end; returns the exit code (0, or 128 + signal after a stop). ``command``:
+    the `llmft train ...` typed, which a failure's hint to resume repeats."""
     check_spec(spec)
     count = threads_per_process(threads, spec.nproc)
     os.environ["OMP_NUM_THREADS"] = str(count)  # torchrun leaves a set value alone
@@ -84,7 +88,7 @@ def launch(spec: LaunchSpec, worker_argv: list[str], threads: int | None, say: S
     try:
         run(args)
     except ChildFailedError as failed:
-        raise failure_error(failed) from None
+        raise failure_error(failed, command) from None
     except SignalException as stopped:
         name = signal.Signals(stopped.sigval).name
         say(f"{name}: the processes were asked to checkpoint and stop")
@@ -92,7 +96,7 @@ def launch(spec: LaunchSpec, worker_argv: list[str], threads: int | None, say: S
     return 0
 
 
-def failure_error(failed: object) -> TrainingError:
+def failure_error(failed: object, command: str | None = None) -> TrainingError:
     """The first rank that failed, how, and the others' fate: the message of that rank is above."""
     rank, first = failed.get_first_failure()  # type: ignore[attr-defined]
     others = sorted(r for r in failed.failures if r != rank)  # type: ignore[attr-defined]
@@ -103,7 +107,7 @@ def failure_error(failed: object) -> TrainingError:
         f"rank {rank} (pid {first.pid}) {how}; the other processes were stopped"
         + (f" (also ended: rank {', '.join(map(str, others))})" if others else ""),
         fix=f"follow the fix in rank {rank}'s message above; a run that wrote checkpoints continues from the "
-        "last one with `llmft train CONFIG --resume`",
+        f"last one with `{resume_command(command)}`",
     )
     if first.exitcode > 0:
         error.exit_code = first.exitcode

@@ -21,13 +21,15 @@ def join(training: TrainingConfig, say: Say) -> Distribution:
     return start(training.distributed, say)
 
 
-def output_dir(path: str, dist: Distribution, *, overwrite: bool, resume: bool) -> Path:
+def output_dir(
+    path: str, dist: Distribution, *, overwrite: bool, resume: bool, command: str | None = None
+) -> Path:
     """The run dir at ``path`` (output_dir): rank 0 creates (or clears) it; the others only use it (they
-    run after rank 0)."""
+    run after rank 0). ``command`` goes into the hints of a refusal."""
     from llmft.train import artifacts
 
     if dist.is_main:
-        return artifacts.prepare_output_dir(path, overwrite=overwrite, resume=resume)
+        return artifacts.prepare_output_dir(path, overwrite=overwrite, resume=resume, command=command)
     return Path(path)
 
 
