@@ -183,8 +183,7 @@ def _locate(
     """
     out = []
     for problem in problems:
-        by_override = any(problem.path == o or problem.path.startswith(o + ".") for o in overridden)
-        if not problem.location and by_override:
+        if not problem.location and _from_override(problem, overridden, aliases):
             location: str | None = "command line"
         else:
             line = None if problem.location else _line_of(problem.path, lines, aliases)
@@ -193,6 +192,29 @@ def _locate(
         path, message = _one_line(problem.path), _one_line(problem.message)
         out.append(Problem(path, message, fix, problem.severity, location))
     return out
+
+
+def _from_override(problem: Problem, overridden: set[str], aliases: dict[str, str]) -> bool:
+    """Whether an override caused ``problem``: it is about an overridden key (or a key below one), by its
+    schema name or the legacy name the override used, or it is a section's rule about the keys of one
+    section (``training: eval_strategy is `steps` but ...``) that names an overridden key of that section.
+    """
+    names = {problem.path, _written_as(problem.path, aliases)}
+    if any(n == o or n.startswith(o + ".") for n in names for o in overridden):
+        return True
+    for key in overridden | {_modern(o, aliases) for o in overridden}:
+        section, _, rest = key.rpartition(".")
+        if problem.path == section and re.search(rf"\b{re.escape(rest)}\b", problem.message):
+            return True
+    return False
+
+
+def _modern(key: str, aliases: dict[str, str]) -> str:
+    """The schema's name of a key an override wrote in a legacy spelling (`training.evaluation_strategy`)."""
+    for new, old in aliases.items():
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old) :]
+    return key
 
 
 def _one_line(text: str) -> str:

@@ -105,7 +105,7 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> 
 
 
 def _missing_base(name: str, model_dir: Path, *, given: bool) -> ExportError:
-    """A base folder that is not there: blame ``--base`` when the user passed it, else the adapter's record."""
+    """A base folder that is not there: blame --base when the user passed it, else the adapter's record."""
     if given:
         what = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
         return ExportError(

@@ -68,7 +68,8 @@ def test_a_missing_base_given_with_base_blames_base_not_the_adapter(
     adapter = adapter_dir(tmp_path / "adapter", tmp_path / "gone")
     with pytest.raises(ExportError) as err:
         resolve_source(adapter, base=str(tmp_path / "nope"))
-    assert (err.value.where, err.value.message) == ("--base", f"base model `{tmp_path / 'nope'}` does not exist")
+    missing = f"base model `{tmp_path / 'nope'}` does not exist"
+    assert (err.value.where, err.value.message) == ("--base", missing)
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ExportError, match="is a file, not a model folder"):
         resolve_source(adapter, base=str(tmp_path / "file.txt"))
