@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from llmft.config.checks import check_config
 from llmft.config.legacy import normalise_legacy
+from llmft.config.paths import check_local_paths
 from llmft.config.render import problems_from
 from llmft.config.schema import RunConfig
 from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
@@ -294,9 +295,13 @@ def _duplicate_keys(parsed: ConfigText) -> list[Problem]:
     return problems
 
 
-def inspect_config(path: str | Path | None, overrides: list[str] | None = None) -> LoadedConfig:
+def inspect_config(
+    path: str | Path | None, overrides: list[str] | None = None, *, check_files: bool = False
+) -> LoadedConfig:
     """Load and check a config, collecting every problem instead of stopping at the first.
 
+    ``check_files``: also report local data files and model folders that are not there (`llmft validate`;
+    a run reads them anyway, and code that builds a config before its files exist must not be refused).
     Raises ConfigError only when the file cannot be read or parsed at all (nothing else can be checked).
     """
     parsed = ConfigText({})
@@ -311,6 +316,8 @@ def inspect_config(path: str | Path | None, overrides: list[str] | None = None) 
     aliases = {**state.aliases, **again.aliases}
     raw_copy = copy.deepcopy(again.data)
     config, found = validate_dict(again.data)
+    if check_files:
+        found += check_local_paths(raw_copy, Path(path).resolve().parent if path is not None else None)
     problems = _duplicate_keys(parsed) + override_problems + _unique(state.problems + again.problems, found)
     overridden = {o.partition("=")[0].strip() for o in overrides or [] if "=" in o}
     problems = _locate(problems, parsed.lines, aliases, source, overridden)
