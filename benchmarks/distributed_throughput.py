@@ -58,10 +58,10 @@ def _train(config: Path, extra: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "llmft", "train", str(config), "--overwrite", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    found = re.search(r"trained (\d+) steps in ([\d.]+)s", done.stderr)
+    found = re.search(r"trained (\d+) steps in ([\d.]+) (s|min)\b", done.stderr)
     if done.returncode != 0 or not found:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return float(found.group(2))
+    return float(found.group(2)) * (60 if found.group(3) == "min" else 1)
 
 
 def main() -> None:

@@ -110,6 +110,7 @@ class _Trained:
     state: LoopState
     metrics: dict[str, float]
     model: object
+    train_seconds: float  # the training itself, as the log line says it and run.json records it
 
 
 @dataclass
@@ -249,13 +250,13 @@ def _train_to_the_end(ctx: _Run, parts: _Parts) -> _Trained:
     try:
         for note in trainer.setup():
             ctx.say(note)
-        state = _train(trainer, ctx.resumed_from, ctx.say)
+        state, seconds = _train(trainer, ctx.resumed_from, ctx.say)
         metrics = trainer.final_metrics()
         final_model = trainer.gather_model()  # every process: FSDP/ZeRO gather the whole model
     except BaseException as err:
         parts.trackers.abort(err)
         raise
-    return _Trained(state, metrics, final_model)
+    return _Trained(state, metrics, final_model, seconds)
 
 
 def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
@@ -283,6 +284,8 @@ def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
             "task_reason": inputs.task_reason,
             **run_record.adapter_record(ctx.adapter),
             **run_record.outcome_record(state),
+            "train_seconds": round(trained.train_seconds, 1),
+            "precision": parts.trainer.precision,
             "model_dir": str(model_dir),
             "resumed_from": str(ctx.resumed_from) if ctx.resumed_from else None,
             "tracking": parts.trackers.describe(),
@@ -415,18 +418,23 @@ def _load_model(config: RunConfig, inputs: _Inputs, say: Say) -> tuple[object, A
     )
 
 
-def _train(trainer: LocalTrainer, resumed_from: Path | None, say: Say) -> LoopState:
-    """The resume (if any), then training with signal handling; the model is left standard."""
+def _train(trainer: LocalTrainer, resumed_from: Path | None, say: Say) -> tuple[LoopState, float]:
+    """The resume (if any), then training with signal handling; the model is left standard. Returns the
+    state and the training's seconds: measured once, said here and written to run.json (the end-of-run
+    summary reads it there), so the two never disagree."""
+    from llmft.run_record import seconds_text
+
     state = trainer.resume(resumed_from) if resumed_from else None
     start = state.step if state else 0
     t0 = time.perf_counter()
     state = trainer.train(state)
+    seconds = round(time.perf_counter() - t0, 1)
     say(
-        f"trained {state.step - start} steps in {time.perf_counter() - t0:.1f}s"
+        f"trained {state.step - start} steps in {seconds_text(seconds)}"
         + (f" after resuming at step {start}" if start else "")
         + (f" ({state.stop_reason})" if state.stop_reason else "")
     )
-    return state
+    return state, seconds
 
 
 def _seed(seed: int, threads: int | None) -> None:

@@ -81,6 +81,11 @@ def data_report(prepared: PreparedData, encoded: EncodedData) -> dict[str, objec
     return report
 
 
+def seconds_text(seconds: float) -> str:
+    """A duration as the log line and the end-of-run summary both write it: `3.3 s`, `12.5 min`."""
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
+
+
 def adapter_record(adapter: AdapterSummary) -> dict[str, object]:
     return {
         "adapter": adapter.describe(),

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -130,12 +131,43 @@ def test_broken_config_json_report(name: str, capsys: pytest.CaptureFixture[str]
 
 
 # ------------------------------------------------------------------------------------ valid configs
+# What `make quickstart` and the HPO demo write, which the example configs name (validate checks it is there).
+MADE_BY_THE_DEMOS = [
+    f"outputs/{demo}/data/{split}.jsonl"
+    for demo in ("quickstart", "hpo_demo")
+    for split in ("train", "validation", "test")
+] + ["outputs/quickstart/base/", "outputs/hpo_demo/bert/"]
+
+
+@pytest.fixture(scope="module")
+def demo_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The configs folder with the files the demos make beside it, as after `make quickstart`."""
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(REPO_ROOT / "configs", root / "configs")
+    for name in MADE_BY_THE_DEMOS:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).mkdir() if name.endswith("/") else (root / name).write_text("{}\n")
+    return root
+
+
 @pytest.mark.parametrize("config", EXAMPLES, ids=lambda p: p.name)
-def test_example_configs_validate(config: Path) -> None:
-    result = run_cli("validate", str(config.relative_to(REPO_ROOT)))
+def test_example_configs_validate(config: Path, demo_checkout: Path) -> None:
+    result = run_cli("validate", f"configs/{config.name}", cwd=demo_checkout)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{config.relative_to(REPO_ROOT)}: valid"
+    assert result.stdout.strip() == f"configs/{config.name}: valid"
     assert "Traceback" not in result.stderr
+
+
+def test_the_quickstart_config_before_make_quickstart_names_what_is_missing() -> None:
+    result = run_cli("validate", "configs/quickstart.yaml", cwd=REPO_ROOT)
+    if (REPO_ROOT / "outputs" / "quickstart" / "base").is_dir():
+        pytest.skip("`make quickstart` has run in this checkout")
+    assert result.returncode == 2
+    assert (
+        "  - model.name_or_path: local model folder not found: ../outputs/quickstart/base "
+        "(configs/quickstart.yaml:19) Fix: correct the path (relative paths in a config file are relative "
+        "to its folder), or use a Hub id such as org/name" in result.stderr.splitlines()
+    )
 
 
 def test_legacy_config_prints_one_notice_per_legacy_key() -> None:
@@ -153,6 +185,7 @@ def test_legacy_config_prints_one_notice_per_legacy_key() -> None:
 
 
 def test_every_problem_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text("{}\n")
     config = tmp_path / "sft.yaml"
     config.write_text(
         "data:\n  dataset:\n    train_file: train.jsonl\n"
@@ -178,6 +211,7 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_qlora_without_cuda_is_at_most_a_warning_and_exit_0(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text("{}\n")
     config = tmp_path / "qlora.yaml"
     config.write_text(
         "data: {dataset: {train_file: t.jsonl}}\n"

@@ -18,7 +18,7 @@ def chat(
     repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", min=0.0, help="1.0 is off."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
 ) -> None:
-    """Chat with a trained run: multi-turn, streamed; /reset starts over, /exit quits."""
+    """Chat with a trained run: multi-turn, streamed; /reset starts over, /exit quits, /help lists these."""
     from llmft.generate.batch import Sampling
     from llmft.generate.chat import chat_loop, check_chat
     from llmft.generate.load import load_run

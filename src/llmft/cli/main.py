@@ -12,10 +12,12 @@ import sys
 
 import typer
 
+from llmft.cli.help_format import Group
 from llmft.version import __version__
 
 app = typer.Typer(
     name="llmft",
+    cls=Group,
     help="Config-driven fine-tuning of language models (YAML/JSON config → trained, evaluated model).",
     no_args_is_help=True,
     add_completion=False,

@@ -13,9 +13,7 @@ DTYPE_HELP = "Weights dtype: auto (the base's), float32, bfloat16 or float16. Me
 
 
 def merge(
-    run: Path = typer.Argument(
-        ..., help="Run directory (training output_dir) or a saved adapter/model folder."
-    ),
+    run: Path = typer.Argument(..., help="Run directory (training output_dir) or a saved adapter folder."),
     out: Path = typer.Option(..., "--out", help="Folder to write the merged model to (new or empty)."),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE_HELP),
     base: str | None = typer.Option(None, "--base", help="Base model, if it moved since training."),
@@ -30,9 +28,9 @@ def merge(
 
     source = resolve_source(run, base=base)
     result = merge_to_dir(source, out, dtype=dtype, max_shard_size=max_shard_size, overwrite=overwrite)
-    what = f"{source.model_dir} merged into {source.base}" if source.is_adapter else f"{source.model_dir}"
     typer.echo(
-        f"wrote {result.out}: {what}, {result.parameters:,} parameters in {result.dtype}, "
+        f"wrote {result.out}: {source.model_dir} merged into {source.base}, "
+        f"{result.parameters:,} parameters in {result.dtype}, "
         f"{len(result.shards)} safetensors file(s)"
     )
     for note in result.notes:

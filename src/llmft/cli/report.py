@@ -15,11 +15,13 @@ def report(
         None, "--out", "-o", help="HTML file to write; default RUN/report.html (one run) or ./report.html."
     ),
 ) -> None:
-    """Write one self-contained HTML report (curves, final metrics, data, config differences, trials) with
-    its figures as PNG files beside it."""
+    """Write one self-contained HTML report (curves, final metrics, data, config differences, trials), its
+    charts inline; PNG copies beside it when matplotlib is installed."""
     from llmft.report.build import write_report
 
     files = write_report(list(runs), out)
     typer.echo(f"report: {files.html}")
     if files.pngs:
         typer.echo(f"figures: {len(files.pngs)} PNG files in {files.pngs[0].parent}")
+    for note in files.notes:
+        typer.echo(f"note: {note}", err=True)

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import typer
 
+from llmft.cli.help_format import Command, Group
+
 app = typer.Typer(
+    cls=Group,
     help="Make synthetic data and tiny models for tests and demos.",
     no_args_is_help=True,
     add_completion=False,
@@ -21,7 +24,7 @@ ARCH_HELP = "Architecture: gpt2, llama, qwen2, bert, distilbert or t5."
 TASK_HELP = "Task: sft, chat, classification, preference, kto or text."
 
 
-@app.command("model")
+@app.command("model", cls=Command)
 def model(
     arch: str = typer.Option(..., "--arch", help=ARCH_HELP),
     out: Path = typer.Option(..., "--out", help="Directory to write the model and tokenizer to."),
@@ -53,7 +56,7 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-@app.command("data")
+@app.command("data", cls=Command)
 def data(
     task: str = typer.Option(..., "--task", help=TASK_HELP),
     out: Path = typer.Option(..., "--out", help="Directory to write train/validation/test files to."),

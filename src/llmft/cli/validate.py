@@ -26,7 +26,7 @@ def validate(
     if fmt not in ("text", "json"):
         raise ConfigError(f"--format must be text or json, got {fmt!r}")
     try:
-        loaded = inspect_config(config, overrides or [])
+        loaded = inspect_config(config, overrides or [], check_files=True)
         problems = list(loaded.problems)
     except ConfigError as err:  # unreadable file: report it in the same shape
         problems = [Problem("", err.message, err.fix, "error", err.where)] + err.problems

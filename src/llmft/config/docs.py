@@ -21,8 +21,10 @@ HEADER = """# Configuration reference
 
 Generated from the schema by `llmft schema --markdown > docs/CONFIG.md`; do not edit by hand.
 Every section rejects unknown keys (with a did-you-mean suggestion). Relative paths are relative to the
-config file. Override any key on the command line: `llmft train cfg.yaml training.learning_rate=1e-4`.
-`llmft schema` prints the JSON Schema for editor completion.
+config file (in an override, to the current folder); `llmft validate` checks that the data files and the
+local model folders named are there (a Hub id such as `org/name` is not taken for a path). Override any
+key on the command line: `llmft train cfg.yaml training.learning_rate=1e-4`; a problem an override causes
+is reported at `(command line)`. `llmft schema` prints the JSON Schema for editor completion.
 """
 
 LEGACY = """

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from llmft.config.checks import check_config
 from llmft.config.legacy import normalise_legacy
+from llmft.config.paths import check_local_paths
 from llmft.config.render import problems_from
 from llmft.config.schema import RunConfig
 from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
@@ -183,8 +184,7 @@ def _locate(
     """
     out = []
     for problem in problems:
-        by_override = any(problem.path == o or problem.path.startswith(o + ".") for o in overridden)
-        if not problem.location and by_override:
+        if not problem.location and _from_override(problem, overridden, aliases):
             location: str | None = "command line"
         else:
             line = None if problem.location else _line_of(problem.path, lines, aliases)
@@ -193,6 +193,29 @@ def _locate(
         path, message = _one_line(problem.path), _one_line(problem.message)
         out.append(Problem(path, message, fix, problem.severity, location))
     return out
+
+
+def _from_override(problem: Problem, overridden: set[str], aliases: dict[str, str]) -> bool:
+    """Whether an override caused ``problem``: it is about an overridden key (or a key below one), by its
+    schema name or the legacy name the override used, or it is a section's rule about the keys of one
+    section (``training: eval_strategy is `steps` but ...``) that names an overridden key of that section.
+    """
+    names = {problem.path, _written_as(problem.path, aliases)}
+    if any(n == o or n.startswith(o + ".") for n in names for o in overridden):
+        return True
+    for key in overridden | {_modern(o, aliases) for o in overridden}:
+        section, _, rest = key.rpartition(".")
+        if problem.path == section and re.search(rf"\b{re.escape(rest)}\b", problem.message):
+            return True
+    return False
+
+
+def _modern(key: str, aliases: dict[str, str]) -> str:
+    """The schema's name of a key an override wrote in a legacy spelling (`training.evaluation_strategy`)."""
+    for new, old in aliases.items():
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old) :]
+    return key
 
 
 def _one_line(text: str) -> str:
@@ -272,9 +295,13 @@ def _duplicate_keys(parsed: ConfigText) -> list[Problem]:
     return problems
 
 
-def inspect_config(path: str | Path | None, overrides: list[str] | None = None) -> LoadedConfig:
+def inspect_config(
+    path: str | Path | None, overrides: list[str] | None = None, *, check_files: bool = False
+) -> LoadedConfig:
     """Load and check a config, collecting every problem instead of stopping at the first.
 
+    ``check_files``: also report local data files and model folders that are not there (`llmft validate`;
+    a run reads them anyway, and code that builds a config before its files exist must not be refused).
     Raises ConfigError only when the file cannot be read or parsed at all (nothing else can be checked).
     """
     parsed = ConfigText({})
@@ -289,6 +316,8 @@ def inspect_config(path: str | Path | None, overrides: list[str] | None = None) 
     aliases = {**state.aliases, **again.aliases}
     raw_copy = copy.deepcopy(again.data)
     config, found = validate_dict(again.data)
+    if check_files:
+        found += check_local_paths(raw_copy, Path(path).resolve().parent if path is not None else None)
     problems = _duplicate_keys(parsed) + override_problems + _unique(state.problems + again.problems, found)
     overridden = {o.partition("=")[0].strip() for o in overrides or [] if "=" in o}
     problems = _locate(problems, parsed.lines, aliases, source, overridden)

@@ -54,7 +54,8 @@ def merge_to_dir(
     max_shard_size: str = "2GB",
     overwrite: bool = False,
 ) -> MergeResult:
-    """Merge ``source`` (adapter + base, or a full model) and save it to ``out``."""
+    """Merge ``source``'s adapter into its base and save the result to ``out``."""
+    check_has_adapter(source)
     target = check_out_dir(Path(out), source, overwrite=overwrite)
     model = load_merged(source, dtype=dtype)
     if target.is_dir():  # emptied only now: a merge that fails leaves what was there
@@ -72,6 +73,20 @@ def merge_to_dir(
     dtype_name = str(next(model.parameters()).dtype).replace("torch.", "")
     params = sum(p.numel() for p in model.parameters())
     return MergeResult(target, dtype_name, shards, params, notes)
+
+
+def check_has_adapter(source: ModelSource) -> None:
+    """A full fine-tune has no adapter: its full weights are saved already, and a "merge" would only copy
+    them, which would leave the user wondering what changed."""
+    if source.is_adapter:
+        return
+    raise ExportError(
+        f"nothing to merge: {source.model_dir} holds a full model (a full fine-tune, no adapter), so its "
+        "full weights are already saved there",
+        fix=f"load {source.model_dir} as it is with transformers (from_pretrained), or convert it with "
+        "`llmft export RUN --format gguf`; `llmft merge` is for runs that trained an adapter",
+        where="RUN",
+    )
 
 
 def check_out_dir(out: Path, source: ModelSource, *, overwrite: bool) -> Path:
@@ -108,4 +123,11 @@ def copy_side_files(source: ModelSource, target: Path) -> list[str]:
     return notes
 
 
-__all__ = ["GENERATION_CONFIG", "TOKENIZER_FILES", "MergeResult", "check_out_dir", "merge_to_dir"]
+__all__ = [
+    "GENERATION_CONFIG",
+    "TOKENIZER_FILES",
+    "MergeResult",
+    "check_has_adapter",
+    "check_out_dir",
+    "merge_to_dir",
+]

@@ -100,12 +100,24 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> 
         )
     name = str(name)
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
-        raise ExportError(
-            f"the adapter's base model `{name}` is not there any more",
-            fix="pass the base model's current location with --base PATH_OR_HUB_ID",
-            where=f"{model_dir / 'adapter_config.json'}: base_model_name_or_path",
-        )
+        raise _missing_base(name, model_dir, given=override is not None)
     return name
+
+
+def _missing_base(name: str, model_dir: Path, *, given: bool) -> ExportError:
+    """A base folder that is not there: blame --base when the user passed it, else the adapter's record."""
+    if given:
+        what = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
+        return ExportError(
+            f"base model `{name}` {what}",
+            fix="pass the base model's folder (the one with config.json) or its Hub id (org/name)",
+            where="--base",
+        )
+    return ExportError(
+        f"the adapter's base model `{name}` is not there any more",
+        fix="pass the base model's current location with --base PATH_OR_HUB_ID",
+        where=f"{model_dir / 'adapter_config.json'}: base_model_name_or_path",
+    )
 
 
 def _task(model_dir: Path, run_dir: Path | None, adapter: dict[str, object] | None) -> str:

@@ -2,11 +2,13 @@
 
 Each turn renders the whole conversation so far with the run's template (as training did), generates until
 an end-of-turn token, and keeps the answer in the history. ``/reset`` starts over, ``/exit`` (or end of
-input) quits.
+input) quits, ``/help`` lists these. A line that is one unknown ``/word`` is answered with that list too,
+not sent to the model: it is far more likely a mistyped command than a message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TextIO
 
@@ -15,7 +17,13 @@ from llmft.generate.batch import Output, Sampling, decode_output, generation_con
 from llmft.generate.load import LoadedRun
 from llmft.generate.prompts import Message, Prompt
 
-EXIT, RESET = "/exit", "/reset"
+EXIT, RESET, HELP = "/exit", "/reset", "/help"
+COMMANDS = {HELP: "list these commands", RESET: "start the conversation over", EXIT: "quit (or Ctrl-D)"}
+_COMMAND_LIKE = re.compile(r"/[A-Za-z?][\w-]*")
+
+
+def help_text() -> str:
+    return "commands:\n" + "".join(f"  {name:<8} {what}\n" for name, what in COMMANDS.items())
 
 
 class StreamWriter:
@@ -88,7 +96,10 @@ def chat_loop(
     start: list[Message] = [{"role": "system", "content": system}] if system else []
     history = list(start)
     answers = 0
-    out.write(f"chatting with {loaded.run_dir or loaded.model_dir}: {RESET} starts over, {EXIT} quits\n")
+    out.write(
+        f"chatting with {loaded.run_dir or loaded.model_dir}: {RESET} starts over, {EXIT} quits, "
+        f"{HELP} lists the commands\n"
+    )
     while True:
         try:
             line = read("you> ").strip()
@@ -100,6 +111,9 @@ def chat_loop(
         if line == RESET:
             history = list(start)
             out.write("(conversation cleared)\n")
+            continue
+        if line == HELP or (_COMMAND_LIKE.fullmatch(line) and line not in COMMANDS):
+            out.write(("" if line == HELP else f"unknown command {line}; ") + help_text())
             continue
         if not line:
             continue

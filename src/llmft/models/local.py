@@ -11,17 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmft.config.paths import looks_like_path
 from llmft.errors import ModelError
 from llmft.models.hub import WHERE
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
-
-
-def looks_like_path(name: str) -> bool:
-    """A Hub id is `name` or `org/name`; anything else (or an existing path) is meant as a local path."""
-    if Path(name).exists() or name.startswith((".", "/", "~")) or "\\" in name:
-        return True
-    return name.count("/") > 1
 
 
 def check_local_dir(name: str) -> Path | None:

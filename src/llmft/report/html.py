@@ -11,6 +11,7 @@ import yaml
 
 from llmft.report.figures import Figure, finite
 from llmft.report.runs import Run, Search
+from llmft.run_record import seconds_text
 from llmft.tracking.base import flatten
 
 CSS = """
@@ -77,7 +78,7 @@ def summary(runs: list[Run]) -> str:
                 run.name,
                 info.get("task", ""),
                 info.get("steps", last.get("step", "")),
-                duration(info),
+                run_time(info),
                 last.get("tokens_per_second", ""),
                 info.get("tokens_seen", last.get("tokens_seen", "")),
                 info.get("stop_reason", "no run.json (still running, or killed)"),
@@ -101,6 +102,16 @@ def duration(info: dict[str, object]) -> str:
         return ""
     seconds = (end - start).total_seconds()
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def run_time(info: dict[str, object]) -> str:
+    """The training's time as the run's log line said it (run.json's ``train_seconds``), then the whole
+    run's (loading, evaluation and saving too); a run from before ``train_seconds``: the whole run's."""
+    whole = duration(info)
+    seconds = info.get("train_seconds")
+    if not isinstance(seconds, (int, float)):
+        return whole
+    return f"{seconds_text(float(seconds))} training" + (f", {whole} in all" if whole else "")
 
 
 def final_table(runs: list[Run]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from llmft.report.html import duration, last_train
+from llmft.report.html import last_train, run_time
 from llmft.report.runs import load_run
 from llmft.run_dir import RunDir
 
@@ -21,8 +21,10 @@ def summary_rows(out: Path) -> list[tuple[str, str]]:
     info, last = run.info, last_train(run)
     rows = [
         ("steps", f"{info.get('steps', last.get('step', '?'))} ({info.get('stop_reason', 'no run.json')})"),
-        ("time", duration(info) or "?"),
+        ("time", run_time(info) or "?"),
     ]
+    if info.get("precision"):
+        rows.append(("precision", str(info["precision"])))
     if "tokens_per_second" in last:
         rows.append(("tokens/s", f"{float(last['tokens_per_second']):,.0f}"))  # type: ignore[arg-type]
     rows += [(k, f"{v:.4g}") for k, v in run.final.items() if not k.endswith(COUNTS)]

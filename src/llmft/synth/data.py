@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from llmft.errors import DataError
+from llmft.errors import DataError, LlmftError
 
 TASKS: tuple[str, ...] = ("sft", "chat", "classification", "preference", "kto", "text")
 
@@ -93,7 +93,7 @@ def sft_answer(instruction: str, input: str = "") -> str:  # noqa: A002 - mirror
         thing = instruction[len(COLOUR_PREFIX) : -1].split()[-1]
         if thing in COLOURS:
             return f"The {thing} is {COLOURS[thing]}."
-    raise DataError(f"not a synthetic sft instruction: {instruction!r}", where="llmft.synth.data")
+    raise DataError(f"not a synthetic sft instruction: {instruction!r}")
 
 
 def classify_text(text: str) -> str:
@@ -256,7 +256,7 @@ def _unique(make: Callable[[], object], rows: int, task: str) -> list[object]:
         raise DataError(
             f"could only make {len(out)} distinct {task!r} rows, {rows} were asked for",
             fix="ask for fewer rows",
-            where="llmft.synth.data",
+            where="--rows",
         )
     return out
 
@@ -282,7 +282,7 @@ def _check_style(task: str, style: str | None) -> None:
         raise DataError(
             f"style {style!r} does not apply to task {task!r}",
             fix=f"use one of: {choices}",
-            where="llmft.synth.data",
+            where="--style",
         )
 
 
@@ -294,10 +294,10 @@ def generate_rows(
         raise DataError(
             f"unknown synthetic task {task!r}",
             fix=f"use one of: {', '.join(TASKS)}",
-            where="llmft.synth.data",
+            where="--task",
         )
     if rows < 0:
-        raise DataError(f"rows must be >= 0, got {rows}", where="llmft.synth.data")
+        raise DataError(f"expected a whole number >= 0, got {rows}", where="--rows")
     _check_style(task, style)
     rng = random.Random(f"llmft-synthetic-{task}-{seed}")
     if task == "classification":
@@ -315,17 +315,17 @@ def generate_rows(
 
 def split_sizes(rows: int, validation_fraction: float, test_fraction: float) -> tuple[int, int, int]:
     """Train/validation/test sizes; a non-zero fraction always gets at least one row."""
-    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+    for name, value in (("--validation-fraction", validation_fraction), ("--test-fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise DataError(f"{name} must be in [0, 1), got {value}", where="llmft.synth.data")
+            raise DataError(f"expected a fraction in [0, 1), got {value}", fix=f"e.g. {name} 0.1", where=name)
     n_val = max(1, round(rows * validation_fraction)) if validation_fraction > 0 else 0
     n_test = max(1, round(rows * test_fraction)) if test_fraction > 0 else 0
     n_train = rows - n_val - n_test
     if n_train < 1:
         raise DataError(
             f"{rows} rows leave no training rows after validation ({n_val}) and test ({n_test})",
-            fix="ask for more rows or smaller fractions",
-            where="llmft.synth.data",
+            fix="ask for more rows (e.g. --rows 200) or smaller fractions",
+            where="--rows",
         )
     return n_train, n_val, n_test
 
@@ -351,10 +351,11 @@ def write_synthetic_data(
 
     Splits are cut from one set of distinct rows, so they never share a row.
     """
+    if rows < 1:
+        raise DataError(f"expected a whole number > 0, got {rows}", fix="e.g. --rows 200", where="--rows")
     n_train, n_val, n_test = split_sizes(rows, validation_fraction, test_fraction)
     items = generate_rows(task, rows, seed, style=style)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out_dir, DataError)
     as_text = task == "text"
     suffix = ".txt" if as_text else ".jsonl"
     bounds = {
@@ -367,9 +368,28 @@ def write_synthetic_data(
         if end <= start:
             continue
         path = out / f"{split}{suffix}"
-        _write_split(path, items[start:end], as_text=as_text)
+        try:
+            _write_split(path, items[start:end], as_text=as_text)
+        except OSError as err:
+            raise DataError(f"cannot write {path}: {err.strerror}", fix=WRITE_FIX, where="--out") from None
         written[split] = path
     return written
+
+
+WRITE_FIX = "choose a folder you can write to (--out)"
+
+
+def writable_folder(out_dir: str | Path, error: type[LlmftError]) -> Path:
+    """``out_dir``, made if need be; a path that cannot be a folder (a file, no permission, a read-only
+    disk) is ``error`` naming --out, not an OSError from deep inside a write."""
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise error(f"{out} is a file, not a folder", fix=WRITE_FIX, where="--out") from None
+    except OSError as err:
+        raise error(f"cannot make the folder {out}: {err.strerror}", fix=WRITE_FIX, where="--out") from None
+    return out
 
 
 __all__ = [

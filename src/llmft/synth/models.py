@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmft.errors import ModelError
+from llmft.synth.data import WRITE_FIX, writable_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
@@ -106,7 +107,7 @@ def _check_arch(arch: str) -> None:
         raise ModelError(
             f"unknown tiny model architecture {arch!r}",
             fix=f"use one of: {', '.join(ARCHS)}",
-            where="llmft.synth.models",
+            where="--arch",
         )
 
 
@@ -193,16 +194,22 @@ def builtin_corpus(seed: int = 0) -> list[str]:
 
 
 def _read_text_file(path: str | Path) -> list[str]:
-    file = Path(path)
+    file = Path(path).expanduser()
+    fix = "pass a UTF-8 text file, or leave --text out to use the built-in corpus"
     if not file.is_file():
+        what = "is a folder, not a text file" if file.is_dir() else "does not exist"
+        raise ModelError(f"tokenizer training text {file} {what}", fix=fix, where="--text")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
         raise ModelError(
-            f"tokenizer training text {file} does not exist",
-            fix="pass an existing text file, or leave it out to use the built-in corpus",
-            where="llmft.synth.models",
-        )
-    lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            f"{file} is not UTF-8 text ({err.reason} at byte {err.start})", fix=fix, where="--text"
+        ) from None
+    except OSError as err:
+        raise ModelError(f"cannot read {file}: {err.strerror}", fix=fix, where="--text") from None
+    lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        raise ModelError(f"tokenizer training text {file} is empty", where="llmft.synth.models")
+        raise ModelError(f"tokenizer training text {file} is empty", fix=fix, where="--text")
     return lines
 
 
@@ -326,9 +333,15 @@ def train_tokenizer(
     _check_arch(kind)
     if vocab_size < 300 and kind not in ("bert", "distilbert"):
         raise ModelError(
-            f"vocab_size {vocab_size} is too small for a byte-level tokenizer (256 bytes + specials)",
-            fix="use vocab_size >= 300",
-            where="llmft.synth.models",
+            f"{vocab_size} is too small for a byte-level tokenizer (256 bytes + specials)",
+            fix="use --vocab-size 300 or more",
+            where="--vocab-size",
+        )
+    if vocab_size < 1:
+        raise ModelError(
+            f"expected a whole number > 0, got {vocab_size}",
+            fix="e.g. --vocab-size 1000",
+            where="--vocab-size",
         )
     spec = _SPECIALS[kind]
     specials = list(spec.ordered) + ([CHATML_START, CHATML_END] if chat else [])
@@ -429,12 +442,21 @@ def _model_class(arch: str) -> type[PreTrainedModel]:
 
 
 def _check_sizes(hidden_size: int, num_layers: int, num_heads: int) -> None:
-    if min(hidden_size, num_layers, num_heads) < 1 or hidden_size % num_heads:
+    """Each size named by its option, the value repeated back."""
+    for option, value, example in (
+        ("--layers", num_layers, 2),
+        ("--heads", num_heads, 4),
+        ("--hidden-size", hidden_size, 64),
+    ):
+        if value < 1:
+            raise ModelError(
+                f"expected a whole number > 0, got {value}", fix=f"e.g. {option} {example}", where=option
+            )
+    if hidden_size % num_heads:
         raise ModelError(
-            f"hidden_size {hidden_size} must be a positive multiple of num_heads {num_heads} "
-            f"(num_layers {num_layers} must be >= 1)",
-            fix="e.g. hidden_size=64, num_heads=4, num_layers=2",
-            where="llmft.synth.models",
+            f"{hidden_size} is not a multiple of --heads {num_heads}",
+            fix=f"e.g. --hidden-size {num_heads * max(1, round(hidden_size / num_heads))}",
+            where="--hidden-size",
         )
 
 
@@ -471,11 +493,13 @@ def build_tiny_model(
             tokenizer.eos_token_id,
             tokenizer.convert_tokens_to_ids(CHATML_END),
         ]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with _no_progress_bars():
-        model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    out = writable_folder(out_dir, ModelError)
+    try:
+        with _no_progress_bars():
+            model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    except OSError as err:
+        raise ModelError(f"cannot write to {out}: {err.strerror}", fix=WRITE_FIX, where="--out") from None
     return out
 
 

@@ -38,6 +38,10 @@ class Parts:
     setup: TrainSetup
     eval_collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
     notes: list[str]
+    precision: str = "fp32"  # what the run computes in (precision_used), for run.json
+
+
+PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def mixed_precision(cfg: TrainingConfig) -> str:
@@ -50,6 +54,25 @@ def mixed_precision(cfg: TrainingConfig) -> str:
             "training.mixed_precision: fp16 needs a GPU", fix="use `auto` or `no` on CPU"
         )
     return cfg.mixed_precision
+
+
+def precision_used(mixed: str, model: torch.nn.Module) -> str:
+    """What training computes in: the autocast dtype (``mixed``, as ``mixed_precision`` resolved it), else the
+    trained weights' own dtype, so `auto` on a CPU reads `fp32`, not `auto` or `no`."""
+    if mixed in ("bf16", "fp16"):
+        return mixed
+    dtype = next((p.dtype for p in model.parameters() if p.requires_grad), torch.float32)
+    return PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+def _precision_note(
+    cfg: TrainingConfig, mixed: str, model: torch.nn.Module, device: object
+) -> tuple[str, str]:
+    """The precision used and the line that tells the user, with the setting it came from."""
+    used = precision_used(mixed, model)
+    autocast = " autocast" if mixed in ("bf16", "fp16") else ""
+    where = getattr(device, "type", device)
+    return used, f"precision: {used}{autocast} on {where} (training.mixed_precision: {cfg.mixed_precision})"
 
 
 def _packed(
@@ -126,8 +149,9 @@ def build_parts(
     from accelerate import Accelerator
 
     cfg, data, dist = sections.training, sections.data, dist or Distribution()
+    mixed = mixed_precision(cfg)
     accelerator = Accelerator(
-        mixed_precision=mixed_precision(cfg),
+        mixed_precision=mixed,
         cpu=not torch.cuda.is_available(),
         step_scheduler_with_optimizer=not dist.active,
     )
@@ -149,6 +173,8 @@ def build_parts(
         )
     steps = total_steps(len(train_examples), cfg, dist.world_size)
     model, optimizer, scheduler, sharded = _placed(model, cfg, encoded.objective, accelerator, dist, steps)
+    precision, line = _precision_note(cfg, mixed, model, accelerator.device)
+    notes.insert(0, line)
     if sharded is not None:
         notes.append(sharded.describe())
     context = Context(sections, model, tokenizer, encoded, collate, notes)
@@ -173,7 +199,7 @@ def build_parts(
         placement=sharded,  # None: the whole model on each process (the set-up's default)
     )
     setup.source = _batch_source(module, context, cast(FixedBatches, setup.source))
-    return Parts(setup, collate, notes)
+    return Parts(setup, collate, notes, precision)
 
 
 def _batch_source(module: ObjectiveModule, context: Context, fixed: FixedBatches) -> BatchSource:

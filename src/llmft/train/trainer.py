@@ -107,6 +107,11 @@ class LocalTrainer:
         self.parts: Parts | None = None
         self._gathered: torch.nn.Module | None = None  # the whole model, gathered after training
 
+    @property
+    def precision(self) -> str:
+        """What training computes in (`fp32`, `bf16`, `fp16`), known after ``setup``."""
+        return self.parts.precision if self.parts is not None else ""
+
     # ------------------------------------------------------------------------------------ set-up
     def setup(self) -> list[str]:
         """Build the parts and check the output dir has room; returns notes for the user (packing)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,16 @@ def test_shipped_classifier_file_keeps_its_classification_metrics() -> None:
 
 
 @pytest.mark.parametrize("path", [CAUSAL, CLASSIFIER], ids=lambda p: p.name)
-def test_validate_cli_accepts_the_shipped_files(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_cli_accepts_the_shipped_files(
+    path: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Beside the data files they name (`dir` + `*_file`), which validate checks are there."""
+    dataset = json.loads(path.read_text(encoding="utf-8"))["data"]["dataset"]
+    for key in ("train_file", "validation_file", "test_file"):
+        if key in dataset:
+            (tmp_path / dataset["dir"]).mkdir(exist_ok=True)
+            (tmp_path / dataset["dir"] / dataset[key]).write_text("[]")
+    path = Path(shutil.copy(path, tmp_path))
     assert main(["validate", str(path)]) == 0
     captured = capsys.readouterr()
     assert f"{path}: valid" in captured.out + captured.err

@@ -178,6 +178,38 @@ def test_malformed_overrides_are_all_reported(tmp_path: Path) -> None:
     assert loaded.errors[0].fix == "write e.g. training.learning_rate=1e-4 model.adapter.r=16"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "path", "message"),
+    [
+        (  # a section's rule about keys set on the command line, not at the section's line in the file
+            ["training.eval_strategy=steps"],
+            "training",
+            "eval_strategy is `steps` but eval_steps is not set",
+        ),
+        (["training.warmup_steps=5", "training.warmup_ratio=0.1"], "training", "set warmup_steps or"),
+        (["training.evaluation_strategy=steps"], "training", "eval_strategy is `steps`"),  # legacy spelling
+        (["evaluation.batch_size=-2"], "training.eval_batch_size", "expected a number > 0, got -2"),
+        (["model.adapter.r=-1"], "model.adapter.r", "expected a number > 0, got -1"),
+    ],
+)
+def test_problems_caused_by_an_override_are_on_the_command_line(
+    tmp_path: Path, overrides: list[str], path: str, message: str
+) -> None:
+    text = "data:\n  dataset:\n    train_file: t.jsonl\nmodel:\n  name_or_path: gpt2\n"
+    text += "training:\n  epochs: 1\n"
+    loaded = inspect_config(write(tmp_path, "run.yaml", text), overrides)
+    assert [(p.path, p.location) for p in loaded.errors if p.message.startswith(message)] == [
+        (path, "command line")
+    ]
+
+
+def test_a_section_rule_the_file_broke_stays_at_its_line(tmp_path: Path) -> None:
+    text = "data: {dataset: {train_file: t.jsonl}}\nmodel: {name_or_path: gpt2}\n"
+    text += "training:\n  eval_strategy: steps\n"
+    loaded = inspect_config(write(tmp_path, "run.yaml", text), ["training.epochs=2"])
+    assert [(p.path, p.location) for p in loaded.errors] == [("training", f"{tmp_path / 'run.yaml'}:3")]
+
+
 def test_apply_overrides_replaces_a_scalar_on_the_way() -> None:
     data: dict[str, object] = {"training": 5}
     assert apply_overrides(data, ["training.epochs=1"]) == []

@@ -60,6 +60,42 @@ def test_base_override_and_moved_base(tmp_path: Path) -> None:
     assert resolve_source(adapter, base="org/model").base == "org/model"
 
 
+def test_a_missing_base_given_with_base_blames_base_not_the_adapter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmft.cli.main import main
+
+    adapter = adapter_dir(tmp_path / "adapter", tmp_path / "gone")
+    with pytest.raises(ExportError) as err:
+        resolve_source(adapter, base=str(tmp_path / "nope"))
+    missing = f"base model `{tmp_path / 'nope'}` does not exist"
+    assert (err.value.where, err.value.message) == ("--base", missing)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ExportError, match="is a file, not a model folder"):
+        resolve_source(adapter, base=str(tmp_path / "file.txt"))
+    assert main(["merge", str(adapter), "--out", str(tmp_path / "out"), "--base", "./nope"]) == 2
+    err_text = capsys.readouterr().err
+    assert err_text.startswith("error: --base: base model `./nope` does not exist\n")
+    assert "adapter_config.json" not in err_text and not (tmp_path / "out").exists()
+
+
+def test_merging_a_full_fine_tune_says_there_is_nothing_to_merge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmft.cli.main import main
+
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    assert main(["merge", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: RUN: nothing to merge: {model} holds a full model (a full fine-tune, no adapter), so its "
+        "full weights are already saved there\n"
+    )
+    assert "`llmft merge` is for runs that trained an adapter" in err and not (tmp_path / "out").exists()
+
+
 def test_missing_and_wrong_paths(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="does not exist"):
         resolve_source(tmp_path / "nope")

@@ -21,7 +21,6 @@ import pytest
 
 from llmft.report.build import write_report
 
-pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install 'llmft[test]'")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,

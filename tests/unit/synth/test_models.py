@@ -260,3 +260,80 @@ def test_cli_module_does_not_import_torch_and_help_lists_match() -> None:
     )
     src = str(Path(__file__).resolve().parents[3] / "src")
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": src, "PATH": ""})
+
+
+SYNTH_ERRORS = [
+    (["model", "--arch", "foo"], "error: --arch: unknown tiny model architecture 'foo'"),
+    (["model", "--arch", "llama", "--layers", "0"], "error: --layers: expected a whole number > 0, got 0"),
+    (
+        ["model", "--arch", "llama", "--hidden-size", "65"],
+        "error: --hidden-size: 65 is not a multiple of --heads 4",
+    ),
+    (
+        ["model", "--arch", "llama", "--vocab-size", "100"],
+        "error: --vocab-size: 100 is too small for a byte-level tokenizer (256 bytes + specials)",
+    ),
+    (
+        ["model", "--arch", "gpt2", "--text", "{tmp}"],
+        "error: --text: tokenizer training text {tmp} is a folder, not a text file",
+    ),
+    (
+        ["model", "--arch", "gpt2", "--text", "{tmp}/bytes.bin"],
+        "error: --text: {tmp}/bytes.bin is not UTF-8 text",
+    ),
+    (["data", "--task", "foo"], "error: --task: unknown synthetic task 'foo'"),
+    (["data", "--task", "sft", "--rows", "-3"], "error: --rows: expected a whole number > 0, got -3"),
+    (
+        ["data", "--task", "sft", "--validation-fraction", "1.5"],
+        "error: --validation-fraction: expected a fraction in [0, 1), got 1.5",
+    ),
+    (["data", "--task", "sft", "--style", "foo"], "error: --style: style 'foo' does not apply to task 'sft'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"), SYNTH_ERRORS, ids=lambda a: " ".join(a) if isinstance(a, list) else ""
+)
+def test_synth_errors_name_the_option_not_a_python_module(
+    args: list[str], first_line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmft.cli.main import main
+
+    (tmp_path / "bytes.bin").write_bytes(b"ok\n\xff\xfe\n")
+    argv = ["synth", *[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(first_line.format(tmp=tmp_path)) and "\nFix: " in err, err
+    assert "llmft." not in err and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [
+            "model",
+            "--arch",
+            "gpt2",
+            "--vocab-size",
+            "300",
+            "--hidden-size",
+            "8",
+            "--heads",
+            "2",
+            "--layers",
+            "1",
+        ],
+        ["data", "--task", "sft"],
+    ],
+)
+def test_synth_out_that_is_a_file_is_named(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmft.cli.main import main
+
+    (tmp_path / "taken").write_text("x")
+    assert main(["synth", *command, "--out", str(tmp_path / "taken")]) == 2
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        f"error: --out: {tmp_path / 'taken'} is a file, not a folder",
+        "Fix: choose a folder you can write to (--out)",
+    ]
