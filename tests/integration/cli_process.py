@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import psutil
 
+HANG_GUARD_S = 1800
+"""How long a test waits on a subprocess before calling it hung: a guard only, never a timing claim. A run
+of seconds on a quiet machine takes minutes on a loaded 2-core one (measured: 300 s guards fired with two
+suites at once), so the guard is far above any run these tests make."""
+
 
 class CliProcess:
     """``python -m llmft.cli.main train CONFIG *extra``, started at once; stdout and stderr go to ``log``.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 from tests.matrix import THREADS
 
 import llmft
@@ -77,7 +78,7 @@ def test_importing_llmft_does_not_import_torch() -> None:
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        timeout=120,
+        timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 0, proc.stderr
     after_import, after_load_config = proc.stdout.splitlines()

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_process import HANG_GUARD_S
 
 from llmft.cli.main import main
 from llmft.config.load import load_config
@@ -153,7 +154,7 @@ def cli_runs(
 
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_bad_file_through_the_real_cli(name: str, cli_runs: dict[str, subprocess.Popen]) -> None:
-    stdout, stderr = cli_runs[name].communicate(timeout=300)
+    stdout, stderr = cli_runs[name].communicate(timeout=HANG_GUARD_S)
 
     output = stdout + stderr
     assert cli_runs[name].returncode == 2, output
@@ -236,7 +237,7 @@ def test_bad_input_stops_train_with_exit_code_2_and_a_fix(
 
 
 def test_unknown_target_module_through_the_real_cli(cli_runs: dict[str, subprocess.Popen]) -> None:
-    stdout, stderr = cli_runs[UNKNOWN_TARGET].communicate(timeout=300)
+    stdout, stderr = cli_runs[UNKNOWN_TARGET].communicate(timeout=HANG_GUARD_S)
 
     assert cli_runs[UNKNOWN_TARGET].returncode == 2, stdout + stderr
     _, fragments, fix = _bad_input("unknown_target", Path())

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_process import HANG_GUARD_S
 
 pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
@@ -35,7 +36,7 @@ def test_dpo_bench_runs_both_contenders_on_the_same_batches(tmp_path: Path, shar
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_GUARD_S,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (scenario,) = json.loads((tmp_path / "bench.json").read_text())["scenarios"]

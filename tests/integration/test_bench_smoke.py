@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.integration.cli_process import HANG_GUARD_S
 
 pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
@@ -40,12 +41,12 @@ def report(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> d
             "--peak-seconds",
             "0.5",
             "--timeout",
-            "120",
+            str(HANG_GUARD_S // 4),  # each of the contenders: together within the guard
         ],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD_S,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     if not HAS_TRL:

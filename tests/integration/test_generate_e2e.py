@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 import llmft
 from llmft.config.load import load_config
@@ -161,7 +162,7 @@ def test_llmft_chat_answers_two_turns_in_a_terminal(trained) -> None:
         os.write(parent, b"What colour is the old coal?\n")
         _read_until(parent, seen, b"you> ", 3)
         os.write(parent, b"/exit\n")
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=HANG_GUARD_S) == 0
     finally:
         proc.kill()
         os.close(parent)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 from tests.matrix import THREADS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,7 +138,7 @@ def test_two_processes_share_one_study_through_its_storage_url(
         for c in configs
     ]
     for proc in procs:
-        _, err = proc.communicate(timeout=600)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
         assert proc.returncode == 0, err
 
     trials = study_trials(tmp_path / "shared.db")
@@ -158,7 +159,7 @@ def test_train_with_hpo_enabled_runs_the_search(tiny_model, synth_data, tmp_path
     out = tmp_path / "search" / "run"
     config = write_config(tmp_path, tiny_model, synth_data, out, {"backend": "random", "max_trials": 2})
     train = [sys.executable, "-m", "llmft.cli.main", "train", str(config), "hpo.enabled=true", "--quiet"]
-    proc = subprocess.run(train, env=env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(train, env=env(), capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((out / "hpo_results.json").read_text())
     assert [t["state"] for t in results["trials"]] == ["complete"] * 2

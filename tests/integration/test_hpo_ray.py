@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 pytest.importorskip("ray.tune")
 
@@ -58,7 +59,7 @@ def test_legacy_ray_tune_config_runs_four_trials_two_at_a_time_with_asha(
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_GUARD_S,
     )
     assert done.returncode == 0, done.stderr[-4000:]
 

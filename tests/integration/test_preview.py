@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 from llmft.config.load import load_config
 from llmft.preview import build_preview
@@ -50,7 +51,7 @@ def test_preview_shows_masked_prompt_and_trained_response(
         [sys.executable, "-m", "llmft.cli.main", "preview", str(cfg), "-n", "3"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=HANG_GUARD_S,
         env={**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -72,7 +73,7 @@ def test_memory_estimate_within_30_percent_of_measured_peak_rss(
         [sys.executable, "-c", code, str(cfg)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD_S,
         # its own HF_HOME: caches earlier tests left in the session's (datasets, tokenization) must not
         # change what this run loads, and so its peak
         env={**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HOME": str(tmp_path / "hf-home")},

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.cli_process import HANG_GUARD_S
+
 from llmft.selftest import run_selftest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,7 +19,7 @@ def test_selftest_passes_every_stage() -> None:
         [sys.executable, "-m", "llmft.cli.main", "selftest"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD_S,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

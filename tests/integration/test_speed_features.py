@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 from llmft.config.load import load_config
 from llmft.data.build import encode_splits, prepare_rows
@@ -113,7 +114,7 @@ def test_fast_paths_import_no_torch(argv: list[str]) -> None:
         [sys.executable, "-c", code, *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD_S,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 0, proc.stderr

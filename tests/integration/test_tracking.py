@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 from tests.matrix import THREADS, thread_env
 
 from llmft.config.load import load_config
@@ -229,7 +230,7 @@ def test_sigkill_and_resume_leave_one_gapless_tracker_series(tiny_model, synth_d
     assert logged_before == [1, 2, 3, 4, 5, 6], logged_before
 
     second = _cli(path, tmp_path / "second.log", "--resume")
-    assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()
+    assert second.wait(timeout=HANG_GUARD_S) == 0, (tmp_path / "second.log").read_text()
 
     expected = jsonl_series(out)
     assert sorted(expected["loss"]) == list(range(1, 10))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 from tests.tolerances import assert_same_function
 
 import llmft
@@ -209,7 +210,7 @@ def test_qlora_trains_on_cpu_through_the_cli(tiny_model, synth_data, tmp_path: P
         capture_output=True,
         text=True,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")},
-        timeout=300,
+        timeout=HANG_GUARD_S,
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "run" / "model" / "adapter_model.safetensors").exists()

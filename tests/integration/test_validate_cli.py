@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 from llmft.cli.main import main
 
@@ -39,7 +40,7 @@ def run_cli(
         env=environ,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD_S,
         check=False,
     )
 
@@ -264,7 +265,7 @@ def test_validate_imports_neither_torch_nor_transformers() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD_S,
         check=False,
     )
     assert result.stdout.strip().splitlines()[-1] == "RC 0 HEAVY -", result.stdout + result.stderr

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def run_validate(cfg: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "llmft.cli.main", "validate", str(cfg), "--deep", *extra],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=HANG_GUARD_S,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
 
