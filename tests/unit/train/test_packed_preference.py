@@ -179,3 +179,11 @@ def test_reward_scores_equal_the_models_own_forward(tiny_model, layout: str) -> 
 
     _close(mine, want)
     _close(loss[1], loss[0])
+
+
+def test_precomputed_reference_log_probs_travel_unchanged_in_the_packed_layout() -> None:
+    examples = [dict(e, ref_chosen_logps=-1.5 - i, ref_rejected_logps=-7.25 - i) for i, e in enumerate(PAIRS)]
+    padded, packed = _batches(PairCollator, examples, None)
+
+    assert torch.equal(packed["ref_logps"], padded["ref_logps"])
+    assert packed["ref_logps"].tolist() == [-1.5, -2.5, -3.5, -7.25, -8.25, -9.25]
