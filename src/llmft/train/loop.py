@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import torch
 
 from llmft.config.schema import TrainingConfig
 from llmft.errors import TrainingError
 from llmft.evaluate.best import Best
-from llmft.train.batches import BatchSource, FixedBatches, Window
+from llmft.train.batches import BatchSource, Window
 from llmft.train.distributed.group import Distribution
 from llmft.train.distributed.placement import Placement, Replicated
 from llmft.train.objectives import Objective
@@ -70,54 +70,31 @@ class LoopHooks:
 
 @dataclass
 class TrainSetup:
-    """What the loop trains: model, optimizer, schedule, the rows and how they are batched, the objective."""
+    """What the loop trains: model, optimizer, schedule, the source of its batches, the objective."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     accelerator: object
-    examples: list[dict[str, object]]
-    collate: Callable[[list[dict[str, object]]], dict[str, torch.Tensor]]
+    # What the loop trains on: the fixed rows (``FixedBatches``) or an objective's own source (rollouts).
+    source: BatchSource
     objective: Objective
     cfg: TrainingConfig
-    seed: int
-    group_by_length: bool
     hooks: LoopHooks = field(default_factory=LoopHooks)
-    # The rows of each epoch when they are drawn (a weighted mix of data sets), else every row.
-    epoch_rows: Callable[[int], list[int]] | None = None
-    lengths: list[int] = field(default_factory=list)
     dist: Distribution = field(default_factory=Distribution)
     # Where the model's state lives: FSDP or DeepSpeed shard it across the processes; by default (None) every
     # process holds the whole model (``Replicated``).
     placement: Placement = None  # type: ignore[assignment]
 
-    # What the loop trains on; by default (None) the fixed data above (``FixedBatches``).
-    source: BatchSource = None  # type: ignore[assignment]
-
     def __post_init__(self) -> None:
         if self.placement is None:
             self.placement = Replicated(self.model, self.accelerator, self.dist)
-        if self.source is None:
-            self.source = FixedBatches(
-                self.examples,
-                self.collate,
-                self.cfg,
-                self.seed,
-                self.group_by_length,
-                self.dist,
-                self.epoch_rows,
-                self.lengths,
-            )
 
     def forward(self, fn: Callable[..., Any], batch: dict[str, torch.Tensor]) -> Any:
         """``fn(model, batch)`` (a loss, an evaluation count) through the placement: under FSDP through the
         sharded root, which gathers the weights it holds around the call; under DeepSpeed on its engine's
         module."""
         return self.placement.call(fn, batch)
-
-    def windows(self, epoch: int) -> list[list[list[int]]]:
-        """The fixed data's windows of ``epoch`` (row indices): see ``FixedBatches.windows``."""
-        return cast(FixedBatches, self.source).windows(epoch)
 
 
 def _step(setup: TrainSetup, window: Window, state: LoopState) -> torch.Tensor:

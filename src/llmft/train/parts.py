@@ -182,23 +182,27 @@ def build_parts(
     if cfg.compile:
         model = torch.compile(model)
     dist.seed_training(sections.seed)
+    fixed = FixedBatches(
+        train_examples,
+        train_collate,
+        cfg,
+        sections.seed,
+        data.group_by_length,
+        dist,
+        _epoch_rows(encoded, sections.seed),
+    )
     setup = TrainSetup(
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
         accelerator=accelerator,
-        examples=train_examples,
-        collate=train_collate,
+        source=_batch_source(module, context, fixed),
         objective=objective,
         cfg=cfg,
-        seed=sections.seed,
-        group_by_length=data.group_by_length,
         hooks=hooks,
-        epoch_rows=_epoch_rows(encoded, sections.seed),
         dist=dist,
         placement=sharded,  # None: the whole model on each process (the set-up's default)
     )
-    setup.source = _batch_source(module, context, cast(FixedBatches, setup.source))
     return Parts(setup, collate, notes, precision)
 
 

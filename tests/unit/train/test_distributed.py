@@ -16,12 +16,11 @@ from llmft.config.distributed import check_distributed, deepspeed_config, read_d
 from llmft.config.load import validate_dict
 from llmft.config.schema import DistributedConfig, FsdpConfig, TrainingConfig
 from llmft.errors import CheckpointError, ConfigError, EnvironmentProblem
-from llmft.train.batches import steps_per_epoch
+from llmft.train.batches import FixedBatches, steps_per_epoch
 from llmft.train.distributed.group import Distribution, Place, backend_for, detect, threads_per_process
 from llmft.train.distributed.launch import LaunchSpec, check_spec, failure_error, torchrun_args
 from llmft.train.distributed.multiprocess import resume_world_changes
 from llmft.train.distributed.strategies import check_strategy
-from llmft.train.loop import TrainSetup
 
 
 # ----------------------------------------------------------------------------------- where am I
@@ -60,16 +59,11 @@ def test_nccl_without_a_gpu_is_refused() -> None:
 
 
 # ------------------------------------------------------------------------------ which batches
-def _setup(accumulation: int, world: int, group_by_length: bool) -> TrainSetup:
+def _batches(accumulation: int, world: int, group_by_length: bool) -> FixedBatches:
     lengths = [5 + (i * 7) % 23 for i in range(37)]
-    return TrainSetup(
-        model=None,  # type: ignore[arg-type]
-        optimizer=None,  # type: ignore[arg-type]
-        scheduler=None,  # type: ignore[arg-type]
-        accelerator=None,
+    return FixedBatches(
         examples=[{"input_ids": [0] * n} for n in lengths],
         collate=lambda rows: {},  # type: ignore[arg-type,return-value]
-        objective=None,  # type: ignore[arg-type]
         cfg=TrainingConfig(batch_size=3, gradient_accumulation_steps=accumulation),
         seed=7,
         group_by_length=group_by_length,
@@ -82,8 +76,8 @@ def test_a_step_has_the_same_batches_on_2_processes_as_on_1_with_twice_the_accum
     group_by_length: bool,
 ) -> None:
     for epoch in range(3):
-        one = _setup(2, 1, group_by_length).windows(epoch)
-        two = _setup(1, 2, group_by_length).windows(epoch)
+        one = _batches(2, 1, group_by_length).windows(epoch)
+        two = _batches(1, 2, group_by_length).windows(epoch)
         assert one == two
     assert steps_per_epoch(37, TrainingConfig(batch_size=3, gradient_accumulation_steps=2), 1) == 7
     assert steps_per_epoch(37, TrainingConfig(batch_size=3, gradient_accumulation_steps=1), 2) == 7

@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from llmft.config.schema import TrainingConfig
 from llmft.data.collate import PadCollator
 from llmft.errors import TrainingError
-from llmft.train.batches import total_steps
+from llmft.train.batches import FixedBatches, total_steps
 from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
 from llmft.train.objectives import Objective, row_units
 from llmft.train.optim import build_optimizer, build_scheduler
@@ -44,12 +44,9 @@ def setup(cfg: TrainingConfig, examples: list[dict[str, object]], evaluate=None)
         optimizer=opt,
         scheduler=build_scheduler(opt, cfg, total_steps(len(examples), cfg)),
         accelerator=Accelerator(cpu=True),
-        examples=examples,
-        collate=PadCollator(0, None, label_is_sequence=False),
+        source=FixedBatches(examples, PadCollator(0, None, label_is_sequence=False), cfg, 0, False),
         objective=Objective("toy", loss_fn, row_units),
         cfg=cfg,
-        seed=0,
-        group_by_length=False,
         hooks=LoopHooks(evaluate=evaluate),
     )
 
