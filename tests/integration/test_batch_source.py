@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from tests.integration.cli_process import CliProcess
+from tests.integration.cli_process import HANG_GUARD_S, CliProcess
 from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS, SAVE_STEPS, HOLD = 8, 3, 4
-TIMEOUT = 900  # a guard only: each run takes seconds on a quiet machine
+TIMEOUT = HANG_GUARD_S  # a guard only: each run takes seconds on a quiet machine
 
 
 class GeneratedRun(CliProcess):

@@ -30,7 +30,7 @@ import psutil
 import pytest
 import yaml
 from safetensors.torch import load_file
-from tests.integration.cli_process import CliProcess
+from tests.integration.cli_process import HANG_GUARD_S, CliProcess
 from tests.matrix import THREADS, thread_env
 from tests.tolerances import LOSS_REL, SGD_WEIGHT_REL, assert_weights_alike
 
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
 SAVE_STEPS = 3
-TIMEOUT = 600  # the machine is shared: generous waits, but the kill bound below is asserted as promised
+TIMEOUT = HANG_GUARD_S  # a guard for a loaded machine; the kill bound below is asserted as promised
 KILL_BOUND = 60.0
 
 

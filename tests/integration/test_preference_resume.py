@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.integration.cli_process import HANG_GUARD_S
 from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
@@ -22,7 +23,7 @@ from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
 pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, 900  # the timeout: a guard for a loaded machine
+MAX_STEPS, SAVE_STEPS, TIMEOUT = 10, 3, HANG_GUARD_S  # the timeout: a guard for a loaded machine
 SCENARIOS = {  # name → (model.adapter.type, precompute_reference, killed)
     "lora": ("lora", False, False),
     "lora_killed": ("lora", False, True),

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from tests.integration.cli_process import CliProcess
+from tests.integration.cli_process import HANG_GUARD_S, CliProcess
 from tests.matrix import THREADS, thread_env
 
 from llmft.train.signals import HOLD_AT_STEP, HOLD_LINE
@@ -34,7 +34,9 @@ pytestmark = pytest.mark.numeric  # compares numbers: make test-matrix runs it
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 12
 SAVE_STEPS = 3
-PROCESS_TIMEOUT = 900  # a guard only: a run of ~20 s on a quiet machine, many at once on a loaded one
+PROCESS_TIMEOUT = (
+    HANG_GUARD_S  # a guard only: a run of ~20 s on a quiet machine, many at once on a loaded one
+)
 # The runs wait where the test stops them (llmft's fault-injection aids), so that no poll races a run that
 # may finish first on a loaded machine: after a step (until a signal), or inside a checkpoint write (until
 # killed). The test waits for the line or the half-written folder the run leaves, then sends its signal.
