@@ -58,14 +58,29 @@ class Scenario:
 def suite(
     name: str, steps: int | None = None, rounds: int | None = None, batch_size: int | None = None
 ) -> list[Scenario]:
-    """`full`: the documented benchmark (about half an hour on 2 busy cores); `ci`: tiny, for the smoke test.
+    """`short` (the default): the headline comparison once, llmft against the HF Trainer script on GPT-2
+    small with alpaca rows (a few minutes); `full`: the documented benchmark (about half an hour on 2 busy
+    cores); `ci`: tiny, for the smoke test; `dpo`/`dpo-ci`: DPO against TRL's DPOTrainer.
 
     The headline comparison (llmft, the HF script, and TRL's best CPU setting: packing in fp32) gets three
     interleaved rounds; the side figures (HF without dropout, llmft with gradient checkpointing, llmft
     without packing) run in the first round only. TRL with its own defaults (`trl`, `trl-packed`) is
     a `--contenders` choice: on a CPU its bf16 autocast and checkpointing make it too slow for this budget.
     """
-    if name == "ci":
+    if name == "short":
+        out = [
+            Scenario(
+                "gpt2-124m/alpaca",
+                "gpt2-124m",
+                "alpaca",
+                ["llmft", "hf"],
+                batch_size=4,
+                steps=3,
+                warmup=1,
+                rounds=1,
+            )
+        ]
+    elif name == "ci":
         out = [
             Scenario(
                 "tiny-gpt2/alpaca",
@@ -116,7 +131,7 @@ def suite(
     elif name in ("dpo", "dpo-ci"):
         out = [dpo_scenario(tiny=name == "dpo-ci")]
     else:
-        raise ValueError(f"unknown suite {name!r} (full, ci, dpo or dpo-ci)")
+        raise ValueError(f"unknown suite {name!r} (short, full, ci, dpo or dpo-ci)")
     for s in out:
         s.steps = steps or s.steps
         s.rounds = rounds or s.rounds

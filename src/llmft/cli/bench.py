@@ -9,10 +9,11 @@ import typer
 
 def bench(
     suite: str = typer.Option(
-        "full",
+        "short",
         "--suite",
-        help="full (GPT-2 124M, Llama 100M; many minutes), ci (tiny), dpo (DPO vs TRL's DPOTrainer on GPT-2 "
-        "124M) or dpo-ci (tiny).",
+        help="short (llmft vs the HF Trainer script on GPT-2 124M, one round: a few minutes), full (the "
+        "documented benchmark, GPT-2 124M and Llama 100M against HF and TRL; about half an hour), ci (tiny), "
+        "dpo (DPO vs TRL's DPOTrainer on GPT-2 124M) or dpo-ci (tiny).",
     ),
     out: Path = typer.Option(
         Path("bench-out"), "--out", help="Directory for bench.json, data, logs and runs."
