@@ -74,7 +74,7 @@ def resolve_source(run: str | Path, *, base: str | None = None) -> ModelSource:
         model_dir,
         run_dir,
         task,
-        base=_base(model_dir, adapter, base),
+        base=_base(model_dir, adapter, base, run_dir),
         peft_type=str(adapter.get("peft_type", "")),
         label_names=labels,
         trained_quantized=_adapter_type(run_dir) == "qlora",
@@ -89,8 +89,12 @@ def _read_json(path: Path) -> dict[str, object] | None:
         raise ExportError(f"cannot read {path}: {err}", where=WHERE) from None
 
 
-def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> str:
-    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist."""
+def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run_dir: Path | None) -> str:
+    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist.
+
+    A run trained on a GGUF file names the float32 copy in llmft's cache; when that copy was removed and the
+    GGUF is still there, the copy is written again (models/gguf_copy.py): the one case that loads weights.
+    """
     name = override or adapter.get("base_model_name_or_path")
     if not name:
         raise ExportError(
@@ -100,8 +104,20 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> 
         )
     name = str(name)
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
+        if override is None and _restore_gguf_copy(name, run_dir):
+            return name
         raise _missing_base(name, model_dir, given=override is not None)
     return name
+
+
+def _restore_gguf_copy(name: str, run_dir: Path | None) -> bool:
+    """Rebuild the base when it is the removed copy of the GGUF file run.json records."""
+    record = _read_json(RunDir(run_dir).record_file) if run_dir else None
+    if not record or not isinstance(record.get("base_gguf"), dict):
+        return False
+    from llmft.models.gguf_copy import restore_copy
+
+    return restore_copy(name, record["base_gguf"])
 
 
 def _missing_base(name: str, model_dir: Path, *, given: bool) -> ExportError:

@@ -110,9 +110,10 @@ def copy_folder(info: GgufInfo) -> Path:
     return copies_dir() / f"{info.path.stem}-{key}"
 
 
-def materialise(info: GgufInfo) -> BaseCopy:
-    """The copy of ``info.path``: reused when a finished one is there, else dequantized and written."""
-    folder = copy_folder(info)
+def materialise(info: GgufInfo, folder: Path | None = None) -> BaseCopy:
+    """The copy of ``info.path`` (in ``folder``, default ``copy_folder(info)``): reused when a finished one is
+    there, else dequantized and written."""
+    folder = folder or copy_folder(info)
     if (folder / MARKER).is_file():
         return BaseCopy(info, folder, folder_size(folder), reused=True)
     partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
@@ -132,6 +133,24 @@ def materialise(info: GgufInfo) -> BaseCopy:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return BaseCopy(info, folder, folder_size(folder), reused=False)
+
+
+def restore_copy(base: str, record: object) -> bool:
+    """Write again the copy an adapter names as its base when it is gone (a cleared cache), from the GGUF
+    file run.json's ``base_gguf`` records, if that file is still there unchanged (its key, in the folder's
+    name, is the same). True when ``base`` is a folder now; False leaves the caller's "missing base" error."""
+    if Path(base).is_dir():
+        return True
+    if not isinstance(record, dict) or record.get("copy") != base:
+        return False
+    path = Path(str(record.get("file") or ""))
+    if not path.is_file():
+        return False
+    info = read_info(path)
+    if copy_folder(info).name != Path(base).name:  # the file changed since the run: its copy would differ
+        return False
+    materialise(info, Path(base))
+    return True
 
 
 def _write_copy(info: GgufInfo, out: Path) -> None:

@@ -201,3 +201,35 @@ def test_a_hub_gguf_offline_says_how_to_download_it() -> None:
     )
     assert err.fix is not None and "huggingface-cli download org/model-GGUF model.Q4_K_M.gguf" in err.fix
     assert err.where == "model.gguf_file"
+
+
+def test_a_removed_copy_is_written_again_where_the_run_names_it(ggufs, tmp_path: Path) -> None:  # noqa: ANN001
+    """A cleared cache: `llmft merge`/`export` (through resolve_source) write the copy again from the GGUF."""
+    import json
+    import shutil
+
+    from llmft.export.source import resolve_source as resolve
+
+    _, copy = prepare_base(ModelConfig(name_or_path=str(ggufs["f32"])))
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    adapter = {"base_model_name_or_path": str(copy.folder), "peft_type": "LORA", "task_type": "CAUSAL_LM"}
+    (run / "model" / "adapter_config.json").write_text(json.dumps(adapter))
+    (run / "run.json").write_text(json.dumps({"task": "causal_lm", "base_gguf": copy.record()}))
+    shutil.rmtree(copy.folder)
+    assert resolve(run).base == str(copy.folder)
+    assert (copy.folder / MARKER).is_file() and (copy.folder / "model.safetensors").is_file()
+
+
+def test_a_copy_of_a_changed_gguf_is_not_restored(ggufs, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from llmft.models.gguf_copy import restore_copy
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(ggufs["f32"].read_bytes())
+    _, copy = prepare_base(ModelConfig(name_or_path=str(path)))
+    shutil.rmtree(copy.folder)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert not restore_copy(str(copy.folder), copy.record())
+    assert not copy.folder.exists()
