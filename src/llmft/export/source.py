@@ -104,30 +104,45 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run
         )
     name = str(name)
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
-        if override is None and _restore_gguf_copy(name, run_dir):
+        gguf = _gguf_record(run_dir) if override is None else None
+        if gguf is not None and _restore_gguf_copy(name, gguf):
             return name
-        raise _missing_base(name, model_dir, given=override is not None)
+        raise _missing_base(name, model_dir, given=override is not None, gguf=gguf)
     return name
 
 
-def _restore_gguf_copy(name: str, run_dir: Path | None) -> bool:
-    """Rebuild the base when it is the removed copy of the GGUF file run.json records."""
+def _gguf_record(run_dir: Path | None) -> dict[str, object] | None:
+    """run.json's ``base_gguf``: the GGUF file a run's base copy was made from, if it was."""
     record = _read_json(RunDir(run_dir).record_file) if run_dir else None
-    if not record or not isinstance(record.get("base_gguf"), dict):
-        return False
+    found = record.get("base_gguf") if record else None
+    return found if isinstance(found, dict) else None
+
+
+def _restore_gguf_copy(name: str, gguf: dict[str, object]) -> bool:
+    """Rebuild the base when it is the removed copy of the GGUF file run.json records."""
     from llmft.models.gguf_copy import restore_copy
 
-    return restore_copy(name, record["base_gguf"])
+    return restore_copy(name, gguf)
 
 
-def _missing_base(name: str, model_dir: Path, *, given: bool) -> ExportError:
-    """A base folder that is not there: blame --base when the user passed it, else the adapter's record."""
+def _missing_base(
+    name: str, model_dir: Path, *, given: bool, gguf: dict[str, object] | None = None
+) -> ExportError:
+    """A base folder that is not there: blame --base when the user passed it, else the adapter's record
+    (for a run on a GGUF file, whose copy could not be rebuilt: the GGUF moved or changed)."""
     if given:
         what = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
         return ExportError(
             f"base model `{name}` {what}",
             fix="pass the base model's folder (the one with config.json) or its Hub id (org/name)",
             where="--base",
+        )
+    if gguf is not None:
+        return ExportError(
+            f"the adapter's base model `{name}` is not there any more: it was llmft's float32 copy of GGUF "
+            f"file `{gguf.get('file')}`, which has since moved or changed, so the copy cannot be made again",
+            fix="put that GGUF file back unchanged, or pass the base model's folder with --base PATH",
+            where=f"{model_dir / 'adapter_config.json'}: base_model_name_or_path",
         )
     return ExportError(
         f"the adapter's base model `{name}` is not there any more",

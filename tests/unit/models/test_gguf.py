@@ -233,3 +233,28 @@ def test_a_copy_of_a_changed_gguf_is_not_restored(ggufs, tmp_path: Path) -> None
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert not restore_copy(str(copy.folder), copy.record())
     assert not copy.folder.exists()
+
+
+def test_a_run_whose_gguf_moved_says_so_when_its_copy_is_gone(ggufs, tmp_path: Path) -> None:  # noqa: ANN001
+    import json
+    import shutil
+
+    from llmft.errors import ExportError
+    from llmft.export.source import resolve_source as resolve
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(ggufs["f32"].read_bytes())
+    _, copy = prepare_base(ModelConfig(name_or_path=str(path)))
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    adapter = {"base_model_name_or_path": str(copy.folder), "peft_type": "LORA", "task_type": "CAUSAL_LM"}
+    (run / "model" / "adapter_config.json").write_text(json.dumps(adapter))
+    (run / "run.json").write_text(json.dumps({"task": "causal_lm", "base_gguf": copy.record()}))
+    shutil.rmtree(copy.folder)
+    path.unlink()
+    with pytest.raises(ExportError) as caught:
+        resolve(run)
+    assert caught.value.message == (
+        f"the adapter's base model `{copy.folder}` is not there any more: it was llmft's float32 copy of "
+        f"GGUF file `{path}`, which has since moved or changed, so the copy cannot be made again"
+    )
