@@ -106,14 +106,17 @@ def _check_sets(config: RunConfig) -> tuple[list[Problem], str | None]:
 def check_model(config: RunConfig, data_format: str | None) -> list[Problem]:
     """Model config reachable; adapter targets exist (meta-device model, no weights); chat template."""
     from llmft.errors import ModelError
+    from llmft.models.gguf_copy import plan_note
     from llmft.models.load import infer_task, load_model_config
 
     try:
         model_config = load_model_config(config.model, config.hf_token)
+        gguf = plan_note(config.model, config.hf_token)
     except LlmftError as err:
         return [_problem("model.name_or_path", err)]
     task, why = infer_task(config.model, model_config, data_format == "classification")
-    problems = [Problem("model.task", f"task: {task} ({why})", severity="notice")]
+    problems = [Problem("model.name_or_path", gguf, severity="notice")] if gguf else []
+    problems.append(Problem("model.task", f"task: {task} ({why})", severity="notice"))
     adapter = config.model.adapter
     if adapter.type in ("lora", "qlora", "loha", "lokr", "vera", "oft") or (
         adapter.type == "ia3" and adapter.target_modules != "auto"
@@ -146,10 +149,13 @@ def _meta_model(model_config: object, task: str) -> object:
 def _check_template(config: RunConfig) -> list[Problem]:
     from llmft.models.load import load_tokenizer
 
-    name = config.data.tokenization.tokenizer or config.model.name_or_path
+    own = config.data.tokenization.tokenizer
     try:
         tokenizer = load_tokenizer(
-            name, trust_remote_code=config.model.trust_remote_code, token=config.hf_token
+            own or config.model.name_or_path,
+            trust_remote_code=config.model.trust_remote_code,
+            token=config.hf_token,
+            gguf_file=None if own else config.model.gguf_file,
         )
     except LlmftError as err:
         return [_problem("data.tokenization.tokenizer", err)]

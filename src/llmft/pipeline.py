@@ -16,6 +16,7 @@ from llmft.config.schema import RunConfig
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports this module before torch is wanted
     from llmft.adapters.build import AdapterSummary
+    from llmft.config.schema import ModelConfig
     from llmft.data.build import EncodedData, PreparedData
     from llmft.evaluate.generation import GenerationEval
     from llmft.tracking.base import SearchLink
@@ -91,6 +92,16 @@ class _Run:
     inputs: _Inputs
     model: object
     adapter: AdapterSummary
+    base: _Base
+
+
+@dataclass
+class _Base:
+    """The model section the run loads from, and what run.json says of it: the user's own, or, for a GGUF
+    base, one naming its float32 copy (config.yaml keeps the GGUF; the adapter names the copy)."""
+
+    model: ModelConfig
+    record: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,12 +182,28 @@ def _start(config: RunConfig, place: _Place, command: str | None) -> _Run:
     _seed(config.seed, multiprocess.threads(config.training, dist, say))
     if config.model.trust_remote_code:
         say("trust_remote_code is on: code shipped with the model will run on this machine")
-    inputs = _load_inputs(config, place.resumed_from, say, dist)
-    model, adapter = _load_model(config, inputs, say)
+    base = _base(config, say, dist)
+    loading = config.model_copy(update={"model": base.model})
+    inputs = _load_inputs(loading, place.resumed_from, say, dist)
+    model, adapter = _load_model(loading, inputs, say)
     settle_for_run(model, inputs.tokenizer, inputs.encoded.template, inputs.prepared.format)
     return _Run(
-        config, command, say, dist, place.out, place.started, place.resumed_from, inputs, model, adapter
+        config, command, say, dist, place.out, place.started, place.resumed_from, inputs, model, adapter, base
     )
+
+
+def _base(config: RunConfig, say: Say, dist: Distribution) -> _Base:
+    """A GGUF base is dequantized once into a float32 copy that the run loads (rank 0 writes it, the others
+    then find it); any other base loads as it is."""
+    from llmft.models.gguf_copy import prepare_base
+
+    with dist.main_first():
+        prepared = prepare_base(config.model, config.hf_token)
+    if prepared is None:
+        return _Base(config.model)
+    section, copy = prepared
+    say(copy.describe())
+    return _Base(section, {"base_gguf": copy.record()})
 
 
 def _build_trainer(
@@ -217,7 +244,7 @@ def _build_trainer(
     sections = TrainSections(
         training=config.training,
         data=config.data,
-        model=config.model,
+        model=ctx.base.model,
         evaluation=config.evaluation,
         seed=config.seed,
         config_data=config_data,
@@ -289,6 +316,7 @@ def _finish(ctx: _Run, parts: _Parts, trained: _Trained) -> RunResult:
             "model_dir": str(model_dir),
             "resumed_from": str(ctx.resumed_from) if ctx.resumed_from else None,
             "tracking": parts.trackers.describe(),
+            **ctx.base.record,
         },
         command=ctx.command,
     )

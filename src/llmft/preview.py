@@ -107,10 +107,12 @@ def build_preview(config: RunConfig, rows: int = 3) -> PreviewResult:
     task, why = infer_task(config.model, model_config, prepared.has_labels)
     objective, _ = choose_objective(config.training, prepared.format)
     task, _ = task_for(config.model, objective, task, why)
+    own = config.data.tokenization.tokenizer
     tokenizer = load_tokenizer(
-        config.data.tokenization.tokenizer or config.model.name_or_path,
+        own or config.model.name_or_path,
         trust_remote_code=config.model.trust_remote_code,
         token=config.hf_token,
+        gguf_file=None if own else config.model.gguf_file,
     )
     preference = config.training.preference
     encoded = encode_for_objective(objective, prepared, config.data, preference, tokenizer, task)

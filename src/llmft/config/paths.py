@@ -5,7 +5,7 @@ spends minutes loading a model, and a model path that is not there is not taken 
 would try the network and report a confusing "not a valid model identifier"). Values that may be a Hub id
 (`model.name_or_path`, a tokenizer, a reference model) are checked only when they look local: they start
 with `.`, `/` or `~`, hold a backslash or more than one `/`, or their first folder exists. `org/name` stays
-a Hub id.
+a Hub id. A value ending in `.gguf` names a GGUF file, which must be there.
 
 Works on the normalised dict, so that a missing file is reported with every other problem at once.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmft.config.schema.model import GGUF_SUFFIX
 from llmft.errors import Problem
 
 DATA_FILES = ("train_file", "validation_file", "test_file")
@@ -52,9 +53,35 @@ def check_local_paths(raw: dict[str, object], base: Path | None) -> list[Problem
             problems += _dataset_problems(key, dataset)
     for keys in MAYBE_LOCAL:
         value = _get(raw, keys)
-        if isinstance(value, str) and value and looks_like_path(value, base):
+        if isinstance(value, str) and value.lower().endswith(GGUF_SUFFIX):
+            problems += _gguf_problem(".".join(keys), value)
+        elif isinstance(value, str) and value and looks_like_path(value, base):
             problems += _folder_problem(".".join(keys), value, "local model folder")
-    return problems
+    return problems + _gguf_file_problem(raw, base)
+
+
+def _gguf_problem(key: str, value: str) -> list[Problem]:
+    """A `.gguf` value names a file (a GGUF base, or a tokenizer read from one)."""
+    path = Path(value).expanduser()
+    if _exists(path) and path.is_dir():
+        return [Problem(key, f"`{value}` is a folder, not a GGUF file", "name the .gguf file in it")]
+    if not _exists(path):
+        return [Problem(key, f"GGUF file not found: {value}", f"correct the path ({RELATIVE})")]
+    return []
+
+
+def _gguf_file_problem(raw: dict[str, object], base: Path | None) -> list[Problem]:
+    """`model.gguf_file` must be in `model.name_or_path` when that is a local folder (a Hub repo is not
+    checked here: offline, only the run can tell)."""
+    folder, name = _get(raw, ("model", "name_or_path")), _get(raw, ("model", "gguf_file"))
+    if not (isinstance(folder, str) and isinstance(name, str) and name and looks_like_path(folder, base)):
+        return []
+    if folder.lower().endswith(GGUF_SUFFIX):
+        return []  # both name a file: the model section's own rule says so
+    path = Path(folder).expanduser() / name
+    if _exists(Path(folder).expanduser()) and not _exists(path):
+        return [Problem("model.gguf_file", f"GGUF file not found: {path}", "correct the file name")]
+    return []
 
 
 def _datasets(data: dict[str, object]) -> list[tuple[str, dict[str, object]]]:

@@ -74,7 +74,7 @@ def resolve_source(run: str | Path, *, base: str | None = None) -> ModelSource:
         model_dir,
         run_dir,
         task,
-        base=_base(model_dir, adapter, base),
+        base=_base(model_dir, adapter, base, run_dir),
         peft_type=str(adapter.get("peft_type", "")),
         label_names=labels,
         trained_quantized=_adapter_type(run_dir) == "qlora",
@@ -89,8 +89,12 @@ def _read_json(path: Path) -> dict[str, object] | None:
         raise ExportError(f"cannot read {path}: {err}", where=WHERE) from None
 
 
-def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> str:
-    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist."""
+def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run_dir: Path | None) -> str:
+    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist.
+
+    A run trained on a GGUF file names the float32 copy in llmft's cache; when that copy was removed and the
+    GGUF is still there, the copy is written again (models/gguf_copy.py): the one case that loads weights.
+    """
     name = override or adapter.get("base_model_name_or_path")
     if not name:
         raise ExportError(
@@ -100,18 +104,45 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None) -> 
         )
     name = str(name)
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
-        raise _missing_base(name, model_dir, given=override is not None)
+        gguf = _gguf_record(run_dir) if override is None else None
+        if gguf is not None and _restore_gguf_copy(name, gguf):
+            return name
+        raise _missing_base(name, model_dir, given=override is not None, gguf=gguf)
     return name
 
 
-def _missing_base(name: str, model_dir: Path, *, given: bool) -> ExportError:
-    """A base folder that is not there: blame --base when the user passed it, else the adapter's record."""
+def _gguf_record(run_dir: Path | None) -> dict[str, object] | None:
+    """run.json's ``base_gguf``: the GGUF file a run's base copy was made from, if it was."""
+    record = _read_json(RunDir(run_dir).record_file) if run_dir else None
+    found = record.get("base_gguf") if record else None
+    return found if isinstance(found, dict) else None
+
+
+def _restore_gguf_copy(name: str, gguf: dict[str, object]) -> bool:
+    """Rebuild the base when it is the removed copy of the GGUF file run.json records."""
+    from llmft.models.gguf_copy import restore_copy
+
+    return restore_copy(name, gguf)
+
+
+def _missing_base(
+    name: str, model_dir: Path, *, given: bool, gguf: dict[str, object] | None = None
+) -> ExportError:
+    """A base folder that is not there: blame --base when the user passed it, else the adapter's record
+    (for a run on a GGUF file, whose copy could not be rebuilt: the GGUF moved or changed)."""
     if given:
         what = "is a file, not a model folder" if Path(name).expanduser().exists() else "does not exist"
         return ExportError(
             f"base model `{name}` {what}",
             fix="pass the base model's folder (the one with config.json) or its Hub id (org/name)",
             where="--base",
+        )
+    if gguf is not None:
+        return ExportError(
+            f"the adapter's base model `{name}` is not there any more: it was llmft's float32 copy of GGUF "
+            f"file `{gguf.get('file')}`, which has since moved or changed, so the copy cannot be made again",
+            fix="put that GGUF file back unchanged, or pass the base model's folder with --base PATH",
+            where=f"{model_dir / 'adapter_config.json'}: base_model_name_or_path",
         )
     return ExportError(
         f"the adapter's base model `{name}` is not there any more",

@@ -67,8 +67,9 @@ def _task_of(model_dir: Path, record: dict[str, object]) -> str:
     return "seq2seq_lm" if config.get("is_encoder_decoder") else "causal_lm"
 
 
-def _load_weights(model_dir: Path, task: str, dtype: str | None) -> object:
-    """The base model with the adapter applied (peft), or the full model."""
+def _load_weights(model_dir: Path, task: str, dtype: str | None, record: dict[str, object]) -> object:
+    """The base model with the adapter applied (peft), or the full model. A GGUF run's base copy that was
+    removed (a cleared cache) is written again from the GGUF file run.json records."""
     import torch
     import transformers
 
@@ -80,6 +81,10 @@ def _load_weights(model_dir: Path, task: str, dtype: str | None) -> object:
     from peft import PeftModel
 
     base_path = str(adapter.get("base_model_name_or_path") or "")
+    if isinstance(record.get("base_gguf"), dict):
+        from llmft.models.gguf_copy import restore_copy
+
+        restore_copy(base_path, record["base_gguf"])
     try:
         base = auto.from_pretrained(base_path, **kwargs)
     except OSError as err:
@@ -123,7 +128,7 @@ def load_run(path: str | Path, *, device: str | None = None, dtype: str | None =
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "left" if task == "causal_lm" else "right"  # the prompt's end meets the answer
     with _quiet_loading():
-        model = _load_weights(model_dir, task, dtype)
+        model = _load_weights(model_dir, task, dtype, record)
     _set_generation_config(model, model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()  # type: ignore[attr-defined]
     fmt = record.get("data_format")

@@ -3,6 +3,8 @@
 This is the entry point the pipeline, preview and validate use; the steps it runs have modules of their own:
 - ``local``: a local path must be a saved model, and its weights safetensors unless ``model.allow_pickle``
   is set (a pickle file can run code);
+- ``gguf`` and ``gguf_copy``: a GGUF file as the base is read from its header for its config, and loaded
+  from the float32 copy it is dequantized into once;
 - ``hub``: Hub and file-system failures become ``ModelError`` naming the model and a fix;
 - ``precision``: ``dtype: auto`` and the quantised base, whose needs (bitsandbytes and its device) are checked
   before any weights are read;
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING
 from llmft.errors import ModelError
 from llmft.models.config_edits import prepare_config
 from llmft.models.dropout import disable_dropout, zero_config_dropout
+from llmft.models.gguf import locate, model_gguf_ref, read_config, read_info
+from llmft.models.gguf_copy import prepare_base
 from llmft.models.hub import WHERE, hub_error, hub_kwargs, pickle_only_on_hub
 from llmft.models.local import check_local_dir, check_weights_format
 from llmft.models.precision import device_map, quantization_config, quantization_problem, resolve_dtype
@@ -47,6 +51,9 @@ def load_model_config(cfg: ModelConfig, token: str | None = None) -> PretrainedC
     """Read the model's config only (small, fast), so the task can be chosen before the weights load."""
     from transformers import AutoConfig
 
+    ref = model_gguf_ref(cfg)
+    if ref is not None:  # the header alone: no weight is read or dequantized for the config
+        return read_config(read_info(locate(ref, cfg.revision, token), ref.key), ref.key)
     check_local_dir(cfg.name_or_path)
     try:
         return AutoConfig.from_pretrained(cfg.name_or_path, **hub_kwargs(cfg, token))
@@ -92,6 +99,9 @@ def load_model(
     if task not in TASKS:
         raise ModelError(f"unknown task `{task}`", fix=f"use one of: {', '.join(TASKS)}", where="model.task")
     quantization = quantization_config(cfg)  # before anything heavy: qlora may be impossible here
+    gguf = prepare_base(cfg, token)
+    if gguf is not None:  # a GGUF base loads from its float32 copy, written once (models/gguf_copy.py)
+        cfg = gguf[0]
     local = check_local_dir(cfg.name_or_path)
     if local is not None:
         check_weights_format(local, cfg.allow_pickle)

@@ -30,7 +30,12 @@ def check_local_dir(name: str) -> Path | None:
             where=WHERE,
         )
     if not path.is_dir():
-        raise ModelError(f"model path `{name}` is a file, not a model directory", where=WHERE)
+        raise ModelError(
+            f"model path `{name}` is a file, not a model directory",
+            fix="point model.name_or_path to a folder written by `save_pretrained`, or to a GGUF file "
+            "(its name must end in .gguf)",
+            where=WHERE,
+        )
     if not (path / "config.json").is_file():
         raise _not_a_model_dir(name, path)
     return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmft.errors import ModelError
+from llmft.models.gguf import gguf_ref, locate
 from llmft.models.hub import hub_error
 from llmft.models.local import check_local_dir
 
@@ -26,22 +27,31 @@ def load_tokenizer(
     trust_remote_code: bool = False,
     revision: str | None = None,
     token: str | None = None,
+    gguf_file: str | None = None,
 ) -> PreTrainedTokenizerBase:
     """Load a tokenizer that can pad: batching needs a pad token, and many causal LMs ship none.
 
     The pad token falls back to EOS, then UNK (no new token is added, so the embeddings keep their size).
     Padding is on the right, as training expects; generation code switches to left padding itself.
+    A ``.gguf`` file (``name_or_path`` itself, or ``gguf_file`` inside it) gives the tokenizer transformers
+    builds from its metadata, chat template included.
     """
     from transformers import AutoTokenizer
 
-    check_local_dir(name_or_path)
     kwargs: dict[str, object] = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
     if token:
         kwargs["token"] = token
+    folder = name_or_path
+    ref = gguf_ref(name_or_path, gguf_file)
+    if ref is not None:
+        path = locate(ref, revision, token)
+        folder, kwargs["gguf_file"] = str(path.parent), path.name
+    else:
+        check_local_dir(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     except OSError as exc:
         raise hub_error(name_or_path, exc, what="tokenizer") from exc
     except (ValueError, KeyError) as exc:

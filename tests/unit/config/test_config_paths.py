@@ -151,3 +151,51 @@ def test_validate_command_exits_2_naming_key_and_path(
         f"  - data.dataset.train_file: data file not found: {tmp_path / 'nope.jsonl'} ({path}:3) "
         f"Fix: correct the path ({RELATIVE}), or create the file",
     ]
+
+
+DATA = {"data": {"dataset": {"name": "org/data"}}}
+
+
+def test_a_gguf_base_is_a_file_that_must_be_there(tmp_path: Path) -> None:
+    path = config_file(tmp_path, {**DATA, "model": {"name_or_path": "base.Q8_0.gguf"}})
+    assert errors(path) == [
+        (
+            "model.name_or_path",
+            "GGUF file not found: base.Q8_0.gguf",
+            f"correct the path ({RELATIVE})",
+            f"{path}:5",
+        )
+    ]
+    (tmp_path / "base.Q8_0.gguf").write_bytes(b"GGUF")
+    assert errors(path) == []  # a file, not a folder: no "is a file" error
+    (tmp_path / "folder.gguf").mkdir()  # a folder, not a GGUF file
+    folder = tmp_path / "folder.gguf"
+    assert errors(path, [f"model.name_or_path={folder}"])[0][1] == f"`{folder}` is a folder, not a GGUF file"
+
+
+def test_gguf_file_must_be_in_its_local_folder_and_not_beside_a_gguf_path(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    path = config_file(tmp_path, {**DATA, "model": {"name_or_path": "models", "gguf_file": "m.gguf"}})
+    assert errors(path) == [
+        (
+            "model.gguf_file",
+            f"GGUF file not found: {tmp_path / 'models' / 'm.gguf'}",
+            "correct the file name",
+            f"{path}:6",
+        )
+    ]
+    (tmp_path / "models" / "m.gguf").write_bytes(b"GGUF")
+    assert errors(path) == []
+    assert errors(path, [f"model.name_or_path={tmp_path / 'models' / 'm.gguf'}"]) == [
+        (
+            "model",
+            f"model.name_or_path is already a GGUF file (`{tmp_path / 'models' / 'm.gguf'}`) and "
+            "model.gguf_file names another (`m.gguf`)",
+            "remove model.gguf_file, or set model.name_or_path to the folder (or Hub repo) that holds it",
+            "command line",
+        )
+    ]
+    hub = config_file(
+        tmp_path, {**DATA, "model": {"name_or_path": "org/model-GGUF", "gguf_file": "m.Q4_K_M.gguf"}}
+    )
+    assert errors(hub) == []  # a Hub repo: fetched (or found in the cache) when the run loads it

@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from llmft.config.schema.adapter import AdapterConfig, LoraAdapter
 from llmft.config.schema.base import RuleError, Section
 
+# A `model.name_or_path` ending in this (any case) is a GGUF file, not a folder or Hub id.
+GGUF_SUFFIX = ".gguf"
+
 
 class QuantizationConfig(Section):
     method: Literal["bnb-4bit", "bnb-8bit"] = Field(
@@ -32,7 +35,15 @@ class QuantizationConfig(Section):
 
 
 class ModelConfig(Section):
-    name_or_path: str = Field(description="Hub id or local directory of the base model.")
+    name_or_path: str = Field(
+        description="Hub id or local directory of the base model, or a local `.gguf` file (loaded "
+        "dequantized to float32, with its tokenizer and chat template; see `gguf_file`)."
+    )
+    gguf_file: str | None = Field(
+        None,
+        description="Name of a `.gguf` file inside `name_or_path` (a local folder or a Hub repo) to use "
+        "as the base. The first run writes a float32 copy into llmft's cache; later runs reuse it.",
+    )
     task: Literal["auto", "causal_lm", "seq2seq_lm", "sequence_classification"] = Field(
         "auto",
         description="What to train. `auto`: classification when the data has labels, seq2seq for "
@@ -58,6 +69,19 @@ class ModelConfig(Section):
         description="Load the base weights quantised (frozen) and train the adapter on top; "
         "`adapter.type: qlora` implies `{method: bnb-4bit}` (or bnb-8bit with `bits: 8`).",
     )
+
+    @model_validator(mode="after")
+    def _one_gguf(self) -> ModelConfig:
+        if self.gguf_file is not None and self.name_or_path.lower().endswith(GGUF_SUFFIX):
+            raise RuleError(
+                f"model.name_or_path is already a GGUF file (`{self.name_or_path}`) and model.gguf_file "
+                f"names another (`{self.gguf_file}`)",
+                fix="remove model.gguf_file, or set model.name_or_path to the folder (or Hub repo) that "
+                "holds it",
+            )
+        if self.gguf_file is not None and not self.gguf_file.strip():
+            raise RuleError("model.gguf_file is empty", fix="name a .gguf file, or remove model.gguf_file")
+        return self
 
     @model_validator(mode="after")
     def _quantized_base(self) -> ModelConfig:
