@@ -6,25 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
+from tests.unit.train.tiny_checkpoint import write
 
 from llmft.train import checkpoint as ckpt
-from llmft.train.loop import LoopState
-
-
-def write(out: Path, step: int, keep: int) -> Path:
-    model = torch.nn.Linear(2, 2)
-    opt = torch.optim.AdamW(model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    return ckpt.save_checkpoint(
-        out,
-        model=model,
-        optimizer=opt,
-        scheduler=sched,
-        state=LoopState(step=step),
-        config_yaml="seed: 0\n",
-        keep=keep,
-    )
 
 
 def test_keep_last_k_and_the_best(tmp_path: Path) -> None:

@@ -9,30 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from tests.unit.train.tiny_checkpoint import write
 
 from llmft import run_dir
 from llmft.errors import CheckpointError
 from llmft.train import checkpoint as ckpt
 from llmft.train.integrity import Damage, damage
-from llmft.train.loop import LoopState
 from llmft.train.resume import find_checkpoint
-
-
-def write(out: Path, step: int, rank_rngs: list[bytes] | None = None) -> Path:
-    model = torch.nn.Linear(2, 2)
-    opt = torch.optim.AdamW(model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    return ckpt.save_checkpoint(
-        out,
-        model=model,
-        optimizer=opt,
-        scheduler=sched,
-        state=LoopState(step=step),
-        config_yaml="seed: 0\n",
-        keep=None,
-        rank_rngs=rank_rngs,
-    )
 
 
 def truncate(path: Path) -> None:
