@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         chat,
         doctor,
         export,
+        fetch,
         generate,
         hpo,
         merge,
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
         ("export", export.export),
         ("generate", generate.generate),
         ("chat", chat.chat),
+        ("fetch", fetch.fetch),
     )
     for name, function in commands:  # Command: flags' help without typer's `<bool>` labels
         app.command(name, help=function.__doc__, cls=Command)(function)
