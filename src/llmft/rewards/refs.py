@@ -24,6 +24,7 @@ from pathlib import Path
 from llmft.rewards.signature import Params, from_ast
 
 _FOLLOW_DEPTH = 4  # re-exports followed before giving up (a package re-exporting a re-export ...)
+_ABSENT = object()
 _BINDINGS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign, ast.AnnAssign, ast.ImportFrom, ast.Import)
 
 
@@ -208,11 +209,14 @@ def _follow_import(node: ast.ImportFrom, name: str, spec: ModuleSpec | None, dep
 def load(ref: Ref, config_dir: Path) -> Callable[..., object]:
     """The function itself: the file run as a module of its own, or the module imported."""
     module = _load_file(file_path(ref, config_dir)) if ref.is_file else _import(ref.target)
-    func = getattr(module, ref.name, None)
-    if func is None:
+    func = getattr(module, ref.name, _ABSENT)
+    if func is _ABSENT:
         raise RefProblem(f"`{ref.target}` has no `{ref.name}`", fix="name a function the module defines")
     if not callable(func):
-        raise RefProblem(f"`{ref.target}:{ref.name}` is a {type(func).__name__}, not a function")
+        raise RefProblem(
+            f"`{ref.target}:{ref.name}` is a {type(func).__name__}, not a function",
+            fix="name a function (or a callable object) with TRL's reward signature",
+        )
     return func  # type: ignore[no-any-return]
 
 

@@ -130,9 +130,11 @@ def _warn_unscorable(
 def _failure(
     reward: Reward, what: str, prompt: object, whose: str = "the batch's first prompt"
 ) -> TrainingError:
-    named = reward.name if reward.reference in ("", reward.name) else f"{reward.name}` (`{reward.reference}`)"
+    label = f"`{reward.name}`" + (
+        f" (`{reward.reference}`)" if reward.reference not in ("", reward.name) else ""
+    )
     return TrainingError(
-        f"reward `{named}` {what}; {whose}: {_short(prompt)}",
+        f"reward {label} {what}; {whose}: {_short(prompt)}",
         fix="fix the function (return one float, or None where it does not apply, per completion) and "
         "check it on this prompt",
         where=reward.where or None,
