@@ -52,7 +52,7 @@ def score(
     batch = (list(prompts), list(completions), [list(ids) for ids in completion_ids])
     per_function = [_call(reward, batch, kwargs) for reward in rewards]
     weights = [reward.weight for reward in rewards]
-    total = [_weighted(values, weights) for values in zip(*per_function, strict=True)]
+    total = [_weighted([f[j] for f in per_function], weights) for j in range(len(batch[0]))]
     _warn_unscorable(total, per_function, batch, kwargs)
     return Scores(per_function, total)
 
