@@ -174,49 +174,61 @@ def test_a_failing_reward_stops_the_run_naming_it_and_the_prompt(
     assert err.value.where == "training.rl.rewards[0]" and err.value.exit_code == 1
 
 
-@pytest.mark.slow
-@pytest.mark.numeric
-def test_same_rewards_and_totals_as_trl_calculate_rewards(folder: Path) -> None:
+def _trl(built: list[Reward], batch: tuple[list, list, list], columns: dict[str, list]):  # noqa: ANN202
     """TRL 1.16's own ``GRPOTrainer._calculate_rewards`` on a stand-in trainer (one process: its gather
-    returns the tensor as it is), and its weighted sum with unscorable rows set to NaN, on the same batch."""
+    returns the tensor as it is), and its weighted sum with the unscorable rows set to NaN."""
     from types import SimpleNamespace
 
     import torch
     from trl.trainer.grpo_trainer import GRPOTrainer
 
-    built = rewards(
-        folder, "reward_func", "math_only", "length_reward", "judge", weights=(1.0, 0.3, -0.1, 2.0)
-    )
-    built.append(
-        build_rewards([RewardSpec("answer_match", 0.7, {"column": "task", "extract": "none"})], folder)[0]
-    )
-    prompts, completions, ids = [*PROMPTS, "Say hi."], [*COMPLETIONS, "hi"], [*IDS, [3]]
-    columns = {"ground_truth": ["42", "Paris", "7", "x"], "task": ["math", "geo", "math", ""]}
+    prompts, completions, ids = batch
     trainer = SimpleNamespace(
         accelerator=SimpleNamespace(device=torch.device("cpu"), is_main_process=True),
-        reward_funcs=[r.func for r in built],
+        # TRL awaits async rewards on an event loop of its own trainer; the stand-in gets plain functions
+        reward_funcs=[
+            (lambda completions, **kw: [0.25] * len(completions)) if r.name == "judge" else r.func
+            for r in built
+        ],
         reward_processing_classes=[None] * len(built),
         reward_func_names=[r.name for r in built],
         state=SimpleNamespace(global_step=0),
         args=SimpleNamespace(report_to=[]),
         environments=None,
-        async_loop=None,
         _log_completion_extra=None,
         _log_metric=None,
     )
     inputs = [{"prompt": p, **{k: v[i] for k, v in columns.items()}} for i, p in enumerate(prompts)]
-    trainer.reward_funcs[3] = lambda completions, **kwargs: (
-        [0.25] * len(completions)
-    )  # TRL awaits on its own loop
     theirs = GRPOTrainer._calculate_rewards(trainer, inputs, prompts, completions, ids)
-    weights = torch.tensor([r.weight for r in built])
-    their_total = (theirs * weights.unsqueeze(0)).nansum(dim=1)
-    their_total[torch.isnan(theirs).all(dim=1)] = torch.nan
+    total = (theirs * torch.tensor([r.weight for r in built]).unsqueeze(0)).nansum(dim=1)
+    total[torch.isnan(theirs).all(dim=1)] = torch.nan
+    return theirs, total
 
-    per_function, total = score(built, prompts, completions, ids, columns)
-    # TRL holds rewards in float32: the same values rounded once, so equal after rounding ours the same way.
-    torch.testing.assert_close(torch.tensor(per_function).T.float(), theirs, rtol=0, atol=0, equal_nan=True)
-    # its sum runs in float32 over 5 terms (≤ 5 roundings of ≤ 2**-24 relative each); ours is exact.
-    torch.testing.assert_close(
-        torch.tensor(total).float(), their_total, rtol=5 * 2**-24, atol=0, equal_nan=True
+
+@pytest.mark.slow
+@pytest.mark.numeric
+def test_same_rewards_and_totals_as_trl_calculate_rewards(folder: Path) -> None:
+    import torch
+
+    built = rewards(
+        folder, "reward_func", "math_only", "length_reward", "judge", weights=(1.0, 0.3, -0.1, 2.0)
     )
+    task_match = build_rewards(
+        [RewardSpec("answer_match", 0.7, {"column": "task", "extract": "none"})], folder
+    )
+    batch = ([*PROMPTS, "Say hi."], [*COMPLETIONS, "hi"], [*IDS, [3]])
+    columns = {"ground_truth": ["42", "Paris", "7", "x"], "task": ["math", "geo", "math", ""]}
+    # all five; then two that both give None on the last row (unscorable: a NaN total)
+    for chosen in (built + task_match, [built[1], *task_match]):
+        theirs, their_total = _trl(chosen, batch, columns)
+        per_function, total = score(chosen, *batch, columns)
+        # TRL holds rewards in float32: the same values rounded once, so equal once ours are rounded alike.
+        torch.testing.assert_close(
+            torch.tensor(per_function).T.float(), theirs, rtol=0, atol=0, equal_nan=True
+        )
+        # its sum runs in float32 over ≤ 5 terms (≤ 5 roundings of ≤ 2**-24 relative each); ours is exact, and
+        # no row's terms cancel (each total is ≥ 0.1 of its largest term), so relative to the total is fair.
+        torch.testing.assert_close(
+            torch.tensor(total).float(), their_total, rtol=5 * 2**-24 * 10, atol=0, equal_nan=True
+        )
+    assert math.isnan(total[3]) and not math.isnan(total[2])
