@@ -78,7 +78,7 @@ def _last(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Format:
-    """1.0 when the completion matches a regular expression, else 0.0 (e.g. a <think>...</think> layout)."""
+    """1.0 when the completion matches a regular expression, else 0.0 (e.g. a `<think>...</think>` layout)."""
 
     pattern: str = arg("the regular expression (Python `re` syntax)")
     match: str = arg(
@@ -158,7 +158,9 @@ _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 class JsonValid:
     """1.0 when the completion is valid JSON, else 0.0."""
 
-    strip_fences: bool = arg("accept JSON inside one ```json ... ``` code fence", default=True)
+    strip_fences: bool = arg(
+        "accept JSON inside one Markdown code fence (three backticks, maybe `json`)", default=True
+    )
     require: str = arg("the JSON value's kind", choices=("any", "object", "array"), default="any")
 
     def problems(self) -> list[Issue]:

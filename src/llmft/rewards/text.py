@@ -84,8 +84,8 @@ def whole(text: str) -> str | None:
 # extract name -> (function, what it takes); None: the completion holds no such answer.
 EXTRACTORS: dict[str, tuple[Callable[[str], str | None], str]] = {
     "last_number": (last_number, "the last number in the completion"),
-    "boxed": (boxed, "the contents of the last \\boxed{...}"),
-    "answer_tag": (answer_tag, "the contents of the last <answer>...</answer>"),
+    "boxed": (boxed, "the contents of the last `\\boxed{...}`"),
+    "answer_tag": (answer_tag, "the contents of the last `<answer>...</answer>`"),
     "none": (whole, "the whole completion"),
 }
 
