@@ -92,9 +92,14 @@ def ref_problems(ref: Ref, where: str, config_dir: Path, columns: Sequence[str] 
     if params is None:
         message = f"{label} is made by {found.how}, so its signature is checked when the run starts"
         return [Problem(where, message, severity="notice", location=location)]
-    return [
-        Problem(where, f"{label} {text}", FIX, location=location) for text in call_problems(params, columns)
-    ]
+    errors = [Problem(where, f"{label} {t}", FIX, location=location) for t in call_problems(params, columns)]
+    if errors or params.var_keyword or columns is not None:
+        return errors
+    message = (
+        f"{label} takes no **kwargs, so it works only if the data has no column besides prompt and the "
+        "trainer passes nothing else by keyword"
+    )
+    return [Problem(where, message, FIX, severity="notice", location=location)]
 
 
 def _problem(where: str, issue: Issue) -> Problem:

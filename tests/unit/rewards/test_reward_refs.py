@@ -249,3 +249,15 @@ def test_a_file_that_raises_on_load_says_so(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="running `r.py` raised RuntimeError: needs a GPU"):
         build_rewards([RewardSpec("r.py:reward")], tmp_path)
+
+
+def test_naming_every_keyword_without_kwargs_is_a_notice_until_the_columns_are_known(tmp_path: Path) -> None:
+    write(tmp_path, "r.py", "def named(prompts, completions, completion_ids):\n    return []\n")
+    [notice] = check("r.py:named", tmp_path)
+    assert notice.severity == "notice"
+    assert notice.message == (
+        "reward `r.py:named` takes no **kwargs, so it works only if the data has no column besides prompt "
+        "and the trainer passes nothing else by keyword"
+    )
+    assert check("r.py:named", tmp_path, columns=[]) == []
+    assert build_rewards([RewardSpec("r.py:named")], tmp_path)[0].name == "named"
