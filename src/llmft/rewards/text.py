@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-# A number as people write it in answers: a sign, thousands separators, decimals ("-1,234.50", ".5").
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?")
+# A number as people write it in answers: a sign, thousands separators, decimals, an exponent ("-1,234.50",
+# ".5", "1e-05").
+_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _FRACTION = re.compile(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BOXED = "\\boxed{"
@@ -49,7 +50,7 @@ def prompt_messages(prompt: object) -> list[dict[str, str]]:
 
 def numbers(text: str) -> list[str]:
     """Every number in ``text``, in order, as written."""
-    return [m.group() for m in _NUMBER.finditer(text) if any(c.isdigit() for c in m.group())]
+    return [m.group() for m in _NUMBER.finditer(text)]
 
 
 def last_number(text: str) -> str | None:

@@ -44,7 +44,16 @@ def test_extractors_find_the_answer(extract: str, text: str, want: str | None) -
 
 @pytest.mark.parametrize(
     ("text", "want"),
-    [("3.50", 3.5), ("1,234.5", 1234.5), ("$42", 42.0), ("\\frac{3}{4}", 0.75), ("3/4", 0.75), ("-2", -2.0)],
+    [
+        ("3.50", 3.5),
+        ("1,234.5", 1234.5),
+        ("$42", 42.0),
+        ("\\frac{3}{4}", 0.75),
+        ("3/4", 0.75),
+        ("-2", -2.0),
+        ("1.5e3", 1500.0),
+        ("\\frac{1}{100000}", 1e-05),
+    ],
 )
 def test_numbers_as_people_write_them(text: str, want: float) -> None:
     assert to_number(text) == want
@@ -52,6 +61,7 @@ def test_numbers_as_people_write_them(text: str, want: float) -> None:
 
 def test_an_answer_holding_two_numbers_is_not_a_number() -> None:
     assert to_number("3 or 4") is None and to_number("x") is None and to_number(None) is None
+    assert to_number("route e66") == 66.0  # a letter before digits is no exponent
 
 
 def test_answer_match_numeric_on_gsm8k_rows() -> None:
