@@ -2,8 +2,8 @@
 
 typer (0.2x, rich help) labels every option with its Python type, flags included, so `--overwrite <bool>`
 reads as if it took a value, `--help` too. A flag's metavar is set empty before the help is drawn, which
-is what typer shows in the type column; options that take a value are labelled with what to type (`PATH`, `N`, `TEXT`) instead of typer's Python
-type (`<path>`, `<int range>`, `<list[str]>`).
+is what typer shows in the type column. Options that take a value are labelled with what to type (`PATH`,
+`N`, `TEXT`) instead of typer's Python type (`<path>`, `<int range>`, `<list[str]>`).
 Every command and group of the app is made with these classes (cli/commands.py, cli/main.py, cli/synth.py).
 """
 
