@@ -28,6 +28,7 @@ class ModelSpec:
     kv_heads: int | None = None
     tokenizer_vocab: int = 50257  # asked of the BPE trainer; the corpus decides how many it gets
     first_corpus_file_only: bool = False  # tiny models: a quicker tokenizer from the first text file alone
+    packaged: str | None = None  # a real pretrained model (llmft.models.packaged): fetched, not built
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -39,6 +40,11 @@ MODELS: dict[str, ModelSpec] = {
     # Llama-shaped, ~100M: RMSNorm, RoPE, SwiGLU, grouped-query attention, untied 32k embeddings.
     "llama-100m": ModelSpec(
         "llama-100m", "llama", 768, 8, 12, 32000, intermediate=2048, kv_heads=4, tokenizer_vocab=32000
+    ),
+    # SmolLM2-135M-Instruct, real weights (GGUF Q4_1 dequantized to float32): 30 layers, hidden 576, 9 heads
+    # (3 KV heads), a 49k vocabulary with tied embeddings; the shape fields describe it, nothing is built.
+    "smollm2-135m": ModelSpec(
+        "smollm2-135m", "llama", 576, 30, 9, 49152, intermediate=1536, kv_heads=3, packaged="smollm2"
     ),
     # For CI: a few seconds a step.
     "tiny-gpt2": ModelSpec(
@@ -105,6 +111,8 @@ def _hf_config(spec: ModelSpec, tokenizer: object):  # noqa: ANN202 - a transfor
 
 def build_model(spec: ModelSpec, text_files: list[Path], cache_dir: Path) -> Path:
     """The model directory for ``spec`` (built once, then reused from ``cache_dir``)."""
+    if spec.packaged:
+        return _packaged_model(spec.packaged, cache_dir)
     out = cache_dir / spec.name
     stamp = out / "bench_spec.json"
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == spec.key():
@@ -127,6 +135,17 @@ def build_model(spec: ModelSpec, text_files: list[Path], cache_dir: Path) -> Pat
     tokenizer.save_pretrained(out)
     stamp.write_text(spec.key(), encoding="utf-8")
     return out
+
+
+def _packaged_model(name: str, cache_dir: Path) -> Path:
+    """A real model from the package registry: its GGUF file fetched into ``cache_dir``, then the float32
+    copy every llmft run on that file trains (the HF script loads the same folder)."""
+    from llmft.models.gguf import read_info
+    from llmft.models.gguf_copy import materialise
+    from llmft.models.packaged import fetch_packaged
+
+    path, _ = fetch_packaged(name, cache_dir / "packaged")
+    return materialise(read_info(path)).folder
 
 
 def describe(model_dir: Path) -> dict[str, object]:

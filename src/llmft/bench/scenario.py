@@ -34,6 +34,7 @@ class Scenario:
     once: list[str] = field(
         default_factory=list
     )  # contenders run in the first round only (slow side figures)
+    template: str = "chatml"  # how alpaca rows become text: a built-in template, or `tokenizer` (the model's)
     config: dict[str, object] = field(default_factory=dict)  # the llmft run config (filled by prepare)
     stats: dict[str, object] = field(default_factory=dict)
     model_facts: dict[str, object] = field(default_factory=dict)
@@ -130,13 +131,31 @@ def suite(
         ]
     elif name in ("dpo", "dpo-ci"):
         out = [dpo_scenario(tiny=name == "dpo-ci")]
+    elif name == "smollm2":
+        out = [smollm2_scenario()]
     else:
-        raise ValueError(f"unknown suite {name!r} (short, full, ci, dpo or dpo-ci)")
+        raise ValueError(f"unknown suite {name!r} (short, full, ci, dpo, dpo-ci or smollm2)")
     for s in out:
         s.steps = steps or s.steps
         s.rounds = rounds or s.rounds
         s.batch_size = batch_size or s.batch_size
     return out
+
+
+def smollm2_scenario() -> Scenario:
+    """A real pretrained model (`--suite smollm2`): SmolLM2-135M-Instruct on 120 alpaca rows in its own chat
+    template, LoRA on attention, llmft packed against the HF Trainer script."""
+    return Scenario(
+        "smollm2-135m/alpaca",
+        "smollm2-135m",
+        "alpaca",
+        ["llmft", "hf"],
+        batch_size=4,
+        steps=26,  # (26 measured + 3 warm-up + 1 last) steps x 4 rows = 120 rows
+        warmup=3,
+        rounds=1,
+        template="tokenizer",
+    )
 
 
 def dpo_scenario(tiny: bool = False) -> Scenario:
@@ -234,7 +253,7 @@ def llmft_config(scenario: Scenario, model_dir: Path, train: Path, val: Path) ->
         "seed": 0,
         "data": {
             "dataset": {"train_file": str(train), "validation_file": str(val)},
-            "preprocessing": {"template": "chatml"} if alpaca else {},
+            "preprocessing": {"template": scenario.template} if alpaca else {},
             "tokenization": {"max_length": scenario.max_length},
             "packing": alpaca,
         },

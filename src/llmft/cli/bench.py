@@ -13,7 +13,8 @@ def bench(
         "--suite",
         help="short (llmft vs the HF Trainer script on GPT-2 124M, one round: a few minutes), full (the "
         "documented benchmark, GPT-2 124M and Llama 100M against HF and TRL; about half an hour), ci (tiny), "
-        "dpo (DPO vs TRL's DPOTrainer on GPT-2 124M) or dpo-ci (tiny).",
+        "dpo (DPO vs TRL's DPOTrainer on GPT-2 124M), dpo-ci (tiny) or smollm2 (a real pretrained model, "
+        "SmolLM2-135M-Instruct from the package registry, against the HF script).",
     ),
     out: Path = typer.Option(
         Path("bench-out"), "--out", help="Directory for bench.json, data, logs and runs."

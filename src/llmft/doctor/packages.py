@@ -39,7 +39,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "psutil": ("pip install 'llmft[bench]'", "memory figures on non-Linux systems"),
     "bitsandbytes": (
         "pip install 'llmft[quant]'",
-        "model.adapter.type: qlora (CUDA only) or training.optimizer: adamw_8bit",
+        "model.adapter.type: qlora or model.quantization (CUDA and CPU), training.optimizer: adamw_8bit",
     ),
     "gguf": ("pip install 'llmft[export]'", "llmft export --format gguf"),
 }

@@ -29,5 +29,15 @@ def test_the_short_suite_is_the_headline_scenario_once_against_the_hf_script() -
 
 
 def test_an_unknown_suite_names_the_ones_there_are() -> None:
-    with pytest.raises(ValueError, match=r"unknown suite 'fast' \(short, full, ci, dpo or dpo-ci\)"):
+    with pytest.raises(ValueError, match=r"unknown suite 'fast' \(short, full, ci, dpo, dpo-ci or smollm2\)"):
         suite("fast")
+
+
+def test_the_smollm2_suite_trains_120_real_rows_in_the_models_own_template(tmp_path) -> None:
+    from llmft.bench.scenario import llmft_config
+
+    (real,) = suite("smollm2")
+    assert real.contenders == ["llmft", "hf"] and real.train_rows == 120
+    config = llmft_config(real, tmp_path, tmp_path / "t.json", tmp_path / "v.json")
+    assert config["data"]["preprocessing"] == {"template": "tokenizer"}  # type: ignore[index]
+    assert config["data"]["packing"] is True  # type: ignore[index]

@@ -127,7 +127,7 @@ class PreprocessingConfig(Section):
 class TokenizationConfig(Section):
     tokenizer: str | None = Field(None, description="Tokenizer id or path; defaults to `model.name_or_path`.")
     max_length: PositiveInt = Field(
-        512, description="Truncate (or drop, see `overflow`) tokenized rows to this."
+        512, description="Longest tokenized row; longer rows are truncated (or dropped, see `truncation`)."
     )
     truncation: bool = Field(True, description="Truncate rows longer than `max_length` (else drop them).")
     padding: Literal["longest", "max_length"] = Field(
