@@ -148,6 +148,9 @@ def demo_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in MADE_BY_THE_DEMOS:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).mkdir() if name.endswith("/") else (root / name).write_text("{}\n")
+    shared = root.parent / "shared" / "data"  # the quickstart's identity data, beside the checkout
+    shared.mkdir(parents=True, exist_ok=True)
+    (shared / "identity.json").write_text("[]\n")
     return root
 
 
