@@ -146,3 +146,14 @@ def test_dr_grpo_needs_max_completion_length() -> None:
     t = _tensors()
     with pytest.raises(ValueError, match="dr_grpo needs max_completion_length"):
         grpo_loss(PolicyBatch(t["logps"], t["advantages"], t["mask"]), PolicySettings("dr_grpo"))
+
+
+def test_the_config_section_becomes_the_losss_settings() -> None:
+    from llmft.config.schema import RlConfig
+    from llmft.train.rl.settings import policy_settings
+
+    rl = RlConfig.model_validate({"rewards": [{"function": "f"}], "epsilon_high": 0.28, "loss_type": "bnpo"})
+    grpo = policy_settings(rl, "grpo")
+    assert grpo == PolicySettings("bnpo", "token", 0.2, 0.28, 0.0, 512)
+    assert grpo.bounds == (0.8, 1.28)
+    assert policy_settings(RlConfig(), "rloo").beta == 0.05  # RLOO's default KL weight
