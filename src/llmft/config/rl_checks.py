@@ -7,7 +7,7 @@ table (config/objectives.py) says which objectives read the section and whether 
 from __future__ import annotations
 
 from llmft.config.objective_rules import train_refusal
-from llmft.config.objectives import ROWS, rollout_names
+from llmft.config.objectives import rollout_names
 from llmft.config.schema import RlConfig, RunConfig
 from llmft.errors import Problem
 
@@ -31,7 +31,7 @@ def check_rl(config: RunConfig) -> list[Problem]:
         fix = f"set training.objective: {online[0]} (or {', '.join(online[1:])}), or delete training.rl"
         return [Problem("training.rl", message, fix=fix)]
     problems = [*_rewards_problems(objective, rl), *(_rloo_problems(rl) if objective == "rloo" else [])]
-    refusal = train_refusal(objective) if ROWS[objective].rollouts else None
+    refusal = train_refusal(objective)
     if refusal:
         problems.append(Problem("training.objective", refusal[0], fix=refusal[1], severity="warning"))
     return problems
