@@ -69,6 +69,7 @@ def run(
     tracker runs are nested in the search's).
     """
     _refuse_search(config)
+    _refuse_untrained(config)
     place = _place(config, say, overwrite=overwrite, resume=resume, command=command)
     if place.finished:
         return _already_finished(place)
@@ -338,6 +339,13 @@ def _refuse_search(config: RunConfig) -> None:
             fix="call llmft.run(config) or llmft.search(config) (the CLI: `llmft train` or `llmft hpo`), "
             "or set hpo.enabled: false to train once",
         )
+
+
+def _refuse_untrained(config: RunConfig) -> None:
+    """An objective no loop trains yet (online RL) is refused before the run directory is made."""
+    from llmft.train.objectives.choose import refuse_untrained
+
+    refuse_untrained(config.training.objective)
 
 
 def _resume_point(

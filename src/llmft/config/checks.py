@@ -22,6 +22,7 @@ from llmft.config.objective_rules import (
 )
 from llmft.config.objectives import ROWS
 from llmft.config.render import problems_from, show, walk_loc
+from llmft.config.rl_checks import check_rl
 from llmft.config.schema import RunConfig
 from llmft.config.search_checks import check_search
 from llmft.config.space import Space, SpaceError, parse_space
@@ -286,6 +287,7 @@ def check_config(config: RunConfig, raw: dict[str, object]) -> list[Problem]:
         *check_distributed(config),
         *check_generation_eval(config),
         *check_preference(config),
+        *check_rl(config),
         *check_hpo(config, raw),
         *(check_search(config) if config.hpo.enabled else []),
         *check_tracking(config),

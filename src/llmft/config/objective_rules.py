@@ -43,6 +43,21 @@ def data_refusal(name: str, data_format: str, declared: bool) -> Refusal:
     return f"training.objective {name} needs {needs}, but the data is {data_format}", fix
 
 
+def train_refusal(name: str) -> Refusal:
+    """Objective ``name`` is in the table but llmft's loop cannot train it yet (online RL awaits its rollout
+    loop): `llmft validate` warns with this, a run refuses with it rather than train something else."""
+    row = ROWS[name]
+    if row.trains:
+        return None
+    what = "learns from completions it generates as it trains (online RL)" if row.rollouts else "is planned"
+    return (
+        f"objective {name} {what}, and llmft's training loop cannot train it yet: `llmft validate` checks "
+        "the config, `llmft train` refuses it",
+        f"to train {name} now use TRL's {name.upper()}Trainer; keep this config for llmft's online RL "
+        "loop (a later release)",
+    )
+
+
 def task_refusal(name: str, task: str) -> Refusal:
     """Objective ``name`` against a model ``task`` (`auto`: decided from the model later)."""
     needed = ROWS[name].model_task

@@ -1,5 +1,6 @@
 """Every training objective in one table: its name, the data it trains on, the settings it reads, the model
-it trains and whether it needs a reference model.
+it trains, whether it needs a reference model, and whether it learns from completions it generates (online
+RL, configured by `training.rl`).
 
 The schema's `training.objective` values, `llmft validate`'s objective rules (config/objective_rules.py),
 the run's choice for `auto` and the run-time registry (train/objectives/registry.py, which a test holds
@@ -34,7 +35,10 @@ class Row:
     ``auto``). ``reads``: its own `training.preference` settings (the lengths and reference settings are
     added by ``settings_read``). ``model_task``: the model task it trains, None for whichever the model
     has. ``variant_of``: the `training.objective` value that trains as this row on a ``model_task`` model
-    (sft on a classifier trains as `classification`); such rows are not values of training.objective."""
+    (sft on a classifier trains as `classification`); such rows are not values of training.objective.
+    ``rollouts``: learns from completions it samples and scores as it trains (online RL): reads
+    `training.rl`, and its data gives only prompts. ``trains``: llmft's training loop can train it yet;
+    a row without is accepted by `llmft validate` and refused by a run (objective_rules.train_refusal)."""
 
     name: str
     data: tuple[str, ...]
@@ -43,6 +47,8 @@ class Row:
     model_task: str | None = "causal_lm"
     auto: bool = False
     variant_of: str | None = None
+    rollouts: bool = False
+    trains: bool = True
 
     @property
     def preference(self) -> bool:
@@ -62,6 +68,9 @@ ROWS: dict[str, Row] = {
         Row("orpo", (PAIRS,), ("beta",)),
         Row("kto", (JUDGED, PAIRS), ("beta", "desirable_weight", "undesirable_weight"), True, auto=True),
         Row("reward", (PAIRS,), model_task="sequence_classification"),
+        # Online RL: prompts from any rows (their answers are not read); the rollout loop is a later step.
+        Row("grpo", (INSTRUCTIONS, PAIRS, JUDGED), rollouts=True, trains=False),
+        Row("rloo", (INSTRUCTIONS, PAIRS, JUDGED), rollouts=True, trains=False),
     )
 }
 
@@ -69,6 +78,11 @@ ROWS: dict[str, Row] = {
 def names() -> tuple[str, ...]:
     """The values of `training.objective` besides `auto`, in table order."""
     return tuple(name for name, row in ROWS.items() if row.variant_of is None)
+
+
+def rollout_names() -> tuple[str, ...]:
+    """The objectives that read `training.rl` (online RL), in table order."""
+    return tuple(name for name, row in ROWS.items() if row.rollouts)
 
 
 def kind_of(data_format: str) -> str | None:

@@ -43,11 +43,13 @@ from llmft.config.schema.evaluation import EvaluationConfig, GenerationEvalConfi
 from llmft.config.schema.hpo import HpoConfig
 from llmft.config.schema.model import ModelConfig, QuantizationConfig
 from llmft.config.schema.preference import Objective, PreferenceConfig
+from llmft.config.schema.rl import OBJECTIVE_DEFAULTS, RewardConfig, RlConfig
 from llmft.config.schema.run import RunConfig
 from llmft.config.schema.tracking import TrackingConfig
 from llmft.config.schema.training import TrainingConfig
 
 __all__ = [
+    "OBJECTIVE_DEFAULTS",
     "REGEX_CHARS",
     "TARGETS_HELP",
     "AdapterConfig",
@@ -79,6 +81,8 @@ __all__ = [
     "PromptTuningAdapter",
     "QLoraAdapter",
     "QuantizationConfig",
+    "RewardConfig",
+    "RlConfig",
     "RuleError",
     "RunConfig",
     "Section",

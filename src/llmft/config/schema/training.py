@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt, model_validator
 from llmft.config.schema.base import Fraction, PositiveFloat, RuleError, Section
 from llmft.config.schema.distributed import DistributedConfig
 from llmft.config.schema.preference import Objective, PreferenceConfig
+from llmft.config.schema.rl import RlConfig
 
 
 class TrainingConfig(Section):
@@ -93,11 +94,15 @@ class TrainingConfig(Section):
     objective: Objective = Field(
         "auto",
         description="What training minimises: `sft` (next-token loss; the default for instruction data), "
-        "`dpo`, `simpo`, `orpo`, `kto` or `reward` (a reward model). `auto`: dpo for preference pairs, kto "
-        "for unpaired (label) rows, else sft.",
+        "`dpo`, `simpo`, `orpo`, `kto` or `reward` (a reward model); `grpo` or `rloo` (online RL on the "
+        "data's prompts, with training.rl: validated, not yet trained). `auto`: dpo for preference pairs, "
+        "kto for unpaired (label) rows, else sft.",
     )
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig, description="Settings of the preference objectives."
+    )
+    rl: RlConfig | None = Field(
+        None, description="Settings of the online RL objectives (grpo, rloo): sampling, rewards, the loss."
     )
 
     @model_validator(mode="before")

@@ -2,7 +2,8 @@
 
 `auto` and what each objective refuses come from the table (config/objectives.py) and its rules
 (config/objective_rules.py), the same ones `llmft validate` applies to an explicit training.objective;
-refusals are raised here with the fix, before the model is loaded.
+refusals are raised here with the fix, before the model is loaded; so is an objective the table has but
+no loop can train yet (online RL: grpo, rloo).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from llmft.config.objective_rules import (
     Refusal,
     data_refusal,
     task_refusal,
+    train_refusal,
     unused_message,
     unused_settings,
 )
@@ -24,11 +26,20 @@ def choose_objective(training: TrainingConfig, data_format: str) -> tuple[str, s
     """(objective, why) for these sections and data format; raises ConfigError for impossible pairings."""
     chosen = training.objective
     objective, why = (chosen, "set by training.objective") if chosen != "auto" else auto_choice(data_format)
+    refuse_untrained(objective)
     _refuse(data_refusal(objective, data_format, declared=False))
     unused = unused_settings(objective, training.preference)
     if unused:
         _refuse(unused_message(objective, unused))
     return objective, why
+
+
+def refuse_untrained(objective: str) -> None:
+    """Objective ``objective`` in the table but no loop trains it yet (grpo, rloo: online RL) stops the run
+    with the reason; training something else, or nothing, in its place would be a silent no-op. A run asks
+    before making its directory; choose_objective asks again for every other caller (preview)."""
+    if objective != "auto":
+        _refuse(train_refusal(objective))
 
 
 def _refuse(refusal: Refusal, why: str = "") -> None:

@@ -1,7 +1,8 @@
 """The run-time side of config/objectives.py: each table name → the module that trains it.
 
 A new objective is a row in that table and a module here (a test holds the two to the same names and
-data kinds); nothing else in the run names objectives.
+data kinds); nothing else in the run names objectives. A row that does not train yet (`trains=False`:
+online RL) has no module; choose.py refuses it before anything is loaded.
 """
 
 from __future__ import annotations
