@@ -71,7 +71,7 @@ def rewrite_resume(argv: list[str]) -> list[str]:
     file (``.yaml``/``.yml``/``.json``), stays the flag. Only the ``train`` command is touched, and nothing
     after ``--``."""
     command = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
-    if command is None or argv[command] != "train":  # the root options (--debug, --verbose, --version) take no value
+    if command is None or argv[command] != "train":  # root options (--debug, --verbose, ...) take no value
         return list(argv)
     start = command + 1
     out = list(argv[:start])

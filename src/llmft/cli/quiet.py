@@ -1,4 +1,4 @@
-"""What third-party output a command shows: none by default, all of it with ``--verbose`` (``LLMFT_VERBOSE=1``).
+"""What third-party output a command shows: none by default, all of it with ``--verbose`` (LLMFT_VERBOSE=1).
 
 A user reads llmft's lines (and its own progress bar); transformers' "Loading weights" and "Writing model
 shards" bars, its deprecation FutureWarnings, the tokenizer's "sequence length is longer than the specified
@@ -49,7 +49,7 @@ QUIET_LOGGERS: tuple[str, ...] = (
 """Loggers that show errors only while quiet."""
 
 THIRD_PARTY_MODULES: tuple[str, ...] = (
-    "transformers",  # e.g. "`gradient_checkpointing_enable` is deprecated" on every gradient-checkpointed load
+    "transformers",  # e.g. "`gradient_checkpointing_enable` is deprecated" on each checkpointed load
     "peft",
     "accelerate",
     "datasets",
