@@ -378,7 +378,7 @@ def test_a_killed_worker_ends_the_run_naming_its_rank(outcomes: dict[str, Outcom
 def test_sigterm_to_the_launcher_checkpoints_and_exits_143(outcomes: dict[str, Outcome]) -> None:
     run = outcomes["sigterm"]
     assert run.rc == 143, run.output
-    assert run.output.count("SIGTERM received") == 2, run.output  # both ranks finished their step
+    assert run.output.count("SIGTERM received") == 1, run.output  # said by rank 0, not again by rank 1
     assert "Traceback" not in run.output
     assert run.checkpoints_at_stop and int(run.checkpoints_at_stop[-1].split("-")[-1]) == run.logged_at_stop
     assert run.left_behind == []
