@@ -3,6 +3,9 @@
 Errors: an ``LlmftError`` is the user's or the run's problem and is shown as a short message with its
 exit code (2 input, 1 runtime). Anything else is a bug: a one-line summary, and the traceback only with
 ``--debug`` (or ``LLMFT_DEBUG=1``).
+
+Third-party libraries' progress bars, log lines and warnings are hidden unless ``--verbose`` (or
+``LLMFT_VERBOSE=1``): cli/quiet.py, applied here before any command runs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 
 import typer
 
+from llmft.cli import quiet
 from llmft.cli.help_format import Group
 from llmft.version import __version__
 
@@ -34,10 +38,14 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Also show the libraries' own output (transformers' bars and warnings, ...)."
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print version."),
 ) -> None:
     if debug:
         os.environ["LLMFT_DEBUG"] = "1"
+    quiet.apply(verbose or quiet.verbose_enabled())
 
 
 _registered = False
@@ -63,7 +71,7 @@ def rewrite_resume(argv: list[str]) -> list[str]:
     file (``.yaml``/``.yml``/``.json``), stays the flag. Only the ``train`` command is touched, and nothing
     after ``--``."""
     command = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
-    if command is None or argv[command] != "train":  # the root options (--debug, --version) take no value
+    if command is None or argv[command] != "train":  # root options (--debug, --verbose, ...) take no value
         return list(argv)
     start = command + 1
     out = list(argv[:start])

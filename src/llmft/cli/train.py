@@ -49,7 +49,7 @@ def train(
     from llmft.errors import ConfigError
 
     loaded = inspect_config(config, overrides or [])
-    if not quiet:
+    if not quiet and _says_notices():
         print_notices(loaded.notices)
     if loaded.config is None:
         raise ConfigError("invalid config", problems=loaded.errors, source=str(config))
@@ -131,6 +131,14 @@ def _worker_argv(
     argv = ["train", str(config), *overrides]
     argv += ["--overwrite"] * overwrite + ["--resume"] * resume + ["--quiet"] * quiet
     return argv + (["--resume-from", str(resume_from)] if resume_from else [])
+
+
+def _says_notices() -> bool:
+    """The config's notices once per run: not again by each process `--nproc` started (the launcher said
+    them), nor by a rank >= 1 of another launcher (rank 0 says them)."""
+    from llmft.train.distributed.group import detect
+
+    return COMMAND_ENV not in os.environ and detect().rank == 0
 
 
 def _print_summary(out: Path) -> None:

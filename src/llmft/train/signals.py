@@ -19,10 +19,15 @@ HOLD_LINE = "test hold: after step {step}"
 
 
 class GracefulStop:
-    """Context manager: records the first stop signal; the loop polls ``requested`` between steps."""
+    """Context manager: records the first stop signal; the loop polls ``requested`` between steps.
 
-    def __init__(self) -> None:
+    ``says``: whether this process says that it stops; a rank >= 1 of several stops with rank 0, which
+    says it for the run.
+    """
+
+    def __init__(self, says: bool = True) -> None:
         self.signal: int | None = None
+        self.says = says
         self._previous: dict[int, object] = {}
 
     @property
@@ -43,17 +48,19 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None:  # second signal: stop now
-            _notify("\nsecond stop signal: exiting without a checkpoint\n")
+            if self.says:
+                _notify("\nsecond stop signal: exiting without a checkpoint\n")
             # Not SystemExit: raised inside torch.save (the stop's checkpoint) torch turns it into a
             # RuntimeError, and the user would read "could not write the checkpoint" instead. The
             # half-written checkpoint has no COMPLETE marker and is removed by the next run.
             os._exit(128 + signum)
         self.signal = signum
-        name = signal.Signals(signum).name
-        _notify(
-            f"\n{name} received: finishing this step and writing a checkpoint "
-            "(send it again to exit at once)\n"
-        )
+        if self.says:
+            name = signal.Signals(signum).name
+            _notify(
+                f"\n{name} received: finishing this step and writing a checkpoint "
+                "(send it again to exit at once)\n"
+            )
 
     def __enter__(self) -> GracefulStop:
         for sig in STOPPABLE:

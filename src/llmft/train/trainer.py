@@ -192,7 +192,7 @@ class LocalTrainer:
         # The stop checkpoint is written inside: a second signal still exits at once.
         state = state or LoopState()
         state.world_size = self.dist.world_size
-        with GracefulStop() as stop:
+        with GracefulStop(says=self.dist.is_main) as stop:
             self._stop = stop
             try:
                 with self.loop.hooks.progress or nullcontext():

@@ -102,9 +102,15 @@ def test_one_process_needs_no_process_group() -> None:
     assert one.max_value(1.5) == 1.5
     loss = torch.tensor(2.0)
     assert one.reduce_step(torch.nn.Linear(2, 2), loss) is loss
+
+
+def test_a_rank_after_the_first_says_only_its_warnings() -> None:
     said: list[str] = []
-    Distribution(rank=1, world_size=2).say(said.append)("hello")
-    assert said == ["[rank 1] hello"]
+    Distribution(rank=0, world_size=2).say(said.append)("data: 48 rows")
+    rank_one = Distribution(rank=1, world_size=2).say(said.append)
+    rank_one("data: 48 rows")  # rank 0's line again: not repeated
+    rank_one("warning: tracking failed")  # its own
+    assert said == ["data: 48 rows", "[rank 1] warning: tracking failed"]
 
 
 # ------------------------------------------------------------------- resume on another world size

@@ -212,10 +212,17 @@ class Distribution:
             self.barrier()
 
     def say(self, say: Say) -> Say:
-        """``say`` for this rank: rank 0 as is, the others' lines prefixed with their rank."""
+        """``say`` for this rank. Rank 0 says the run's lines; the others run the same steps on the same
+        data, so their lines would repeat rank 0's one for one: a rank >= 1 says only its warnings
+        (``warning: ...``), prefixed with its rank. Its errors reach the CLI's error printer, rank named."""
         if self.is_main:
             return say
-        return lambda text: say(f"[rank {self.rank}] {text}")
+
+        def own_warnings_only(text: str) -> None:
+            if text.startswith("warning"):
+                say(f"[rank {self.rank}] {text}")
+
+        return own_warnings_only
 
     def close(self) -> None:
         if self.active:
