@@ -157,7 +157,7 @@ def _fit_scale_min(
     best_scale = np.where(flat, 0, best_scale)
     return (
         best_scale.reshape(shape[:-1]).astype(np.float32),
-        (-best_min).reshape(shape[:-1]).astype(np.float32),
+        (0 - best_min).reshape(shape[:-1]).astype(np.float32),  # 0 − x: never −0.0 (llama.cpp: +0)
         levels.reshape(shape),
     )
 
