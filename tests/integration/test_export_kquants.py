@@ -100,3 +100,28 @@ def test_other_k_quant_mixes_follow_the_rule_and_sit_closer_to_float32(
     ids, want = reference
     # Q5_K's and Q6_K's errors are ~1/2 and ~1/4 of Q4_K's (unit-tested), so these sit above q4_k_m's 0.95
     assert correlation(result.path, want, ids) >= 0.97
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_rows_not_a_multiple_of_256_fall_back_as_llama_cpp_does_and_say_so(arch: str, tiny_model) -> None:  # noqa: ANN001
+    """The session's tiny models are 64 wide: Q4_K → Q5_0 there; only ffn_down's rows (the 256-wide MLP's)
+    stay Q4_K or get Q6_K. GPT-2's position embeddings are not quantized."""
+    from transformers import AutoModelForCausalLM
+
+    base = tiny_model(arch)
+    result = export_gguf(resolve_source(base), base.parent / f"{arch}-q4_k_m.gguf", quant="q4_k_m")
+    types, _ = gguf_types(result.path)
+    assert types["blk.0.ffn_up.weight"] == "q5_0"
+    # 2 layers: use_more_bits picks layer 1 only (i >= 7·2/8); ffn_down's rows are 256 long
+    assert (types["blk.0.ffn_down.weight"], types["blk.1.ffn_down.weight"]) == ("q4_k", "q6_k")
+    head = "output.weight" if arch == "llama" else "token_embd.weight"  # GPT-2's head is tied
+    assert types[head] == "q8_0"  # Q6_K wanted, but 64 % 256 != 0
+    assert any("stored as q5_0 instead of q4_k (as llama.cpp does)" in note for note in result.notes)
+    if arch == "gpt2":
+        assert types["position_embd.weight"] == "f32"
+        # the fused attn_qkv counts as attn_v: Q4_K → Q5_0 in layer 0, Q6_K → Q8_0 in layer 1
+        assert (types["blk.0.attn_qkv.weight"], types["blk.1.attn_qkv.weight"]) == ("q5_0", "q8_0")
+    model = AutoModelForCausalLM.from_pretrained(base.parent, gguf_file=result.path.name, dtype=torch.float32)
+    ids = torch.randint(4, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=ids).logits).all()
