@@ -2,8 +2,9 @@
 
 Written with the ``gguf`` package's own writer (llama.cpp's Python library), not by calling a llama.cpp
 checkout. An adapter is merged first, in float32; then each weight gets llama.cpp's name and layout and
-the chosen storage type (``gguf_tensors``), the tokenizer becomes metadata (``gguf_tokenizer``), and the
-architecture's hyperparameters are added (``gguf_arch``). The file is written beside itself and renamed
+the storage type llama.cpp's rule gives it in the chosen mix (``gguf_mix``; encoded by ``gguf_tensors``),
+the tokenizer becomes metadata (``gguf_tokenizer``), and the architecture's hyperparameters are added
+(``gguf_arch``). The file is written beside itself and renamed
 into place, so an interrupted export never leaves a half file under the final name.
 
 ``gguf`` is an optional dependency (``pip install 'llmft[export]'``); it is imported inside the functions.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from llmft.errors import EnvironmentProblem, ExportError
 from llmft.export.gguf_arch import arch_spec, notes_for, write_hparams
-from llmft.export.gguf_mix import QUANTS, STORAGE, fallback, planned_type
+from llmft.export.gguf_mix import MIXES, QUANTS, STORAGE, fallback, planned_type
 from llmft.export.gguf_tensors import encode, file_type, named_tensors
 from llmft.export.gguf_tokenizer import tokenizer_meta, write_tokenizer
 from llmft.export.load import check_mergeable, load_merged, load_tokenizer, read_config
@@ -85,7 +86,7 @@ def _fill(
 
     write_hparams(writer, model.config, spec)
     writer.add_file_type(file_type(quant))
-    if quant not in ("f32", "f16", "bf16"):
+    if STORAGE[MIXES[quant].default].quantized:
         writer.add_quantization_version(GGML_QUANT_VERSION)
     write_tokenizer(writer, meta)
     config = model.config
