@@ -9,7 +9,11 @@ from pathlib import Path
 
 import typer
 
-QUANT_HELP = "Storage of the weight matrices: f32, f16, bf16 or q8_0 (norms and biases stay f32)."
+QUANT_HELP = (
+    "Storage of the weight matrices: f32, f16, bf16, q8_0, or llama.cpp's mixes q6_k, q5_k_m, q4_k_m, "
+    "q4_0 (the output head, and in the _M mixes attn_v/ffn_down of some layers, get Q6_K; norms and "
+    "biases stay f32)."
+)
 
 
 def export(

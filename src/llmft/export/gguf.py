@@ -2,8 +2,9 @@
 
 Written with the ``gguf`` package's own writer (llama.cpp's Python library), not by calling a llama.cpp
 checkout. An adapter is merged first, in float32; then each weight gets llama.cpp's name and layout and
-the chosen storage type (``gguf_tensors``), the tokenizer becomes metadata (``gguf_tokenizer``), and the
-architecture's hyperparameters are added (``gguf_arch``). The file is written beside itself and renamed
+the storage type llama.cpp's rule gives it in the chosen mix (``gguf_mix``; encoded by ``gguf_tensors``),
+the tokenizer becomes metadata (``gguf_tokenizer``), and the architecture's hyperparameters are added
+(``gguf_arch``). The file is written beside itself and renamed
 into place, so an interrupted export never leaves a half file under the final name.
 
 ``gguf`` is an optional dependency (``pip install 'llmft[export]'``); it is imported inside the functions.
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from llmft.errors import EnvironmentProblem, ExportError
 from llmft.export.gguf_arch import arch_spec, notes_for, write_hparams
-from llmft.export.gguf_tensors import QUANTS, encode, file_type, named_tensors
+from llmft.export.gguf_mix import MIXES, QUANTS, STORAGE, fallback, planned_type
+from llmft.export.gguf_tensors import encode, file_type, named_tensors
 from llmft.export.gguf_tokenizer import tokenizer_meta, write_tokenizer
 from llmft.export.load import check_mergeable, load_merged, load_tokenizer, read_config
 from llmft.export.source import ModelSource
@@ -79,33 +81,40 @@ def export_gguf(source: ModelSource, out: str | Path | None = None, *, quant: st
 def _fill(
     writer: GGUFWriter, model: PreTrainedModel, spec: ArchSpec, meta: TokenizerMeta, quant: str
 ) -> tuple[dict[str, int], list[str]]:
-    """Metadata, then every tensor; returns tensor counts per storage type and the q8_0 fallbacks."""
+    """Metadata, then every tensor; returns tensor counts per storage type and the fallbacks' notes."""
     from gguf import GGML_QUANT_VERSION
 
     write_hparams(writer, model.config, spec)
     writer.add_file_type(file_type(quant))
-    if quant == "q8_0":
+    if STORAGE[MIXES[quant].default].quantized:
         writer.add_quantization_version(GGML_QUANT_VERSION)
     write_tokenizer(writer, meta)
+    config = model.config
+    layers = config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layer
+    tensors = list(named_tensors(model, spec))
+    tied = all(name != "output.weight" for name, _ in tensors)
     counts: dict[str, int] = {}
-    fallbacks: list[str] = []
-    for name, array in named_tensors(model, spec):
-        tensor = encode(name, array, quant)
-        counts[tensor.type_name] = counts.get(tensor.type_name, 0) + 1
-        if quant == "q8_0" and tensor.type_name == "f16":
-            fallbacks.append(name)
+    fallbacks: dict[tuple[str, str], list[str]] = {}
+    for name, array in tensors:
+        wanted = planned_type(name, array.shape, quant, layers, tied)
+        kind = fallback(wanted, array.shape[-1])
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind != wanted:
+            fallbacks.setdefault((wanted, kind), []).append(name)
+        tensor = encode(name, array, kind)
         writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.raw_type)
-    return counts, fallbacks
+    return counts, [_fallback_note(wanted, kind, names) for (wanted, kind), names in fallbacks.items()]
+
+
+def _fallback_note(wanted: str, kind: str, names: list[str]) -> str:
+    return (
+        f"{len(names)} tensors have rows that are not a multiple of {STORAGE[wanted].block} long and are "
+        f"stored as {kind} instead of {wanted} (as llama.cpp does): {', '.join(names[:4])}"
+    )
 
 
 def _notes(meta: TokenizerMeta, model: PreTrainedModel, fallbacks: list[str]) -> list[str]:
-    notes = meta.notes + notes_for(model.config)
-    if fallbacks:
-        notes.append(
-            f"{len(fallbacks)} tensors have rows that are not a multiple of 32 long and are stored as f16 "
-            f"instead of q8_0 (as llama.cpp does): {', '.join(fallbacks[:4])}"
-        )
-    return notes
+    return meta.notes + notes_for(model.config) + fallbacks
 
 
 def _import_gguf():  # noqa: ANN202 - the module

@@ -4,9 +4,9 @@ Names come from the ``gguf`` package's own table (``gguf.get_tensor_name_map``),
 converter and transformers' reader use, so the three agree by construction. A weight the table does not
 know stops the export: a GGUF without it would load with that weight random or missing.
 
-Quantization follows llama.cpp's choices: 1-D tensors (norms, biases) stay float32; ``q8_0`` works in
-blocks of 32 along a row, so a matrix whose rows are not a multiple of 32 long falls back to float16 and
-the result says which ones did.
+Each tensor's storage type comes from ``gguf_mix`` (llama.cpp's per-tensor rule); here it is encoded:
+the k-quants by llmft's own numpy encoders (``gguf_kquants``: the ``gguf`` package only reads them), the
+other types by the ``gguf`` package's reference quantizers (llama.cpp's, written in numpy).
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from typing import TYPE_CHECKING
 
 from llmft.errors import ExportError
 from llmft.export.gguf_arch import WHERE, ArchSpec
+from llmft.export.gguf_mix import MIXES, QUANTS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from transformers import PreTrainedModel
 
-QUANTS: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0")
-Q8_BLOCK = 32
-
 
 @dataclass(frozen=True)
 class GgufTensor:
-    """One tensor ready for ``GGUFWriter.add_tensor``; ``raw_type`` is set for packed (bf16, q8_0) data."""
+    """One tensor ready for ``GGUFWriter.add_tensor``; ``raw_type`` is set for packed (bf16, quantized)."""
 
     name: str
     data: np.ndarray
@@ -37,15 +35,10 @@ class GgufTensor:
 
 
 def file_type(quant: str) -> int:
-    """``general.file_type``: what most of the tensors are stored as."""
+    """``general.file_type``: the mix the file was written as (llama.cpp's ``LlamaFileType``)."""
     from gguf import LlamaFileType
 
-    return {
-        "f32": LlamaFileType.ALL_F32,
-        "f16": LlamaFileType.MOSTLY_F16,
-        "bf16": LlamaFileType.MOSTLY_BF16,
-        "q8_0": LlamaFileType.MOSTLY_Q8_0,
-    }[quant]
+    return int(LlamaFileType[MIXES[quant].file_type])
 
 
 def named_tensors(model: PreTrainedModel, spec: ArchSpec) -> Iterator[tuple[str, np.ndarray]]:
@@ -98,22 +91,21 @@ def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
     return weight.reshape(heads, 2, half, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape).copy()
 
 
-def encode(name: str, array: np.ndarray, quant: str) -> GgufTensor:
-    """Store ``array`` as ``quant`` (1-D tensors stay float32; q8_0 falls back to float16 where it must)."""
+def encode(name: str, array: np.ndarray, kind: str) -> GgufTensor:
+    """Store ``array`` as storage type ``kind`` (a ``gguf_mix.STORAGE`` name chosen for this tensor)."""
     import numpy as np
     from gguf import GGMLQuantizationType, quants
 
-    if quant == "f32" or array.ndim < 2:
-        return GgufTensor(name, array.astype(np.float32), None, "f32")
-    if quant == "q8_0" and array.shape[-1] % Q8_BLOCK == 0:
-        return GgufTensor(
-            name, quants.quantize(array, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0, quant
-        )
-    if quant == "bf16":
-        return GgufTensor(
-            name, quants.quantize(array, GGMLQuantizationType.BF16), GGMLQuantizationType.BF16, quant
-        )
-    return GgufTensor(name, array.astype(np.float16), None, "f16")
+    from llmft.export.gguf_kquants import QUANTIZERS
+
+    if kind == "f32":
+        return GgufTensor(name, array.astype(np.float32), None, kind)
+    if kind == "f16":
+        return GgufTensor(name, array.astype(np.float16), None, kind)
+    raw = GGMLQuantizationType[kind.upper()]
+    encoder = QUANTIZERS.get(kind)
+    data = encoder(array) if encoder is not None else quants.quantize(array, raw)
+    return GgufTensor(name, data, raw, kind)
 
 
 __all__ = ["QUANTS", "GgufTensor", "encode", "file_type", "named_tensors", "permute_rotary"]

@@ -7,6 +7,7 @@ import pytest
 
 from llmft.errors import ExportError
 from llmft.export.gguf_arch import arch_spec
+from llmft.export.gguf_mix import tensor_type
 from llmft.export.gguf_tensors import encode, permute_rotary
 from llmft.export.gguf_tokenizer import tokenizer_meta
 
@@ -34,8 +35,10 @@ def test_encode_quantizes_matrices_and_keeps_vectors_and_odd_rows_readable() -> 
     assert q8.type_name == "q8_0" and q8.raw_type == GGMLQuantizationType.Q8_0
     back = dequantize(q8.data, GGMLQuantizationType.Q8_0)
     assert back.shape == matrix.shape and np.abs(back - matrix).max() < np.abs(matrix).max() / 127
-    assert encode("blk.0.attn_q.weight", matrix[:, :48], "q8_0").type_name == "f16"  # 48 % 32 != 0
-    assert encode("output_norm.weight", matrix[0], "q8_0").type_name == "f32"
+    assert tensor_type("blk.0.attn_q.weight", (8, 48), "q8_0", 1, tied=True) == "f16"  # 48 % 32 != 0
+    assert tensor_type("output_norm.weight", (64,), "q8_0", 1, tied=True) == "f32"
+    f16 = encode("blk.0.attn_q.weight", matrix[:, :48], "f16")
+    assert f16.raw_type is None and f16.data.dtype == np.float16
     bf16 = encode("blk.0.attn_q.weight", matrix, "bf16")
     np.testing.assert_allclose(dequantize(bf16.data, GGMLQuantizationType.BF16), matrix, rtol=1e-2)
 

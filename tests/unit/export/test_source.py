@@ -118,7 +118,7 @@ def test_cli_modules_import_no_torch_and_help_lists_match() -> None:
         "import sys, llmft.cli.merge as m, llmft.cli.export as e\n"
         "assert not {'torch', 'transformers', 'peft', 'gguf'} & set(sys.modules), 'heavy import'\n"
         "from llmft.export.load import DTYPES\n"
-        "from llmft.export.gguf_tensors import QUANTS\n"
+        "from llmft.export.gguf_mix import QUANTS\n"
         "assert all(d in m.DTYPE_HELP for d in DTYPES) and all(q in e.QUANT_HELP for q in QUANTS)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(SRC), "PATH": ""})
