@@ -20,10 +20,12 @@ END_MARKER = "<|im_end|>"  # ChatML's end-of-turn when a tokenizer has no such t
 
 @dataclass(frozen=True)
 class RowControl:
-    """What one prompt asks beyond sampling. ``on_text`` gets each new piece of the answer (the pieces join
-    to the final text); ``cancelled`` is polled once per decode step."""
+    """What one prompt asks beyond the batch's sampling. ``on_text`` gets each new piece of the answer (the
+    pieces join to the final text); ``cancelled`` is polled once per decode step; ``max_new_tokens`` ends this
+    row sooner than the batch's own limit (rows of one batch may want different lengths)."""
 
     stop: tuple[str, ...] = ()
+    max_new_tokens: int | None = None
     on_text: Callable[[str], None] | None = None
     cancelled: Callable[[], bool] | None = None
 
@@ -52,7 +54,7 @@ class RowWatch:
         self.controls, self.tokenizer, self.stops = controls, tokenizer, stops
         self.ids: list[list[int]] = [[] for _ in controls]
         self.shown = ["" for _ in controls]
-        self.done: list[str | None] = [None for _ in controls]  # "eos", "stop", "cancelled" once stopped
+        self.done: list[str | None] = [None for _ in controls]  # why it stopped: "eos", "stop", ...
 
     def seen(self, row: int) -> int:
         """Tokens the row made up to and including the step that stopped it (0: it never stopped early)."""
@@ -86,6 +88,8 @@ class RowWatch:
             self.done[row] = "eos"  # decode_output cuts there; the final flush streams the rest
         elif control.cancelled is not None and control.cancelled():
             self.done[row] = "cancelled"
+        elif control.max_new_tokens is not None and len(new) >= control.max_new_tokens:
+            self.done[row] = "length"
         elif control.stop or control.on_text is not None:
             self._look_at_text(row, new)
         return self.done[row] is not None

@@ -73,6 +73,14 @@ def test_a_cancelled_row_stops_and_the_rest_go_on(llama, ids, plain) -> None:
     assert [watched[0], watched[2]] == [plain[0], plain[2]]
 
 
+def test_a_row_may_end_sooner_than_the_batch(llama, ids, plain) -> None:
+    controls = [RowControl(), RowControl(max_new_tokens=3), RowControl()]
+    watched = generate_ids(llama.model, llama.tokenizer, ids, SAMPLING, controls=controls)
+    alone = generate_ids(llama.model, llama.tokenizer, ids[1:2], Sampling(max_new_tokens=3))
+    assert watched[1] == alone[0] and watched[1].stop_reason == "length"
+    assert [watched[0], watched[2]] == [plain[0], plain[2]]
+
+
 def test_stop_string_helpers() -> None:
     assert cut_at_stop("a cat sat", ("sat", "cat")) == ("a ", True)
     assert cut_at_stop("a cat", ("dog", "")) == ("a cat", False)
