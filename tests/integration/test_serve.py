@@ -13,8 +13,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,41 @@ def test_requests_sent_together_are_batched(client, server) -> None:
     after = health(server)
     assert after is not None and before is not None
     assert after["rows"] - before["rows"] == 8 and after["batches"] - before["batches"] < 8  # type: ignore[operator]
+
+
+def stat(port: int, name: str) -> int:
+    found = health(port)
+    assert found is not None
+    return int(found[name])  # type: ignore[call-overload]
+
+
+def test_a_client_that_leaves_stops_its_generation(client, server) -> None:
+    """Long answers (1500 tokens: minutes here) left by their clients: the batch ends at once, cancelled.
+    Without cancellation it would run to the end and count nothing cancelled (a failure, not a hang)."""
+    cancelled = stat(server, "cancelled")
+    stream = ask(client, PROMPTS[0], max_tokens=1500, temperature=0, stream=True)
+    next(iter(stream))
+    assert wait(lambda: stat(server, "generating") > 0)
+    stream.close()
+    assert wait(lambda: stat(server, "generating") == 0)
+    assert stat(server, "cancelled") == cancelled + 1
+    body = json.dumps({"model": NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1500})
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server)) as raw:  # a plain request whose client hangs up
+        raw.sendall((head + body).encode())
+        assert wait(lambda: stat(server, "generating") > 0)
+    assert wait(lambda: stat(server, "generating") == 0)
+    assert stat(server, "cancelled") == cancelled + 2
+
+
+def wait(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -136,9 +136,7 @@ def _add_routes(app: FastAPI, loaded: LoadedRun, engine: Engine, settings: Setti
 
     @app.get("/health")
     async def health() -> dict[str, object]:
-        stats = engine.stats
-        return {"status": "ok", "queued": engine.queued(), "batches": stats.batches, "rows": stats.rows,
-                "largest_batch": stats.largest_batch}  # fmt: skip
+        return {"status": "ok", "queued": engine.queued(), **asdict(engine.stats)}
 
     @app.get("/v1/models")
     async def models() -> dict[str, object]:

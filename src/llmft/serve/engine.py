@@ -83,6 +83,8 @@ class Stats:
     batches: int = 0
     rows: int = 0
     largest_batch: int = 0
+    cancelled: int = 0  # rows stopped early because their client left
+    generating: int = 0  # rows of the batch being generated now
 
 
 class Engine:
@@ -188,6 +190,7 @@ class Engine:
         self.stats.batches += 1
         self.stats.rows += len(prompts)
         self.stats.largest_batch = max(self.stats.largest_batch, len(prompts))
+        self.stats.cancelled += sum(o.stop_reason == "cancelled" for o in outputs)
         start = 0
         for job in jobs:
             job.on_done(outputs[start : start + job.n])

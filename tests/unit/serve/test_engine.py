@@ -97,13 +97,13 @@ def test_a_cancelled_job_stops_and_others_finish(llama, ids) -> None:
             dropped.cancel.set()
 
     dropped = drop.job(ids[1], max_new_tokens=12, on_text=cancel_after_two)
-    run_jobs(
-        Engine(llama, Limits()), [(keep, keep.job(ids[0], max_new_tokens=12)), (drop, dropped), (early, gone)]
-    )
+    engine = Engine(llama, Limits())
+    run_jobs(engine, [(keep, keep.job(ids[0], max_new_tokens=12)), (drop, dropped), (early, gone)])
     assert drop.outputs is not None and drop.outputs[0].stop_reason == "cancelled"
     assert drop.outputs[0].new_tokens < 12
     assert keep.outputs == generate_ids(llama.model, llama.tokenizer, [ids[0]], Sampling(max_new_tokens=12))
     assert isinstance(early.error, Closed)
+    assert engine.stats.cancelled == 1  # the row stopped mid-batch (the early one never started)
 
 
 def test_a_failed_generation_fails_its_jobs_and_the_engine_goes_on(llama, ids) -> None:
