@@ -179,6 +179,7 @@ class Engine:
             seed=seed,
             batch_size=self.limits.max_batch,
         )
+        self.stats.generating = len(prompts)
         try:
             outputs = generate_ids(
                 self.loaded.model, self.loaded.tokenizer, prompts, sampling, controls=controls
@@ -187,6 +188,8 @@ class Engine:
             for job in jobs:
                 job.on_error(err)
             return
+        finally:
+            self.stats.generating = 0
         self.stats.batches += 1
         self.stats.rows += len(prompts)
         self.stats.largest_batch = max(self.stats.largest_batch, len(prompts))
