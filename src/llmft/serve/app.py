@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmft.generate.load import LoadedRun
 from llmft.serve import schemas
@@ -83,22 +84,29 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_auth(app: FastAPI, api_key: str | None) -> None:
-    if not api_key:
-        return
-    expected = f"Bearer {api_key}".encode()
+    if api_key:
+        app.add_middleware(KeyCheck, expected=f"Bearer {api_key}".encode())
 
-    @app.middleware("http")
-    async def _check_key(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware shape
-        if request.url.path in OPEN_PATHS:
-            return await call_next(request)
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):  # constant time: the key cannot be guessed bytewise
-            what = "no API key was given" if not given else "the API key is not the server's"
-            err = ApiError(
-                "unauthorized", f"{what}; send `Authorization: Bearer KEY`", code="invalid_api_key"
-            )
-            return _error_response(err)
-        return await call_next(request)
+
+class KeyCheck:
+    """Every route but /health wants the key. A plain ASGI middleware, not ``@app.middleware``: Starlette's
+    BaseHTTPMiddleware hides a client's disconnect from the route, and a request whose client left must
+    stop its generation."""
+
+    def __init__(self, app: ASGIApp, expected: bytes) -> None:
+        self.app, self.expected = app, expected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):  # constant time: the key cannot be guessed bytewise
+            await self.app(scope, receive, send)
+            return
+        what = "no API key was given" if not given else "the API key is not the server's"
+        err = ApiError("unauthorized", f"{what}; send `Authorization: Bearer KEY`", code="invalid_api_key")
+        await _error_response(err)(scope, receive, send)
 
 
 async def read_json(request: Request, limit: int) -> object:
@@ -119,7 +127,7 @@ async def read_json(request: Request, limit: int) -> object:
         raise ApiError("invalid_request", f"the request body is not valid JSON: {err}") from None
 
 
-def _check_request(req: schemas._Common, settings: Settings) -> None:
+def _check_request(req: schemas.CommonRequest, settings: Settings) -> None:
     if req.model != settings.model_name:
         raise ApiError(
             "not_found",
@@ -146,20 +154,20 @@ def _add_routes(app: FastAPI, loaded: LoadedRun, engine: Engine, settings: Setti
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> object:
         req = schemas.parse(schemas.ChatRequest, await read_json(request, settings.max_body_bytes))
-        _check_request(req, settings)  # type: ignore[arg-type]
-        ids = chat_ids(loaded, req.messages, req.tools)  # type: ignore[attr-defined]
-        return await _answer(request, req, ids, chat=True)  # type: ignore[arg-type]
+        _check_request(req, settings)
+        ids = chat_ids(loaded, req.messages, req.tools)
+        return await _answer(request, req, ids, chat=True)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> object:
         req = schemas.parse(schemas.CompletionRequest, await read_json(request, settings.max_body_bytes))
-        _check_request(req, settings)  # type: ignore[arg-type]
-        prompts = req.prompts()  # type: ignore[attr-defined]
+        _check_request(req, settings)
+        prompts = req.prompts()
         if len(prompts) != 1:
             raise ApiError("invalid_request", "prompt: give one prompt per request", param="prompt")
-        return await _answer(request, req, completion_ids(loaded, prompts[0]), chat=False)  # type: ignore[arg-type]
+        return await _answer(request, req, completion_ids(loaded, prompts[0]), chat=False)
 
-    async def _answer(request: Request, req: schemas._Common, ids: list[int], chat: bool) -> object:
+    async def _answer(request: Request, req: schemas.CommonRequest, ids: list[int], chat: bool) -> object:
         limit = answer_length(len(ids), req.answer_limit(), settings.default_max_tokens, context)
         job = {
             "ids": ids, "max_new_tokens": limit, "n": req.n, "temperature": req.temperature,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,7 +21,7 @@ MAX_STOPS = 4  # OpenAI's limit on stop sequences
 FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
 
 
-class _Common(BaseModel):
+class CommonRequest(BaseModel):
     """What both completion endpoints take."""
 
     model_config = ConfigDict(extra="ignore")
@@ -53,7 +54,7 @@ class _Common(BaseModel):
         return self.max_tokens
 
 
-class ChatRequest(_Common):
+class ChatRequest(CommonRequest):
     messages: list[object] = Field(min_length=1)
     tools: list[object] | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -63,14 +64,17 @@ class ChatRequest(_Common):
         return self.max_completion_tokens or self.max_tokens
 
 
-class CompletionRequest(_Common):
+class CompletionRequest(CommonRequest):
     prompt: str | list[str]
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
-def parse(model: type[BaseModel], data: object) -> BaseModel:
+Request = TypeVar("Request", bound=BaseModel)
+
+
+def parse(model: type[Request], data: object) -> Request:
     """The request, or a 400 naming the first wrong field, its problem and the value sent."""
     if not isinstance(data, dict):
         raise ApiError(

@@ -89,10 +89,11 @@ def test_a_cancelled_job_stops_and_others_finish(llama, ids) -> None:
     keep, drop, early = Waited(), Waited(), Waited()
     gone = early.job(ids[2], max_new_tokens=4)
     gone.cancel.set()  # its client left before the batch started
-    steps = [0]
+    steps, generating = [0], []
 
     def cancel_after_two(_: int, __: str) -> None:
         steps[0] += 1
+        generating.append(engine.stats.generating)
         if steps[0] == 2:
             dropped.cancel.set()
 
@@ -104,6 +105,7 @@ def test_a_cancelled_job_stops_and_others_finish(llama, ids) -> None:
     assert keep.outputs == generate_ids(llama.model, llama.tokenizer, [ids[0]], Sampling(max_new_tokens=12))
     assert isinstance(early.error, Closed)
     assert engine.stats.cancelled == 1  # the row stopped mid-batch (the early one never started)
+    assert set(generating) == {2} and engine.stats.generating == 0  # /health's count of rows in flight
 
 
 def test_a_failed_generation_fails_its_jobs_and_the_engine_goes_on(llama, ids) -> None:
