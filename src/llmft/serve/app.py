@@ -168,7 +168,8 @@ def _add_routes(app: FastAPI, loaded: LoadedRun, engine: Engine, settings: Setti
         return await _answer(request, req, completion_ids(loaded, prompts[0]), chat=False)
 
     async def _answer(request: Request, req: schemas.CommonRequest, ids: list[int], chat: bool) -> object:
-        limit = answer_length(len(ids), req.answer_limit(), settings.default_max_tokens, context)
+        where = "messages" if chat else "prompt"
+        limit = answer_length(len(ids), req.answer_limit(), settings.default_max_tokens, context, where)
         job = {
             "ids": ids, "max_new_tokens": limit, "n": req.n, "temperature": req.temperature,
             "top_p": max(req.top_p, 1e-6), "seed": req.seed, "stop": req.stops(),

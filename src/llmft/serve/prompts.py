@@ -63,15 +63,18 @@ def context_length(loaded: LoadedRun) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else None  # a huge value means "unset"
 
 
-def answer_length(prompt: int, asked: int | None, default: int, context: int | None) -> int:
-    """The answer's token limit: what was asked (it must fit), else the default cut to what fits."""
+def answer_length(
+    prompt: int, asked: int | None, default: int, context: int | None, prompt_param: str = "messages"
+) -> int:
+    """The answer's token limit: what was asked (it must fit), else the default cut to what fits.
+    ``prompt_param`` names the request field a prompt too long for the context came in."""
     room = None if context is None else context - prompt
     if room is not None and room < 1:
         raise ApiError(
             "invalid_request",
             f"this model's maximum context length is {context} tokens, and the prompt alone is {prompt} "
             "tokens; shorten the prompt",
-            param="messages",
+            param=prompt_param,
             code="context_length_exceeded",
         )
     if asked is None:

@@ -185,5 +185,7 @@ def test_stop_strings_seeds_and_completions(client) -> None:
     sampled = [chat(client, max_tokens=8, temperature=1.0, seed=3, n=3).json() for _ in range(2)]
     texts = [[c["message"]["content"] for c in s["choices"]] for s in sampled]
     assert texts[0] == texts[1] and len(set(texts[0])) > 1  # the seed repeats; the choices differ
+    too_long = client.post("/v1/completions", json={"model": "tiny", "prompt": LONG})
+    assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "prompt"
     done = client.post("/v1/completions", json={"model": "tiny", "prompt": "Once upon", "max_tokens": 4})
     assert done.json()["object"] == "text_completion" and done.json()["usage"]["completion_tokens"] == 4

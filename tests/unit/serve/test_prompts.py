@@ -95,5 +95,6 @@ def test_answer_lengths_fit_the_context() -> None:
     with pytest.raises(ApiError, match="you asked for 111") as caught:
         answer_length(prompt=11, asked=100, default=256, context=100)
     assert caught.value.code == "context_length_exceeded"
-    with pytest.raises(ApiError, match="the prompt alone is 100 tokens"):
-        answer_length(prompt=100, asked=None, default=256, context=100)
+    with pytest.raises(ApiError, match="the prompt alone is 100 tokens") as caught:
+        answer_length(prompt=100, asked=None, default=256, context=100, prompt_param="prompt")
+    assert caught.value.param == "prompt"
