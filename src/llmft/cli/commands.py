@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         report,
         schema_cmd,
         selftest,
+        serve,
         synth,
         train,
         validate,
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         ("export", export.export),
         ("generate", generate.generate),
         ("chat", chat.chat),
+        ("serve", serve.serve),
         ("fetch", fetch.fetch),
     )
     for name, function in commands:  # Command: flags' help without typer's `<bool>` labels

@@ -191,9 +191,10 @@ def _message(turn: object, sharegpt: bool) -> Message:
     return message
 
 
-def check_turn_order(messages: list[Message]) -> None:
+def check_turn_order(messages: list[Message], *, prompt: bool = False) -> None:
     """system? then user, assistant, user, ... ; an assistant turn with tool calls may be followed by tool
-    results, and those by the assistant; at least one turn carries loss."""
+    results, and those by the assistant; at least one turn carries loss. A ``prompt`` (what a server answers)
+    ends with a user turn or tool results instead: the answer is the assistant turn that comes next."""
     body = messages[1:] if messages[0]["role"] == "system" else messages
     if any(m["role"] == "system" for m in body):
         raise BadRow("wrong turn order: a system turn after the start")
@@ -201,6 +202,10 @@ def check_turn_order(messages: list[Message]) -> None:
         raise BadRow("wrong turn order: the conversation must start with a user turn")
     for prev, cur in zip(body, body[1:], strict=False):
         _check_pair(prev, cur)
+    if prompt:
+        if body[-1]["role"] not in ("user", "tool"):
+            raise BadRow(f"wrong turn order: the last turn is {body[-1]['role']}, not user (or tool results)")
+        return
     if not any(m["role"] == "assistant" for m in body):
         raise BadRow("no assistant turn to learn from")
     weights = [m.get("loss_weight", 1 if m["role"] == "assistant" else 0) for m in messages]

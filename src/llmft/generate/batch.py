@@ -4,6 +4,10 @@ Prompts are sorted by length and cut into batches (little padding), left-padded 
 so every row's answer starts at the same position, and generated with ``model.generate`` and its cache;
 outputs come back in the prompts' order. Stopping follows the model's generation config, whose
 ``eos_token_id`` lists every end-of-turn token the run settled (``llmft.generate.chat_template``).
+
+A server also needs, per prompt, stop strings, the text as it is made, and a way to give up on a prompt
+whose client left: ``RowControl``, checked between decode steps (``llmft.generate.watch``). Without
+controls nothing is added to ``model.generate``'s call, so `llmft generate` runs exactly as before.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmft.generate.prompts import Prompt
-
-END_MARKER = "<|im_end|>"  # ChatML's end-of-turn when a tokenizer has no such token: it is text then
+from llmft.generate.watch import END_MARKER, RowControl, RowWatch, cut_at_stop
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class Sampling:
 class Output:
     text: str
     new_tokens: int
-    stop_reason: str  # "eos": an end-of-turn token ended it; "length": max_new_tokens did
+    stop_reason: str  # "eos": an end-of-turn token; "length": max_new_tokens; "stop": a stop string;
+    # "cancelled": its RowControl said so (only with controls)
 
 
 @dataclass
@@ -60,13 +64,20 @@ OnBatch = Callable[[Progress], None]
 
 
 def prompt_ids(
-    prompt: Prompt, tokenizer: object, *, chat: bool, system_prompt: str | None = None
+    prompt: Prompt,
+    tokenizer: object,
+    *,
+    chat: bool,
+    system_prompt: str | None = None,
+    tools: list[dict[str, object]] | None = None,
 ) -> list[int]:
-    """A prompt's token ids: the run's chat template with the assistant turn opened, or plain text with
-    the tokenizer's own special tokens (as a text run or a seq2seq source was trained)."""
+    """A prompt's token ids: the run's chat template with the assistant turn opened (given ``tools`` rendered
+    as the template renders them), or plain text with the tokenizer's own special tokens (as a text run or a
+    seq2seq source was trained)."""
     if chat:
+        extra = {"tools": tools} if tools else {}
         encoded = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-            prompt.conversation(system_prompt), add_generation_prompt=True
+            prompt.conversation(system_prompt), add_generation_prompt=True, **extra
         )
         return list(encoded["input_ids"])
     text = prompt.text if prompt.text is not None else prompt.source_text()
@@ -126,19 +137,35 @@ def decode_output(new: list[int], tokenizer: object, stops: set[int]) -> Output:
 
 
 def _generate_batch(
-    model: object, rows: list[list[int]], config: object, encoder_decoder: bool
+    model: object, rows: list[list[int]], config: object, encoder_decoder: bool, watch: RowWatch | None
 ) -> list[list[int]]:
     import torch
 
     pad_id = int(getattr(config, "pad_token_id", None) or 0)
     ids, mask = _pad(rows, pad_id, left=not encoder_decoder)
     device = next(model.parameters()).device  # type: ignore[attr-defined]
+    start = 1 if encoder_decoder else ids.shape[1]  # seq2seq output opens with the decoder start token
+    extra = {}
+    if watch is not None:
+        extra["stopping_criteria"] = [watch.criterion(start)]
     with torch.inference_mode():
         out = model.generate(  # type: ignore[attr-defined]
-            input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
+            input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config, **extra
         )
-    start = 1 if encoder_decoder else ids.shape[1]  # seq2seq output opens with the decoder start token
     return [row[start:].tolist() for row in out.cpu()]
+
+
+def _controlled_output(
+    new: list[int], tokenizer: object, stops: set[int], watch: RowWatch, row: int
+) -> Output:
+    """A watched row's output: only the tokens it made before it stopped (a stopped row is padded after),
+    its text cut at the first stop string, and the rest of that text streamed."""
+    seen = watch.seen(row)
+    output = decode_output(new[: seen if seen else len(new)], tokenizer, stops)
+    text, hit = cut_at_stop(output.text, watch.controls[row].stop)
+    reason = "cancelled" if watch.cancelled(row) else ("stop" if hit else output.stop_reason)
+    watch.flush(row, text)
+    return Output(text, output.new_tokens, reason)
 
 
 def generate_ids(
@@ -147,8 +174,10 @@ def generate_ids(
     prompts: list[list[int]],
     sampling: Sampling,
     on_batch: OnBatch | None = None,
+    controls: list[RowControl] | None = None,
 ) -> list[Output]:
-    """Generate for every prompt, in batches of similar length; outputs in the prompts' order."""
+    """Generate for every prompt, in batches of similar length; outputs in the prompts' order. ``controls``
+    (one per prompt) add stop strings, streaming and cancellation, checked between decode steps."""
     import torch
 
     config = generation_config(model, tokenizer, sampling)
@@ -165,9 +194,13 @@ def generate_ids(
         try:
             for first in range(0, len(order), sampling.batch_size):
                 batch = order[first : first + sampling.batch_size]
-                rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder)
-                for i, new in zip(batch, rows):
-                    outputs[i] = decode_output(new, tokenizer, stops)
+                watch = RowWatch([controls[i] for i in batch], tokenizer, stops) if controls else None
+                rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder, watch)
+                for row, (i, new) in enumerate(zip(batch, rows)):
+                    if watch is None:
+                        outputs[i] = decode_output(new, tokenizer, stops)
+                    else:
+                        outputs[i] = _controlled_output(new, tokenizer, stops, watch, row)
                     made += outputs[i].new_tokens
                 if on_batch:
                     on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
