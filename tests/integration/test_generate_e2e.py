@@ -57,9 +57,7 @@ def trained(tiny_model, synth_data, tmp_path_factory) -> tuple[Path, dict[str, P
         "evaluation.generate.max_new_tokens=16",
         "evaluation.generate.max_rows=60",
     ]
-    result = run(
-        load_config(REPO / "configs" / "quickstart.yaml", overrides), say=lambda _: None, progress=False
-    )
+    result = run(load_config(REPO / "configs" / "tiny.yaml", overrides), say=lambda _: None, progress=False)
     return out / "run", files, result
 
 

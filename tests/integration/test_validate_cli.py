@@ -135,9 +135,9 @@ def test_broken_config_json_report(name: str, capsys: pytest.CaptureFixture[str]
 # What `make quickstart` and the HPO demo write, which the example configs name (validate checks it is there).
 MADE_BY_THE_DEMOS = [
     f"outputs/{demo}/data/{split}.jsonl"
-    for demo in ("quickstart", "hpo_demo")
+    for demo in ("tiny", "hpo_demo")
     for split in ("train", "validation", "test")
-] + ["outputs/quickstart/base/", "outputs/hpo_demo/bert/"]
+] + ["outputs/tiny/base/", "outputs/hpo_demo/bert/", "models/SmolLM2-135M-Instruct.Q4_1.gguf"]
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +159,14 @@ def test_example_configs_validate(config: Path, demo_checkout: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_the_quickstart_config_before_make_quickstart_names_what_is_missing() -> None:
-    result = run_cli("validate", "configs/quickstart.yaml", cwd=REPO_ROOT)
-    if (REPO_ROOT / "outputs" / "quickstart" / "base").is_dir():
-        pytest.skip("`make quickstart` has run in this checkout")
+def test_the_tiny_config_before_make_tiny_names_what_is_missing() -> None:
+    result = run_cli("validate", "configs/tiny.yaml", cwd=REPO_ROOT)
+    if (REPO_ROOT / "outputs" / "tiny" / "base").is_dir():
+        pytest.skip("`make tiny` has run in this checkout")
     assert result.returncode == 2
     assert (
-        "  - model.name_or_path: local model folder not found: ../outputs/quickstart/base "
-        "(configs/quickstart.yaml:19) Fix: correct the path (relative paths in a config file are relative "
+        "  - model.name_or_path: local model folder not found: ../outputs/tiny/base "
+        "(configs/tiny.yaml:19) Fix: correct the path (relative paths in a config file are relative "
         "to its folder), or use a Hub id such as org/name" in result.stderr.splitlines()
     )
 
@@ -238,7 +238,7 @@ def test_json_format_of_a_valid_legacy_config_lists_notices() -> None:
 def test_missing_file_and_bad_format_option() -> None:
     missing = run_cli("validate", "no/such/config.yaml")
     assert missing.returncode == 2 and "config file not found: no/such/config.yaml" in missing.stderr
-    bad = run_cli("validate", "configs/quickstart.yaml", "--format", "xml")
+    bad = run_cli("validate", "configs/tiny.yaml", "--format", "xml")
     assert bad.returncode == 2 and "--format must be text or json, got 'xml'" in bad.stderr
     assert "Traceback" not in missing.stderr + bad.stderr
 

@@ -28,6 +28,9 @@ def generate(
     show: int = typer.Option(
         0, "--show", min=0, help="Also print this many answers next to their references."
     ),
+    compare_base: bool = typer.Option(
+        False, "--compare-base", help="Also answer with the adapter off: the base model's answer beside each."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
 ) -> None:
     """Generate answers with a trained run: batched, KV cache, greedy unless --temperature > 0."""
@@ -44,7 +47,9 @@ def generate(
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, batch_size)
     tracker = _progress(len(prompts), enabled=not quiet)
     with tracker as on_batch:
-        records = generate_records(loaded, prompts, sampling, system_prompt=system, on_batch=on_batch)
+        records = generate_records(
+            loaded, prompts, sampling, system_prompt=system, on_batch=on_batch, compare_base=compare_base
+        )
     if out is None:
         write_records(records, sys.stdout)
     else:
@@ -68,9 +73,14 @@ def _show(records: list[dict[str, object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("prompt", "reference", "output", "stop", show_lines=True)
+    compared = any("base_output" in r for r in records)
+    columns = ["prompt", "reference", *(["base model"] if compared else []), "output", "stop"]
+    table = Table(*columns, show_lines=True)
     for r in records:
-        table.add_row(str(r["prompt"]), str(r.get("reference", "")), str(r["output"]), str(r["stop_reason"]))
+        base = [str(r.get("base_output", ""))] if compared else []
+        table.add_row(
+            str(r["prompt"]), str(r.get("reference", "")), *base, str(r["output"]), str(r["stop_reason"])
+        )
     Console(stderr=True).print(table)
 
 

@@ -63,6 +63,7 @@ SPACES = re.compile(r"\s+")
 def clean_text(text: str, cfg: PreprocessingConfig, changed: Counter[str]) -> str:
     """Apply the configured cleaning steps, counting which ones changed the text."""
     steps = (
+        ("placeholders", bool(cfg.placeholders), lambda t: fill_placeholders(t, cfg.placeholders)),
         ("remove_html", cfg.remove_html, lambda t: html.unescape(TAG.sub(" ", t))),
         ("fix_unicode", cfg.fix_unicode, _fix_unicode),
         ("normalize_whitespace", cfg.normalize_whitespace, lambda t: SPACES.sub(" ", t).strip()),
@@ -73,6 +74,13 @@ def clean_text(text: str, cfg: PreprocessingConfig, changed: Counter[str]) -> st
             if new != text:
                 changed[name] += 1
                 text = new
+    return text
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    """``{{key}}`` → its value; other braces are left alone (a template or JSON in the text stays intact)."""
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
     return text
 
 

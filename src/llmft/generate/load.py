@@ -36,8 +36,14 @@ class LoadedRun:
 
 
 def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
-    """(model dir, run dir or None) for a run dir or a model dir; a clear error for anything else."""
+    """(model dir, run dir or None) for a run dir, a model dir or a GGUF file (its float32 copy in the cache,
+    written on first use, as a run on it would); a clear error for anything else."""
     root = Path(path)
+    if root.suffix.lower() == ".gguf" and root.is_file():  # a GGUF base as it is: its float32 copy
+        from llmft.models.gguf import read_info
+        from llmft.models.gguf_copy import materialise
+
+        return materialise(read_info(root, key="model")).folder, None
     run = RunDir(root)
     if run.finished():
         return run.model_dir, root
@@ -47,7 +53,8 @@ def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
     raise ModelError(
         "neither a finished run dir (model/ and run.json) nor a saved model dir"
         + (f": {hint}" if hint else ""),
-        fix="pass the output_dir of a finished `llmft train` run, or a folder written by save_pretrained",
+        fix="pass the output_dir of a finished `llmft train` run, a folder written by save_pretrained, "
+        "or a .gguf file",
         where=str(root),
     )
 

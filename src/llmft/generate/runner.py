@@ -48,13 +48,19 @@ def generate_records(
     *,
     system_prompt: str | None = None,
     on_batch: OnBatch | None = None,
+    compare_base: bool = False,
 ) -> list[dict[str, object]]:
-    """One record per prompt: prompt, output, new_tokens, stop_reason (and the reference when known)."""
+    """One record per prompt: prompt, output, new_tokens, stop_reason (and the reference when known).
+
+    ``compare_base``: also answer each prompt with the adapter switched off (``base_output``): the same
+    weights in memory, the same template and sampling, so the two columns differ only by what was trained.
+    """
     system = system_prompt if system_prompt is not None else loaded.system_prompt
     ids = [prompt_ids(p, loaded.tokenizer, chat=loaded.chat, system_prompt=system) for p in prompts]
+    base = _base_outputs(loaded, ids, sampling) if compare_base else None
     outputs = generate_ids(loaded.model, loaded.tokenizer, ids, sampling, on_batch)
     records = []
-    for prompt, output in zip(prompts, outputs):
+    for index, (prompt, output) in enumerate(zip(prompts, outputs)):
         record: dict[str, object] = {
             "prompt": prompt.shown(),
             "output": output.text,
@@ -63,8 +69,23 @@ def generate_records(
         }
         if prompt.reference is not None:
             record["reference"] = prompt.reference
+        if base is not None:
+            record["base_output"] = base[index].text
         records.append(record)
     return records
+
+
+def _base_outputs(loaded: LoadedRun, ids: list[list[int]], sampling: Sampling) -> list[object]:
+    """The answers of the base model under the run's adapter (peft's ``disable_adapter``)."""
+    disable = getattr(loaded.model, "disable_adapter", None)
+    if disable is None:
+        raise ConfigError(
+            f"--compare-base needs a run trained with an adapter, and {loaded.model_dir} holds full weights "
+            "(the base model's were replaced)",
+            fix="run `llmft generate` on the base model's folder (or .gguf file) for its answers",
+        )
+    with disable():
+        return generate_ids(loaded.model, loaded.tokenizer, ids, sampling, None)
 
 
 def write_records(records: list[dict[str, object]], handle: TextIO) -> None:

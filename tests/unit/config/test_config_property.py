@@ -27,7 +27,7 @@ from llmft.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SEEDS = [
     {"data": {"dataset": {"train_file": "train.jsonl"}}, "model": {"name_or_path": "gpt2"}},
-    yaml.safe_load((REPO_ROOT / "configs" / "quickstart.yaml").read_text(encoding="utf-8")),
+    yaml.safe_load((REPO_ROOT / "configs" / "tiny.yaml").read_text(encoding="utf-8")),
     json.loads((REPO_ROOT / "configs" / "example_config.json").read_text(encoding="utf-8")),
     json.loads((REPO_ROOT / "configs" / "bert_classifier_config.json").read_text(encoding="utf-8")),
     json.loads(

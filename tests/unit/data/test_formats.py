@@ -394,3 +394,15 @@ def test_unknown_roles_are_counted_together() -> None:
     _, report = format_rows(rows, "messages", _pre(on_bad_rows="skip"), "x")
 
     assert report.dropped == {"unknown role": 3}
+
+
+def test_placeholders_fill_identity_rows_and_leave_other_braces() -> None:
+    rows = [
+        {"instruction": "Who are you?", "input": "", "output": "I am {{name}}, made by {{author}}."},
+        {"instruction": "Write JSON", "input": "", "output": '{"a": {"b": 1}} and {{unknown}}'},
+    ]
+    cfg = _pre(placeholders={"name": "Llamalo", "author": "the llmft team"})
+    out, report = format_rows(rows, "alpaca", cfg, "x")
+    assert out[0]["messages"][1]["content"] == "I am Llamalo, made by the llmft team."
+    assert out[1]["messages"][1]["content"] == '{"a": {"b": 1}} and {{unknown}}'  # only declared keys
+    assert report.changed == {"placeholders": 1}

@@ -129,3 +129,29 @@ def test_prompts_come_from_exactly_one_source(llama, tmp_path: Path) -> None:
 def test_loading_something_that_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="neither a finished run dir"):
         load_run(tmp_path)
+
+
+def test_compare_base_answers_with_the_adapter_off(tiny_model, tmp_path: Path) -> None:
+    """`--compare-base`: base_output is what the base model alone answers; output is the adapter's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base_dir = tiny_model("llama")
+    loaded = load_run(base_dir, device="cpu")
+    prompts = [Prompt(text=t) for t in PROMPTS[:3]]
+    sampling = Sampling(max_new_tokens=6, batch_size=3)
+    alone = generate_records(loaded, prompts, sampling)
+    torch.manual_seed(0)
+    adapted = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, weight in adapted.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero (no change); make the adapter change the answers
+            weight.data.normal_(0, 2.0)
+    loaded.model = adapted.eval()
+    records = generate_records(loaded, prompts, sampling, compare_base=True)
+    assert [r["base_output"] for r in records] == [r["output"] for r in alone]
+    assert [r["output"] for r in records] != [r["base_output"] for r in records]
+
+
+def test_compare_base_of_a_full_fine_tune_says_there_is_no_adapter(llama) -> None:
+    with pytest.raises(ConfigError, match="--compare-base needs a run trained with an adapter"):
+        generate_records(llama, [Prompt(text="Hi")], Sampling(max_new_tokens=2), compare_base=True)

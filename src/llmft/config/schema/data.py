@@ -94,6 +94,11 @@ class PreprocessingConfig(Section):
         default_factory=dict, description="Rename columns before anything else: `{old_name: new_name}`."
     )
     filter_columns: list[str] | None = Field(None, description="Keep only these columns (after renaming).")
+    placeholders: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fill `{{key}}` in every text field with its value, e.g. `{name: Llamalo, author: the "
+        "llmft team}` for identity data whose answers say `I am {{name}}`.",
+    )
     remove_html: bool = Field(False, description="Strip HTML tags from text fields.")
     fix_unicode: bool = Field(
         False, description="Normalise text to Unicode NFKC and drop control characters."
