@@ -250,6 +250,7 @@ def _build_trainer(
         seed=config.seed,
         config_data=config_data,
         hf_token=config.hf_token,
+        output_dir=ctx.out,
     )
     trainer = LocalTrainer(
         sections,

@@ -104,6 +104,28 @@ def resolve_paths(data: dict[str, object], base: Path) -> None:
         value = _get(data, path)
         if isinstance(value, str) and value and (base / value).exists() and not Path(value).is_absolute():
             _set(data, path, str((base / value).resolve()))
+    _resolve_rewards(_get(data, ("training", "rl", "rewards")), base)
+
+
+def _resolve_rewards(entries: object, base: Path) -> None:
+    """training.rl.rewards: a reward file (`path/file.py:function`) and a built-in's path arguments (the
+    reward model's `run`) are relative to the config file too, so the run finds them from any folder."""
+    from llmft.rewards.args import arg_fields
+    from llmft.rewards.builtins import BUILTINS
+    from llmft.rewards.refs import Ref
+
+    for entry in entries if isinstance(entries, list) else []:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, str):
+            continue
+        target, colon, name = function.strip().rpartition(":")
+        if colon and target and Ref(target, name).is_file:
+            entry["function"] = f"{_absolute(base, str(Path(target).expanduser()))}:{name}"
+        args = entry.get("args")
+        if not colon and function in BUILTINS and isinstance(args, dict):
+            for spec in arg_fields(function):
+                if spec.metadata.get("path") and isinstance(args.get(spec.name), str):
+                    args[spec.name] = _absolute(base, str(Path(args[spec.name]).expanduser()))
 
 
 def _resolve_dataset(dataset: dict[str, object], base: Path) -> None:
@@ -317,13 +339,25 @@ def inspect_config(
     raw_copy = copy.deepcopy(again.data)
     config, found = validate_dict(again.data)
     if check_files:
-        found += check_local_paths(raw_copy, Path(path).resolve().parent if path is not None else None)
+        folder = Path(path).resolve().parent if path is not None else Path.cwd()
+        found += check_local_paths(raw_copy, folder if path is not None else None)
+        found += _reward_problems(config, folder)
     problems = _duplicate_keys(parsed) + override_problems + _unique(state.problems + again.problems, found)
     overridden = {o.partition("=")[0].strip() for o in overrides or [] if "=" in o}
     problems = _locate(problems, parsed.lines, aliases, source, overridden)
     if any(p.severity == "error" for p in problems):
         config = None
     return LoadedConfig(config=config, problems=problems, source=source, raw=raw_copy)
+
+
+def _reward_problems(config: RunConfig | None, folder: Path) -> list[Problem]:
+    """Each reward exists and takes TRL's calling convention (rewards/check.py; torch-free)."""
+    rl = config.training.rl if config is not None else None
+    if rl is None or not rl.rewards:
+        return []
+    from llmft.rewards import check_reward_refs
+
+    return check_reward_refs(rl.rewards, folder)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

@@ -141,6 +141,49 @@ def _generate_batch(
     return [row[start:].tolist() for row in out.cpu()]
 
 
+def cut_at_stop(new: list[int], stops: set[int]) -> list[int]:
+    """New tokens up to and including the first stop id (all of them when none stopped it): what the
+    model actually said, without the padding a batch adds after a row's end."""
+    end = next((i for i, token in enumerate(new) if token in stops), None)
+    return new if end is None else new[: end + 1]
+
+
+def generate_raw(
+    model: object,
+    tokenizer: object,
+    prompts: list[list[int]],
+    sampling: Sampling,
+    on_batch: OnBatch | None = None,
+) -> tuple[list[list[int]], set[int]]:
+    """The new token ids of every prompt (in the prompts' order, each cut after its stop id) and the stop
+    ids: generation in batches of similar length, the model in eval mode under no grad, on a private
+    RNG stream seeded with ``sampling.seed`` (the run's own random state does not move)."""
+    import torch
+
+    config = generation_config(model, tokenizer, sampling)
+    stops = stop_ids(config)
+    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    outputs: dict[int, list[int]] = {}
+    was_training = bool(getattr(model, "training", False))
+    model.eval()  # type: ignore[attr-defined]
+    started, made = time.perf_counter(), 0
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        torch.manual_seed(sampling.seed)
+        try:
+            for first in range(0, len(order), sampling.batch_size):
+                batch = order[first : first + sampling.batch_size]
+                rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder)
+                for i, new in zip(batch, rows):
+                    outputs[i] = cut_at_stop(new, stops)
+                    made += len(outputs[i])
+                if on_batch:
+                    on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
+        finally:
+            model.train(was_training)  # type: ignore[attr-defined]
+    return [outputs[i] for i in range(len(prompts))], stops
+
+
 def generate_ids(
     model: object,
     tokenizer: object,
@@ -149,28 +192,5 @@ def generate_ids(
     on_batch: OnBatch | None = None,
 ) -> list[Output]:
     """Generate for every prompt, in batches of similar length; outputs in the prompts' order."""
-    import torch
-
-    config = generation_config(model, tokenizer, sampling)
-    stops = stop_ids(config)
-    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    outputs: dict[int, Output] = {}
-    was_training = bool(getattr(model, "training", False))
-    model.eval()  # type: ignore[attr-defined]
-    started, made = time.perf_counter(), 0
-    # A private RNG stream: generating inside a training run must not move the run's own random state.
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-        torch.manual_seed(sampling.seed)
-        try:
-            for first in range(0, len(order), sampling.batch_size):
-                batch = order[first : first + sampling.batch_size]
-                rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder)
-                for i, new in zip(batch, rows):
-                    outputs[i] = decode_output(new, tokenizer, stops)
-                    made += outputs[i].new_tokens
-                if on_batch:
-                    on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
-        finally:
-            model.train(was_training)  # type: ignore[attr-defined]
-    return [outputs[i] for i in range(len(prompts))]
+    raw, stops = generate_raw(model, tokenizer, prompts, sampling, on_batch)
+    return [decode_output(new, tokenizer, stops) for new in raw]
