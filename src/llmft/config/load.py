@@ -19,6 +19,7 @@ from llmft.config.legacy import normalise_legacy
 from llmft.config.paths import check_local_paths
 from llmft.config.render import problems_from
 from llmft.config.schema import RunConfig
+from llmft.config.schema.rl import REWARD_PATH_ARGS, is_reward_file
 from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
 from llmft.errors import ConfigError, Problem
 
@@ -110,22 +111,17 @@ def resolve_paths(data: dict[str, object], base: Path) -> None:
 def _resolve_rewards(entries: object, base: Path) -> None:
     """training.rl.rewards: a reward file (`path/file.py:function`) and a built-in's path arguments (the
     reward model's `run`) are relative to the config file too, so the run finds them from any folder."""
-    from llmft.rewards.args import arg_fields
-    from llmft.rewards.builtins import BUILTINS
-    from llmft.rewards.refs import Ref
-
     for entry in entries if isinstance(entries, list) else []:
         function = entry.get("function") if isinstance(entry, dict) else None
         if not isinstance(function, str):
             continue
         target, colon, name = function.strip().rpartition(":")
-        if colon and target and Ref(target, name).is_file:
-            entry["function"] = f"{_absolute(base, str(Path(target).expanduser()))}:{name}"
+        if colon and target and is_reward_file(target):
+            entry["function"] = f"{_absolute(base, target)}:{name}"
         args = entry.get("args")
-        if not colon and function in BUILTINS and isinstance(args, dict):
-            for spec in arg_fields(function):
-                if spec.metadata.get("path") and isinstance(args.get(spec.name), str):
-                    args[spec.name] = _absolute(base, str(Path(args[spec.name]).expanduser()))
+        for key in REWARD_PATH_ARGS.get(function.strip(), ()) if isinstance(args, dict) else ():
+            if isinstance(args.get(key), str):  # type: ignore[union-attr]
+                args[key] = _absolute(base, args[key])  # type: ignore[index]
 
 
 def _resolve_dataset(dataset: dict[str, object], base: Path) -> None:
@@ -339,25 +335,13 @@ def inspect_config(
     raw_copy = copy.deepcopy(again.data)
     config, found = validate_dict(again.data)
     if check_files:
-        folder = Path(path).resolve().parent if path is not None else Path.cwd()
-        found += check_local_paths(raw_copy, folder if path is not None else None)
-        found += _reward_problems(config, folder)
+        found += check_local_paths(raw_copy, Path(path).resolve().parent if path is not None else None)
     problems = _duplicate_keys(parsed) + override_problems + _unique(state.problems + again.problems, found)
     overridden = {o.partition("=")[0].strip() for o in overrides or [] if "=" in o}
     problems = _locate(problems, parsed.lines, aliases, source, overridden)
     if any(p.severity == "error" for p in problems):
         config = None
     return LoadedConfig(config=config, problems=problems, source=source, raw=raw_copy)
-
-
-def _reward_problems(config: RunConfig | None, folder: Path) -> list[Problem]:
-    """Each reward exists and takes TRL's calling convention (rewards/check.py; torch-free)."""
-    rl = config.training.rl if config is not None else None
-    if rl is None or not rl.rewards:
-        return []
-    from llmft.rewards import check_reward_refs
-
-    return check_reward_refs(rl.rewards, folder)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
