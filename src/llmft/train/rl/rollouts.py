@@ -77,6 +77,9 @@ class RolloutSource:
     _steps: int = 0
     _key: tuple[int, int] | None = None
     _batches: list[Batch] = field(default_factory=list)
+    _metrics: dict[str, float] = field(
+        default_factory=dict
+    )  # the generation batch's, added each step it serves
 
     def __post_init__(self) -> None:
         self._rng = torch.Generator().manual_seed(self.settings.seed)
@@ -96,6 +99,7 @@ class RolloutSource:
         if key != self._key:
             self._batches, self._key = self._generate(*key), key
         self._steps += 1
+        self.stats.add(self._metrics)
         batches = self._batches
         return Window(list(batches), len(self.fixed.windows(epoch)[key[1]]), lambda: batches[0])
 
@@ -107,6 +111,7 @@ class RolloutSource:
             "steps": self._steps,
             "key": list(self._key) if keep else None,  # type: ignore[arg-type]
             "batches": self._batches if keep else [],
+            "metrics": self._metrics if keep else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,6 +122,7 @@ class RolloutSource:
         key = state.get("key")
         self._key = (int(key[0]), int(key[1])) if key else None
         self._batches = list(state.get("batches") or [])
+        self._metrics = dict(state.get("metrics") or {})
 
     # ------------------------------------------------------------------------------- generation
     def _generate(self, epoch: int, window: int) -> list[Batch]:
@@ -202,7 +208,7 @@ class RolloutSource:
         metrics.update(length_metrics([len(c) for c in completions], truncated))
         equal = [i for i in range(0, len(total), g) if _all_equal(total[i : i + g])]
         metrics["frac_reward_zero_std"] = len(equal) / max(1, len(total) // g)
-        self.stats.add(metrics)
+        self._metrics = metrics
         step = self._steps + 1
         if equal:
             first = equal[0]
