@@ -138,6 +138,7 @@ class _FixedLogits(torch.nn.Module):
         return type("Out", (), {"logits": self.logits})()
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("loss_type", ["dapo", "grpo", "dr_grpo", "bnpo"])
 def test_loss_units_give_each_loss_type_its_meaning_per_optimizer_step(loss_type: str) -> None:
     """With one update per generation the ratio is 1, so each token's loss is -advantage; the loop's
