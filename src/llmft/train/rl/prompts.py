@@ -47,9 +47,9 @@ def prompt_ids(messages: list[Message], tokenizer: object, template: Template) -
 
 
 def encode_prompts(prepared: PreparedData, data: DataConfig, tokenizer: object) -> EncodedData:
-    """The training split's rows as prompt examples: ``input_ids`` (the rendered prompt), ``prompt`` and
-    ``columns`` for the rewards. Evaluation splits are not encoded: an RL objective has no loss on fixed
-    rows (its measure is the reward, logged each step)."""
+    """The training split's rows as prompt examples: ``input_ids`` (the rendered prompt), ``labels`` (all
+    ignored), ``prompt`` and ``columns`` for the rewards. Evaluation splits are not encoded: an RL
+    objective has no loss on fixed rows (its measure is the reward, logged each step)."""
     from llmft.data.build import EncodedData
 
     template = choose_template(data.preprocessing.template, tokenizer, prepared.format)
@@ -61,7 +61,10 @@ def encode_prompts(prepared: PreparedData, data: DataConfig, tokenizer: object) 
         messages = _messages(prompt)
         ids = prompt_ids(with_system(messages, system), tokenizer, template)  # type: ignore[arg-type]
         if len(ids) < limit:
-            examples.append({"input_ids": ids, "prompt": prompt, "columns": columns})
+            # labels: none of a prompt is trained (the answer is sampled); `llmft preview` shows it so
+            examples.append(
+                {"input_ids": ids, "labels": [IGNORE] * len(ids), "prompt": prompt, "columns": columns}
+            )
     if not examples:
         raise DataError(
             f"no prompt is shorter than data.tokenization.max_length ({limit} tokens)",

@@ -155,10 +155,13 @@ class RolloutSource:
         if self.settings.mask_truncated_completions:
             batch["completion_mask"] = mask_truncated(batch["completion_mask"], batch["truncated"])
         scoring = self.scoring
-        if scoring.old_logps is not None:
-            batch["old_logps"] = scoring.old_logps(scoring.policy, batch)
-        if scoring.reference is not None:
-            batch["ref_logps"] = scoring.reference(scoring.policy, batch)
+        named = {"old_logps": scoring.old_logps, "ref_logps": scoring.reference}
+        if any(named.values()):
+            device = next(scoring.policy.parameters()).device
+            on_device = {k: v.to(device) for k, v in batch.items()}
+            for key, logps in named.items():
+                if logps is not None:  # kept on the CPU with the rest: checkpoints load anywhere
+                    batch[key] = logps(scoring.policy, on_device).cpu()
         return batch
 
     def _score(
