@@ -220,3 +220,20 @@ def test_prompt_only_rows_are_detected_and_keep_their_columns() -> None:
     assert report.bad_rows == [
         (3, "prompt conversation ends with an assistant turn (the answer is what is sampled)")
     ]
+
+
+@pytest.mark.slow  # generates with a tiny model: seconds on a shared CPU
+def test_a_reward_that_returns_too_few_values_stops_the_run_naming_it(policy, tmp_path: Path) -> None:  # noqa: ANN001
+    from llmft.errors import TrainingError
+
+    (tmp_path / "bad.py").write_text(
+        "def short(completions, **kwargs):\n    return [1.0]\n", encoding="utf-8"
+    )
+    source = _source(policy)
+    source.scoring.rewards = build_rewards([RewardSpec(f"{tmp_path / 'bad.py'}:short")], tmp_path)
+    with pytest.raises(
+        TrainingError, match=r"reward `short` .* returned 1 rewards for 16 completions"
+    ) as err:
+        source.window(0, 0)
+    assert "say " in str(err.value)  # the prompt it failed on
+    assert err.value.where == "training.rl.rewards[0]"
