@@ -153,3 +153,16 @@ def test_auto_picks_grpo_for_prompt_only_rows_and_sft_refuses_them() -> None:
     with pytest.raises(ConfigError, match="sft on prompt-only rows has no answers to learn from") as err:
         choose_objective(sft.training, "prompt")
     assert err.value.fix == "set training.objective: grpo (or auto)"
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_online_rl_is_refused_under_a_sharded_strategy_with_the_reason(strategy: str) -> None:
+    distributed = {
+        "strategy": strategy,
+        **({"deepspeed": {"zero_optimization": {"stage": 2}}} if strategy == "deepspeed" else {}),
+    }
+    training = {"objective": "grpo", "rl": {"rewards": REWARDS}, "distributed": distributed}
+    found = [p for p in problems(training) if p.startswith("error: training.rl:")]
+    assert len(found) == 1, problems(training)
+    assert "samples its completions with the whole policy, which sharding splits" in found[0]
+    assert f"`training.distributed.strategy: {strategy}`" in found[0]
