@@ -237,3 +237,36 @@ def test_a_reward_that_returns_too_few_values_stops_the_run_naming_it(policy, tm
         source.window(0, 0)
     assert "say " in str(err.value)  # the prompt it failed on
     assert err.value.where == "training.rl.rewards[0]"
+
+
+@pytest.mark.slow  # generates with a tiny model
+@pytest.mark.numeric
+def test_the_training_forward_scores_completions_as_generation_sampled_them(policy) -> None:  # noqa: ANN001
+    """Left-padded prompts of different lengths: the loss's log-probs must be those of the distributions
+    the tokens were drawn from (positions counted over real tokens, as generate counts them)."""
+    from llmft.generate.batch import _pad, generation_config
+    from llmft.train.rl.collate import rollout_batch
+    from llmft.train.rl.forward import token_logps
+
+    model, tokenizer = policy
+    prompts = [tokenizer("say one two three four five")["input_ids"], tokenizer("hi")["input_ids"]]
+    config = generation_config(model, tokenizer, Sampling(max_new_tokens=6, temperature=1.0))
+    config.min_new_tokens = 6  # no stop inside: every generated position is a completion token
+    pad = int(tokenizer.pad_token_id or 0)
+    ids, mask = _pad(prompts, pad, left=True)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            generation_config=config,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        new = out.sequences[:, ids.shape[1] :]
+        sampled = torch.stack([torch.log_softmax(x.float(), -1) for x in out.logits], 1)
+        expected = sampled.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        got, _ = token_logps(model, rollout_batch(prompts, new.tolist(), pad), 1.0)
+    # float32 log-softmax over ~1000 logits computed through another attention path (cache vs full):
+    # ~1e-6 measured; 1e-5 leaves ~80 ulps of a value near 1 (tests/tolerances.py's LOSS_REL reasoning)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
