@@ -250,6 +250,7 @@ def _build_trainer(
         seed=config.seed,
         config_data=config_data,
         hf_token=config.hf_token,
+        output_dir=ctx.out,
     )
     trainer = LocalTrainer(
         sections,
@@ -342,10 +343,19 @@ def _refuse_search(config: RunConfig) -> None:
 
 
 def _refuse_untrained(config: RunConfig) -> None:
-    """An objective no loop trains yet (online RL) is refused before the run directory is made."""
+    """An objective no loop trains yet is refused before the run directory is made; so are rewards that
+    `llmft validate` would refuse (a missing file, a wrong signature), every problem at once."""
     from llmft.train.objectives.choose import refuse_untrained
 
     refuse_untrained(config.training.objective)
+    rl = config.training.rl
+    if rl is not None and rl.rewards:
+        from llmft.errors import ConfigError
+        from llmft.rewards import check_reward_refs
+
+        problems = [p for p in check_reward_refs(rl.rewards, Path.cwd()) if p.severity == "error"]
+        if problems:
+            raise ConfigError("invalid rewards", problems=problems)
 
 
 def _resume_point(

@@ -9,6 +9,7 @@ OUTPUT/
   data_report.json    rows kept/dropped per split and why, token statistics
   labels.json         label ↔ id map (classification)
   generations.jsonl   the answers generated for validation/test rows (evaluation.generate)
+  rollouts.jsonl      online RL (grpo, rloo): a sample of prompts, completions and rewards per logging step
   model/              adapter (peft, safetensors) or full model, plus the tokenizer
   checkpoints/        step-0000120/ ... (train/checkpoint.py), best.json
   tensorboard/        event files (tracking: tensorboard)
@@ -40,6 +41,7 @@ EVAL_RESULTS = "eval_results.json"
 DATA_REPORT = "data_report.json"
 LABELS = "labels.json"
 GENERATIONS = "generations.jsonl"
+ROLLOUTS = "rollouts.jsonl"  # not generations.jsonl: evaluation.generate rewrites that at each evaluation
 MODEL = "model"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
@@ -52,11 +54,11 @@ TRIAL_ERROR = "error.txt"
 # What makes a folder a run already (prepare_output_dir refuses to overwrite it silently).
 RUN_MARKERS = (RECORD, METRICS, CHECKPOINTS, MODEL)
 # What --overwrite removes besides the markers: the replaced run's files (tracking.dir is left alone).
-REPLACED_ON_OVERWRITE = (EVAL_RESULTS, CONFIG, DATA_REPORT, LABELS, GENERATIONS, TENSORBOARD)
+REPLACED_ON_OVERWRITE = (EVAL_RESULTS, CONFIG, DATA_REPORT, LABELS, GENERATIONS, ROLLOUTS, TENSORBOARD)
 # The run files a tracker stores with its run (MLflow artifacts).
 TRACKED_FILES = (CONFIG, EVAL_RESULTS, DATA_REPORT, RECORD, METRICS)
 # Generation samples a report shows: llmft's own file, and the names other tools write.
-SAMPLE_FILES = ("samples.jsonl", GENERATIONS, "generation_samples.jsonl")
+SAMPLE_FILES = ("samples.jsonl", GENERATIONS, "generation_samples.jsonl", ROLLOUTS)
 
 # checkpoints/step-0000120/: the layout train/checkpoint.py writes (its docstring says what each holds).
 STEP_PREFIX = "step-"
@@ -205,6 +207,10 @@ class RunDir:
     @property
     def generations_file(self) -> Path:
         return self.path / GENERATIONS
+
+    @property
+    def rollouts_file(self) -> Path:
+        return self.path / ROLLOUTS
 
     @property
     def model_dir(self) -> Path:

@@ -137,7 +137,12 @@ MADE_BY_THE_DEMOS = [
     f"outputs/{demo}/data/{split}.jsonl"
     for demo in ("tiny", "hpo_demo")
     for split in ("train", "validation", "test")
-] + ["outputs/tiny/base/", "outputs/hpo_demo/bert/", "models/SmolLM2-135M-Instruct.Q4_1.gguf"]
+] + [
+    "outputs/tiny/base/",
+    "outputs/tiny/run/model/",
+    "outputs/hpo_demo/bert/",
+    "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,8 @@ def validate(
     except ConfigError as err:  # unreadable file: report it in the same shape
         problems = [Problem("", err.message, err.fix, "error", err.where)] + err.problems
         loaded = None
+    if loaded is not None and loaded.config is not None:
+        problems += _reward_problems(loaded.config, config)
     if deep and loaded is not None and loaded.config is not None:
         from llmft.deep_checks import deep_check
 
@@ -47,6 +49,16 @@ def validate(
         _print_text(config, problems, errors)
     if errors:
         raise typer.Exit(2)
+
+
+def _reward_problems(run: object, config: Path) -> list:
+    """Each training.rl reward exists and takes TRL's calling convention (torch-free: rewards/check.py)."""
+    rl = getattr(getattr(run, "training", None), "rl", None)
+    if rl is None or not rl.rewards:
+        return []
+    from llmft.rewards import check_reward_refs
+
+    return check_reward_refs(rl.rewards, config.resolve().parent)
 
 
 def _print_text(config: Path, problems: list, errors: list) -> None:

@@ -165,6 +165,13 @@ SHARDED_CANNOT: tuple[tuple[str, tuple[str, ...], Callable[[RunConfig], bool], s
         "use `strategy: ddp` (or `auto`) for preference training on several processes",
     ),
     (
+        "training.rl",
+        BOTH,
+        lambda c: c.training.objective != "auto" and ROWS[c.training.objective].rollouts,
+        "online RL (grpo, rloo) samples its completions with the whole policy, which sharding splits",
+        "train in one process (the rollout loop runs on one process for now)",
+    ),
+    (
         "training.nan_policy",
         ("deepspeed",),
         lambda c: c.training.nan_policy == "skip",

@@ -19,6 +19,7 @@ from llmft.config.legacy import normalise_legacy
 from llmft.config.paths import check_local_paths
 from llmft.config.render import problems_from
 from llmft.config.schema import RunConfig
+from llmft.config.schema.rl import REWARD_PATH_ARGS, is_reward_file
 from llmft.config.yaml_io import ConfigText, KeyPath, parse_value, read_config_text
 from llmft.errors import ConfigError, Problem
 
@@ -104,6 +105,23 @@ def resolve_paths(data: dict[str, object], base: Path) -> None:
         value = _get(data, path)
         if isinstance(value, str) and value and (base / value).exists() and not Path(value).is_absolute():
             _set(data, path, str((base / value).resolve()))
+    _resolve_rewards(_get(data, ("training", "rl", "rewards")), base)
+
+
+def _resolve_rewards(entries: object, base: Path) -> None:
+    """training.rl.rewards: a reward file (`path/file.py:function`) and a built-in's path arguments (the
+    reward model's `run`) are relative to the config file too, so the run finds them from any folder."""
+    for entry in entries if isinstance(entries, list) else []:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, str):
+            continue
+        target, colon, name = function.strip().rpartition(":")
+        if colon and target and is_reward_file(target):
+            entry["function"] = f"{_absolute(base, target)}:{name}"
+        args = entry.get("args")
+        for key in REWARD_PATH_ARGS.get(function.strip(), ()) if isinstance(args, dict) else ():
+            if isinstance(args.get(key), str):  # type: ignore[union-attr]
+                args[key] = _absolute(base, args[key])  # type: ignore[index]
 
 
 def _resolve_dataset(dataset: dict[str, object], base: Path) -> None:

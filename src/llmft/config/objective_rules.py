@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llmft.config.objectives import DESCRIBED, JUDGED, PAIRS, ROWS, auto_choice, kind_of, settings_read
+from llmft.config.objectives import (
+    DESCRIBED,
+    JUDGED,
+    PAIRS,
+    PROMPTS,
+    ROWS,
+    auto_choice,
+    kind_of,
+    settings_read,
+)
 
 if TYPE_CHECKING:
     from llmft.config.schema import PreferenceConfig
@@ -18,6 +27,7 @@ Refusal = tuple[str, str] | None
 LEARNS_TOO = {  # an instruction objective on preference data: what it would learn as well as the good rows
     JUDGED: "judged (kto) rows would learn the undesirable completions too",
     PAIRS: "preference pairs would learn the rejected completions too",
+    PROMPTS: "prompt-only rows has no answers to learn from (they are prompts for online RL)",
 }
 DATA_FIX = {
     PAIRS: "use data with chosen and rejected columns",

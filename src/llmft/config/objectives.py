@@ -13,17 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Data kinds, by what a row of the data holds; `data.preprocessing.format` maps onto them (kind_of).
-PAIRS, JUDGED, INSTRUCTIONS = "pairs", "judged", "instructions"
-KIND_OF_FORMAT = {"preference": PAIRS, "kto": JUDGED}  # every other format: instructions
+PAIRS, JUDGED, INSTRUCTIONS, PROMPTS = "pairs", "judged", "instructions", "prompts"
+KIND_OF_FORMAT = {"preference": PAIRS, "kto": JUDGED, "prompt": PROMPTS}  # every other: instructions
 DESCRIBED = {
     PAIRS: "preference pairs (chosen/rejected)",
     JUDGED: "judged rows (prompt/completion/label)",
     INSTRUCTIONS: "instruction data",
+    PROMPTS: "prompt-only rows (a prompt, plus columns for the rewards)",
 }
 AUTO_WHY = {  # why `auto` picked an objective, by data kind ({format}: the data's format)
     PAIRS: "preference pairs and no training.objective",
     JUDGED: "unpaired judged rows and no training.objective",
     INSTRUCTIONS: "{format} data",
+    PROMPTS: "prompt-only rows and no training.objective",
 }
 PREFERENCE_LENGTHS = ("max_length", "max_prompt_length")  # read by every objective on preference data
 REFERENCE_SETTINGS = ("precompute_reference", "reference_model")  # read by every objective with a reference
@@ -68,9 +70,9 @@ ROWS: dict[str, Row] = {
         Row("orpo", (PAIRS,), ("beta",)),
         Row("kto", (JUDGED, PAIRS), ("beta", "desirable_weight", "undesirable_weight"), True, auto=True),
         Row("reward", (PAIRS,), model_task="sequence_classification"),
-        # Online RL: prompts from any rows (their answers are not read); the rollout loop is a later step.
-        Row("grpo", (INSTRUCTIONS, PAIRS, JUDGED), rollouts=True, trains=False),
-        Row("rloo", (INSTRUCTIONS, PAIRS, JUDGED), rollouts=True, trains=False),
+        # Online RL: prompt-only rows, or the prompts of instruction rows (their answers are not read).
+        Row("grpo", (PROMPTS, INSTRUCTIONS), rollouts=True, auto=True),
+        Row("rloo", (PROMPTS, INSTRUCTIONS), rollouts=True),
     )
 }
 

@@ -5,6 +5,7 @@ Canonical rows (what templates and tokenization see):
 - ``{"text": str, "label": str|int}``            classification
 - ``{"messages": [{"role", "content"}, ...]}``   alpaca, sharegpt, chat messages and preference (chosen)
 - ``{"input": str, "target": str}``              seq2seq
+- ``{"prompt": str | [messages], **columns}``     prompt-only rows (online RL; the columns go to the rewards)
 Bad rows are collected with their row number and reason; ``on_bad_rows`` decides whether they stop the
 run or are skipped and counted.
 """
@@ -23,7 +24,7 @@ from llmft.data.preference_rows import preference_row
 from llmft.data.rows import Row, conversation_turns, instruction_turn, row_system, string, with_system
 from llmft.errors import DataError
 
-CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference", "kto"}
+CONVERSATIONAL = {"alpaca", "sharegpt", "messages", "preference", "kto", "prompt"}
 
 
 @dataclass
@@ -118,6 +119,21 @@ def _classification(row: Row, cfg: PreprocessingConfig) -> Row:
     return {"text": string(row.get(cfg.text_column), "text"), "label": label}
 
 
+def _prompt_row(row: Row) -> Row:
+    """A prompt (text, or a conversation that ends before the answer) and every other column unchanged:
+    the rewards read them (an `answer`, test cases) as TRL passes a data set's columns."""
+    prompt = row.get("prompt")
+    if isinstance(prompt, list):
+        messages = [m for m in prompt if isinstance(m, dict)]
+        if not messages or len(messages) != len(prompt) or any("role" not in m for m in messages):
+            raise BadRow("prompt is a list but not of messages with a role and content")
+        if messages[-1]["role"] == "assistant":
+            raise BadRow("prompt conversation ends with an assistant turn (the answer is what is sampled)")
+    else:
+        string(prompt, "prompt")
+    return dict(row)
+
+
 def _clip(text: str, limit: int = 40) -> str:
     """A value short enough to quote in a message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -134,6 +150,8 @@ def canonical_row(row: Row, fmt: str, cfg: PreprocessingConfig) -> Row:
         return _conversation(row, fmt, cfg)
     if fmt in ("preference", "kto"):
         return preference_row(row, fmt, cfg)
+    if fmt == "prompt":
+        return _prompt_row(row)
     return {
         "input": string(row.get(cfg.input_column), "input"),
         "target": string(row.get(cfg.target_column), "target"),
@@ -158,7 +176,9 @@ def row_length(row: Row) -> int:
     """Characters of a canonical row, for min_length/max_length filtering."""
     if "messages" in row:
         return sum(text_length(m) for m in row["messages"])  # type: ignore[union-attr]
-    return sum(len(str(row[k])) for k in ("text", "input", "target") if k in row)
+    if isinstance(row.get("prompt"), list):
+        return sum(text_length(m) for m in row["prompt"])  # type: ignore[union-attr]
+    return sum(len(str(row[k])) for k in ("text", "input", "target", "prompt") if k in row)
 
 
 def _length_reason(row: Row, cfg: PreprocessingConfig) -> str | None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from llmft.config.schema import PreprocessingConfig
 
 Row = dict[str, object]
-PAIRED, UNPAIRED = "preference", "kto"
+PAIRED, UNPAIRED, PROMPT_ONLY = "preference", "kto", "prompt"
 JUDGEMENT_KEYS = ("label", "kto_tag")
 CONVERSATION_COLUMNS = {"sharegpt": "conversations", "messages": "messages"}
 
@@ -58,6 +58,8 @@ def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | Non
     paired = preference_format(cols)
     if paired:
         return paired
+    if "prompt" in cols and not cols & {"completion", "chosen", "rejected"}:
+        return PROMPT_ONLY  # online RL's rows: a prompt and the columns its rewards read
     if "conversations" in cols:
         return "sharegpt"
     if "messages" in cols:
@@ -73,7 +75,8 @@ def detect_format(columns: list[str], cfg: PreprocessingConfig, where: str | Non
     raise DataError(
         f"cannot tell the data format from the columns: {', '.join(columns) or '(none)'}",
         fix="name the columns as one format expects (text; text+label; instruction/input/output; messages; "
-        "conversations; prompt/chosen/rejected; prompt/completion/label; input+target), map them with "
+        "conversations; prompt/chosen/rejected; prompt/completion/label; prompt alone; input+target), "
+        "map them with "
         "data.preprocessing.column_mapping, or set data.preprocessing.text_column / label_column",
         where=where,
     )
@@ -88,6 +91,7 @@ def required_columns(fmt: str, cfg: PreprocessingConfig) -> list[str]:
         "messages": ["messages"],
         "preference": ["chosen", "rejected"],
         "kto": [],
+        "prompt": ["prompt"],
         "seq2seq": [cfg.input_column, cfg.target_column],
     }[fmt]
 

@@ -168,23 +168,36 @@ def _controlled_output(
     return Output(text, output.new_tokens, reason)
 
 
-def generate_ids(
+def cut_after_stop_id(new: list[int], stops: set[int]) -> list[int]:
+    """New tokens up to and including the first stop id (all of them when none stopped it): what the
+    model actually said, without the padding a batch adds after a row's end."""
+    end = next((i for i, token in enumerate(new) if token in stops), None)
+    return new if end is None else new[: end + 1]
+
+
+# What one generated row becomes: (new ids, stop ids, the batch's watch or None, its row) -> (result, tokens).
+Finish = Callable[[list[int], set[int], "RowWatch | None", int], tuple[object, int]]
+
+
+def _run_batches(
     model: object,
     tokenizer: object,
     prompts: list[list[int]],
     sampling: Sampling,
+    finish: Finish,
     on_batch: OnBatch | None = None,
     controls: list[RowControl] | None = None,
-) -> list[Output]:
-    """Generate for every prompt, in batches of similar length; outputs in the prompts' order. ``controls``
-    (one per prompt) add stop strings, streaming and cancellation, checked between decode steps."""
+) -> list[object]:
+    """The one generation loop: prompts in batches of similar length, the model in eval mode, results in
+    the prompts' order. ``controls`` (one per prompt) add stop strings, streaming and cancellation,
+    checked between decode steps."""
     import torch
 
     config = generation_config(model, tokenizer, sampling)
     stops = stop_ids(config)
     encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    outputs: dict[int, Output] = {}
+    results: dict[int, object] = {}
     was_training = bool(getattr(model, "training", False))
     model.eval()  # type: ignore[attr-defined]
     started, made = time.perf_counter(), 0
@@ -197,13 +210,50 @@ def generate_ids(
                 watch = RowWatch([controls[i] for i in batch], tokenizer, stops) if controls else None
                 rows = _generate_batch(model, [prompts[i] for i in batch], config, encoder_decoder, watch)
                 for row, (i, new) in enumerate(zip(batch, rows)):
-                    if watch is None:
-                        outputs[i] = decode_output(new, tokenizer, stops)
-                    else:
-                        outputs[i] = _controlled_output(new, tokenizer, stops, watch, row)
-                    made += outputs[i].new_tokens
+                    results[i], tokens = finish(new, stops, watch, row)
+                    made += tokens
                 if on_batch:
-                    on_batch(Progress(len(outputs), len(prompts), made, time.perf_counter() - started))
+                    on_batch(Progress(len(results), len(prompts), made, time.perf_counter() - started))
         finally:
             model.train(was_training)  # type: ignore[attr-defined]
-    return [outputs[i] for i in range(len(prompts))]
+    return [results[i] for i in range(len(prompts))]
+
+
+def generate_raw(
+    model: object,
+    tokenizer: object,
+    prompts: list[list[int]],
+    sampling: Sampling,
+    on_batch: OnBatch | None = None,
+) -> tuple[list[list[int]], set[int]]:
+    """The new token ids of every prompt (each cut after its stop id) and the stop ids, on a private RNG
+    stream seeded with ``sampling.seed`` (the run's own random state does not move): rollouts use this."""
+
+    def finish(new: list[int], stops: set[int], watch: RowWatch | None, row: int) -> tuple[object, int]:
+        kept = cut_after_stop_id(new, stops)
+        return kept, len(kept)
+
+    raw = _run_batches(model, tokenizer, prompts, sampling, finish, on_batch)
+    return raw, stop_ids(generation_config(model, tokenizer, sampling))  # type: ignore[return-value]
+
+
+def generate_ids(
+    model: object,
+    tokenizer: object,
+    prompts: list[list[int]],
+    sampling: Sampling,
+    on_batch: OnBatch | None = None,
+    controls: list[RowControl] | None = None,
+) -> list[Output]:
+    """Generate for every prompt, in batches of similar length; outputs in the prompts' order. ``controls``
+    (one per prompt) add stop strings, streaming and cancellation, checked between decode steps."""
+
+    def finish(new: list[int], stops: set[int], watch: RowWatch | None, row: int) -> tuple[object, int]:
+        output = (
+            decode_output(new, tokenizer, stops)
+            if watch is None
+            else _controlled_output(new, tokenizer, stops, watch, row)
+        )
+        return output, output.new_tokens
+
+    return _run_batches(model, tokenizer, prompts, sampling, finish, on_batch, controls)  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from llmft.errors import ModelError
 from llmft.run_dir import RunDir, read_json
 
 GENERATIVE = ("causal_lm", "seq2seq_lm")
-CONVERSATIONAL = ("alpaca", "sharegpt", "messages", "preference")
+CONVERSATIONAL = ("alpaca", "sharegpt", "messages", "preference", "prompt")
 
 
 @dataclass

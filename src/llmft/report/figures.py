@@ -17,6 +17,12 @@ TRAIN_CURVES = (
     ("learning_rate", "learning rate"),
     ("tokens_per_second", "throughput (tokens/s)"),
     ("grad_norm", "gradient norm"),
+    # online RL (grpo, rloo; absent from other runs, so not drawn there): docs/GETTING_STARTED.md reads them
+    ("reward", "mean reward"),
+    ("frac_reward_zero_std", "share of prompts whose answers all scored alike"),
+    ("completions/mean_length", "completion length (tokens)"),
+    ("entropy", "entropy of the sampled tokens"),
+    ("kl", "KL to the reference"),
 )
 COUNTS = ("_tokens", "_rows", "_samples")  # eval counts, not curves
 STATE_COLOURS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728", "running": "#7f7f7f"}

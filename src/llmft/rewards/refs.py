@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
+from llmft.config.schema.rl import is_reward_file
 from llmft.rewards.signature import Params, from_ast
 
 _FOLLOW_DEPTH = 4  # re-exports followed before giving up (a package re-exporting a re-export ...)
@@ -45,7 +46,7 @@ class Ref:
 
     @property
     def is_file(self) -> bool:
-        return self.target.endswith(".py") or "/" in self.target or "\\" in self.target
+        return is_reward_file(self.target)
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,12 @@ def steps_per_epoch(num_examples: int, cfg: TrainingConfig, world_size: int = 1)
     return max(1, math.ceil(batches / (cfg.gradient_accumulation_steps * world_size)))
 
 
-def total_steps(num_examples: int, cfg: TrainingConfig, world_size: int = 1) -> int:
+def total_steps(num_examples: int, cfg: TrainingConfig, world_size: int = 1, updates: int = 1) -> int:
+    """max_steps, else the epochs' optimizer steps; ``updates``: steps per window (a generated batch that
+    serves several updates: online RL's num_iterations)."""
     if cfg.max_steps is not None:
         return cfg.max_steps
-    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg, world_size)))
+    return max(1, math.ceil(cfg.num_epochs * steps_per_epoch(num_examples, cfg, world_size) * updates))
 
 
 @dataclass

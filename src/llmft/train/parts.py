@@ -171,7 +171,8 @@ def build_parts(
         train_examples, train_collate = _packed(
             model, encoded, cast(PadCollator, collate), data.tokenization.max_length, notes
         )
-    steps = total_steps(len(train_examples), cfg, dist.world_size)
+    updates = getattr(module, "updates_per_window", lambda training: 1)(cfg)
+    steps = total_steps(len(train_examples), cfg, dist.world_size, updates)
     model, optimizer, scheduler, sharded = _placed(model, cfg, encoded.objective, accelerator, dist, steps)
     precision, line = _precision_note(cfg, mixed, model, accelerator.device)
     notes.insert(0, line)
@@ -196,7 +197,7 @@ def build_parts(
         optimizer=optimizer,
         scheduler=scheduler,
         accelerator=accelerator,
-        source=_batch_source(module, context, fixed),
+        source=_batch_source(module, context, fixed, steps),
         objective=objective,
         cfg=cfg,
         hooks=hooks,
@@ -206,18 +207,19 @@ def build_parts(
     return Parts(setup, collate, notes, precision)
 
 
-def _batch_source(module: ObjectiveModule, context: Context, fixed: FixedBatches) -> BatchSource:
+def _batch_source(module: ObjectiveModule, context: Context, fixed: FixedBatches, steps: int) -> BatchSource:
     """The module's own batch source when it makes its batches (``batch_source(context, fixed)``: e.g.
-    rollouts generated from the fixed rows as prompts), else the fixed data. Either makes the steps the
-    schedule was built for."""
+    rollouts generated from the fixed rows as prompts), else the fixed data. Either makes the ``steps``
+    the schedule was built for (a module whose windows serve several updates says how many with
+    ``updates_per_window(training)``)."""
     make = getattr(module, "batch_source", None)
     if make is None:
         return fixed
     source = cast(BatchSource, make(context, fixed))
-    if source.total_steps() != fixed.total_steps():
+    if source.total_steps() != steps:
         raise RuntimeError(
             f"{module.NAME}'s batch source makes {source.total_steps()} steps, not the "
-            f"{fixed.total_steps()} the schedule was built for"
+            f"{steps} the schedule was built for"
         )
     return source
 

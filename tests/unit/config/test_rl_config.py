@@ -27,10 +27,9 @@ def problems(training: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("objective", ["grpo", "rloo"])
-def test_an_rl_config_validates_with_a_warning_that_it_does_not_train_yet(objective: str) -> None:
+def test_an_rl_config_validates_without_a_word(objective: str) -> None:
     found = problems({"objective": objective, "rl": {"rewards": REWARDS, "mask_truncated_completions": True}})
-    assert len(found) == 1 and found[0].startswith("warning: training.objective: "), found
-    assert "llmft's training loop cannot train it yet" in found[0]
+    assert found == []
 
 
 def test_every_grpo_setting_is_accepted() -> None:
@@ -136,12 +135,34 @@ def test_defaults_are_trls() -> None:
 
 
 @pytest.mark.parametrize("objective", ["grpo", "rloo"])
-def test_a_run_refuses_online_rl_before_loading_anything(objective: str) -> None:
+@pytest.mark.parametrize("data_format", ["prompt", "alpaca", "messages"])
+def test_a_run_trains_online_rl_on_prompts_and_instruction_rows(objective: str, data_format: str) -> None:
     config = RunConfig.model_validate(
         {**MINIMAL, "training": {"objective": objective, "rl": {"rewards": REWARDS}}}
     )
-    with pytest.raises(
-        ConfigError, match=f"objective {objective} learns from completions it generates"
-    ) as err:
-        choose_objective(config.training, "alpaca")
-    assert err.value.fix is not None and f"TRL's {objective.upper()}Trainer" in err.value.fix
+    assert choose_objective(config.training, data_format) == (objective, "set by training.objective")
+
+
+def test_auto_picks_grpo_for_prompt_only_rows_and_sft_refuses_them() -> None:
+    config = RunConfig.model_validate(MINIMAL)
+    assert choose_objective(config.training, "prompt") == (
+        "grpo",
+        "prompt-only rows and no training.objective",
+    )
+    sft = RunConfig.model_validate({**MINIMAL, "training": {"objective": "sft"}})
+    with pytest.raises(ConfigError, match="sft on prompt-only rows has no answers to learn from") as err:
+        choose_objective(sft.training, "prompt")
+    assert err.value.fix == "set training.objective: grpo (or auto)"
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_online_rl_is_refused_under_a_sharded_strategy_with_the_reason(strategy: str) -> None:
+    distributed = {
+        "strategy": strategy,
+        **({"deepspeed": {"zero_optimization": {"stage": 2}}} if strategy == "deepspeed" else {}),
+    }
+    training = {"objective": "grpo", "rl": {"rewards": REWARDS}, "distributed": distributed}
+    found = [p for p in problems(training) if p.startswith("error: training.rl:")]
+    assert len(found) == 1, problems(training)
+    assert "samples its completions with the whole policy, which sharding splits" in found[0]
+    assert f"`training.distributed.strategy: {strategy}`" in found[0]

@@ -73,7 +73,16 @@ class DatasetConfig(Section):
 
 
 DataFormat = Literal[
-    "auto", "text", "alpaca", "sharegpt", "messages", "classification", "preference", "kto", "seq2seq"
+    "auto",
+    "text",
+    "alpaca",
+    "sharegpt",
+    "messages",
+    "classification",
+    "preference",
+    "kto",
+    "seq2seq",
+    "prompt",
 ]
 
 
@@ -84,7 +93,8 @@ class PreprocessingConfig(Section):
         "text, alpaca (instruction/input/output), "
         "sharegpt (conversations), messages (role/content), classification (text + label), "
         "preference (chosen/rejected with prompt, instruction/input, conversations or messages), "
-        "kto (prompt/completion/label, or messages with label or kto_tag), seq2seq (input/target).",
+        "kto (prompt/completion/label, or messages with label or kto_tag), seq2seq (input/target), "
+        "prompt (a `prompt` string or message list, other columns kept for the rewards: grpo, rloo).",
     )
     text_column: str = Field("text", description="Column holding the text (text and classification formats).")
     label_column: str = Field("label", description="Column holding the label (classification).")

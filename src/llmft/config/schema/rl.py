@@ -41,6 +41,18 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+# Built-in rewards' arguments that are paths, relative to the config file like every path in it (config/
+# load.py makes them absolute). The built-ins mark them with `path` metadata (rewards/builtins.py); a test
+# holds this table to those marks, since config/ imports nothing above it.
+REWARD_PATH_ARGS: dict[str, tuple[str, ...]] = {"reward_model": ("run",)}
+
+
+def is_reward_file(target: str) -> bool:
+    """Whether the part of a reward reference before its colon is a file (it ends in .py or has a slash),
+    not a dotted module name."""
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
 class RewardConfig(Section):
     """One reward function and its weight; a completion's reward is the weighted sum of them all."""
 

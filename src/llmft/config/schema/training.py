@@ -95,8 +95,8 @@ class TrainingConfig(Section):
         "auto",
         description="What training minimises: `sft` (next-token loss; the default for instruction data), "
         "`dpo`, `simpo`, `orpo`, `kto` or `reward` (a reward model); `grpo` or `rloo` (online RL on the "
-        "data's prompts, with training.rl: validated, not yet trained). `auto`: dpo for preference pairs, "
-        "kto for unpaired (label) rows, else sft.",
+        "data's prompts, with training.rl). `auto`: dpo for preference pairs, kto for unpaired (label) "
+        "rows, grpo for prompt-only rows, else sft.",
     )
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig, description="Settings of the preference objectives."

@@ -54,7 +54,9 @@ class Objective:
 class Context:
     """What a module builds its objective from: the run's config sections, the placed model, the tokenizer,
     the encoded data and its collate. ``reference``: the reference model's log-probs, set (before ``build``)
-    for modules that need one unless every batch carries them; ``notes``: lines for the user."""
+    for modules that need one unless every batch carries them; ``notes``: lines for the user;
+    ``shared``: what a module's ``build`` leaves for its ``batch_source`` (online RL: the metrics both add
+    to)."""
 
     sections: TrainSections
     model: torch.nn.Module
@@ -63,6 +65,7 @@ class Context:
     collate: Collate
     notes: list[str] = field(default_factory=list)
     reference: Reference | None = None
+    shared: object | None = None
 
 
 class ObjectiveModule(Protocol):

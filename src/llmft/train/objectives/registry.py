@@ -1,8 +1,8 @@
 """The run-time side of config/objectives.py: each table name → the module that trains it.
 
 A new objective is a row in that table and a module here (a test holds the two to the same names and
-data kinds); nothing else in the run names objectives. A row that does not train yet (`trains=False`:
-online RL) has no module; choose.py refuses it before anything is loaded.
+data kinds); nothing else in the run names objectives. A row that does not train yet (`trains=False`)
+has no module; choose.py refuses it before anything is loaded.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import cast
 
 from llmft.config.objectives import trained_as
-from llmft.train.objectives import classification, dpo, kto, orpo, reward, seq2seq, sft, simpo
+from llmft.train.objectives import classification, dpo, grpo, kto, orpo, reward, rloo, seq2seq, sft, simpo
 from llmft.train.objectives.base import Context, Objective, ObjectiveModule, Reference
 from llmft.train.objectives.pairs import Settings
 
 REGISTRY: dict[str, ObjectiveModule] = {
-    m.NAME: cast(ObjectiveModule, m) for m in (sft, classification, seq2seq, dpo, simpo, orpo, kto, reward)
+    m.NAME: cast(ObjectiveModule, m)
+    for m in (sft, classification, seq2seq, dpo, simpo, orpo, kto, reward, grpo, rloo)
 }
 
 

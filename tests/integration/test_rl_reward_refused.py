@@ -1,6 +1,5 @@
-"""`llmft train` on a grpo/rloo config, as a user runs it: the config validates, but no loop trains online
-RL yet, so the run stops with exit code 2, says so with a fix, and writes nothing: never a traceback,
-never a silent no-op, never another objective trained in its place."""
+"""`llmft train` on a grpo config whose reward cannot be found, as a user runs it: the run stops with exit
+code 2 before it makes its run directory, naming the reward entry with a fix; never a traceback."""
 
 from __future__ import annotations
 
@@ -16,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_llmft_train_refuses_grpo_with_the_reason_and_a_fix(tiny_model, synth_data, tmp_path: Path) -> None:  # noqa: ANN001
+def test_llmft_train_refuses_a_missing_reward_file_before_the_run_directory(
+    tiny_model, synth_data, tmp_path: Path
+) -> None:  # noqa: ANN001
     files = synth_data("sft", rows=16)
     config = {
         "output_dir": str(tmp_path / "run"),
@@ -41,10 +42,7 @@ def test_llmft_train_refuses_grpo_with_the_reason_and_a_fix(tiny_model, synth_da
         check=False,
     )
     assert done.returncode == 2, done.stderr
-    assert (
-        "objective grpo learns from completions it generates as it trains (online RL), and llmft's "
-        in done.stderr
-    )
-    assert "Fix: to train grpo now use TRL's GRPOTrainer" in done.stderr
+    assert "training.rl.rewards[0].function" in done.stderr
+    assert f"reward file `{tmp_path / 'my_rewards.py'}` not found" in done.stderr  # relative to the config
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run").exists()  # refused before the run directory is made
