@@ -31,14 +31,14 @@ def run_dir(real_model, tmp_path_factory: pytest.TempPathFactory) -> Path:  # no
         {
             "data": {
                 "dataset": {"dir": str(tmp / "data"), "train_file": "train.jsonl", "test_file": "test.jsonl",
-                            "max_train_rows": TRAIN_ROWS},
+                            "max_train_rows": TRAIN_ROWS, "validation_fraction": 0},
                 "tokenization": {"max_length": 32},
             },
             "model": {"task": "sequence_classification", "adapter": {"type": "lora", "r": 8, "alpha": 16}},
             "training": {
-                "epochs": 2,
+                "epochs": 1,
                 "batch_size": 16,
-                "learning_rate": 1e-3,
+                "learning_rate": 2e-3,
                 "warmup_steps": 1,
                 "eval_strategy": "no",
                 "save_strategy": "no",

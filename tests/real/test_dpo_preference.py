@@ -11,7 +11,7 @@ quality) tells the two apart: only how it fits its prompt does, and that is what
 Before training the LoRA policy is the reference (B = 0), so every implicit reward is 0 and no pair is
 ranked (accuracy 0 with ties counted as misses; a model that learned nothing would be at chance, 0.5). After
 a short LoRA DPO run, the held-out pairs (instructions the run never saw) must be ranked right well above
-chance: 24 of 32 or more, which a coin reaches with probability 0.0035.
+chance: 19 of 24 or more, which a coin reaches with probability 0.0033.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import pytest
 
 pytestmark = pytest.mark.real_model
 
-TRAIN_PAIRS, HELD_OUT_PAIRS = 48, 32
-MIN_ACCURACY = 24 / 32  # P(Binomial(32, 0.5) >= 24) = 0.0035
+TRAIN_PAIRS, HELD_OUT_PAIRS = 16, 24
+MIN_ACCURACY = 19 / 24  # P(Binomial(24, 0.5) >= 19) = 0.0033
 
 
 def short_rows(shared: Path) -> list[dict[str, str]]:
     """Alpaca rows with no input and short texts, in file order: cheap sequences on 2 cores."""
     rows = json.loads((shared / "alpaca_en_demo.json").read_text(encoding="utf-8"))
-    return [r for r in rows if not r["input"] and len(r["instruction"]) <= 100 and len(r["output"]) <= 200]
+    return [r for r in rows if not r["input"] and len(r["instruction"]) <= 100 and len(r["output"]) <= 150]
 
 
 def shifted_pairs(rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -63,17 +63,17 @@ def run_dir(real_model, shared_data_dir: Path, tmp_path_factory: pytest.TempPath
         {
             "data": {
                 "dataset": {"train_file": str(train), "validation_file": str(held_out)},
-                "tokenization": {"max_length": 128},
+                "tokenization": {"max_length": 96},
             },
             "model": {"adapter": {"type": "lora", "r": 8, "alpha": 16}},
             "training": {
                 "objective": "dpo",
-                "preference": {"beta": 0.1, "max_prompt_length": 48},
+                "preference": {"beta": 0.1, "max_prompt_length": 32},
                 "epochs": 2,
-                "batch_size": 8,
-                "learning_rate": 1e-3,
+                "batch_size": 4,
+                "learning_rate": 2e-3,
                 "warmup_steps": 1,
-                "eval_strategy": "epoch",
+                "eval_strategy": "no",
                 "save_strategy": "no",
                 "logging_steps": 1,
             },
@@ -83,9 +83,7 @@ def run_dir(real_model, shared_data_dir: Path, tmp_path_factory: pytest.TempPath
 
 
 def test_dpo_ranks_held_out_pairs_above_chance(run_dir: Path) -> None:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = [r["eval_rewards/accuracies"] for r in records if "eval_rewards/accuracies" in r]
-    final = json.loads((run_dir / "eval_results.json").read_text())["eval_rewards/accuracies"]
-    print(f"held-out reward accuracy by epoch: {evals}; final {final}")
-    assert final >= MIN_ACCURACY, evals
-    assert json.loads((run_dir / "eval_results.json").read_text())["eval_rewards/margins"] > 0
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    print(f"held-out pairs after DPO: {results}")
+    assert results["eval_rewards/accuracies"] >= MIN_ACCURACY, results
+    assert results["eval_rewards/margins"] > 0, results

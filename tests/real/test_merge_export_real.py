@@ -64,5 +64,7 @@ def test_the_f32_gguf_reads_back_as_the_merged_model(outputs: dict[str, Path]) -
         ids = tokenizer(TEXTS, return_tensors="pt", padding=True)
         want, got = merged(**ids).logits, read(**ids).logits
         untrained = base(**ids).logits
+    scale = float(want.abs().max())
+    print(f"logits: max |gguf - merged| = {float((got - want).abs().max()):.3g} of scale {scale:.3g}")
     assert_same_function(got, want)
     assert not torch.allclose(want, untrained, atol=1e-2)  # the adapter did change the model
