@@ -64,7 +64,8 @@ def test_the_f32_gguf_reads_back_as_the_merged_model(outputs: dict[str, Path]) -
         ids = tokenizer(TEXTS, return_tensors="pt", padding=True)
         want, got = merged(**ids).logits, read(**ids).logits
         untrained = base(**ids).logits
-    scale = float(want.abs().max())
-    print(f"logits: max |gguf - merged| = {float((got - want).abs().max()):.3g} of scale {scale:.3g}")
+    # The weights are equal to the bit (above) and the configs alike, so the logits differ only if a tensor's
+    # memory layout sends a matmul down another summation order: FORWARD_REL's margin. Measured: 0.0
+    # (bitwise equal, max |logit| 38.7).
     assert_same_function(got, want)
     assert not torch.allclose(want, untrained, atol=1e-2)  # the adapter did change the model
