@@ -5,6 +5,9 @@ word makes a sentence positive). A seq-cls run on SmolLM2 (its new `score` head 
 the attention projections) of a few steps must classify the test split well above chance: the split is
 balanced, so a head that learned nothing scores about 0.5; 30 of 40 or more, which a coin reaches with
 probability 0.0011.
+
+Measured (10 steps; shared 2-core machine at a load average of 6-8): 8.6 min wall, test accuracy 0.80 (32 of
+40), test loss 0.39. Four steps gave 0.65.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.real_model
 
 ROWS, TEST_ROWS = 400, 40  # synth's default split: 80% train, 10% validation, 10% test
-TRAIN_ROWS = 64
+TRAIN_ROWS = 160
 MIN_ACCURACY = 30 / 40  # P(Binomial(40, 0.5) >= 30) = 0.0011
 
 
@@ -38,7 +41,7 @@ def run_dir(real_model, tmp_path_factory: pytest.TempPathFactory) -> Path:  # no
             "training": {
                 "epochs": 1,
                 "batch_size": 16,
-                "learning_rate": 2e-3,
+                "learning_rate": 3e-3,
                 "warmup_steps": 1,
                 "eval_strategy": "no",
                 "save_strategy": "no",

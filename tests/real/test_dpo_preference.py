@@ -12,6 +12,10 @@ Before training the LoRA policy is the reference (B = 0), so every implicit rewa
 ranked (accuracy 0 with ties counted as misses; a model that learned nothing would be at chance, 0.5). After
 a short LoRA DPO run, the held-out pairs (instructions the run never saw) must be ranked right well above
 chance: 19 of 24 or more, which a coin reaches with probability 0.0033.
+
+Measured (8 steps; shared 2-core machine at a load average of 6-13): 20 min wall. Training accuracy 0 at step
+1 (all ties) and 1.0 from step 6; held-out accuracy 0.958 (23 of 24), reward margin 1.21 (chosen -0.09,
+rejected -1.29).
 """
 
 from __future__ import annotations
