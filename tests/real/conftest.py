@@ -5,6 +5,11 @@ kept between sessions under ``$LLMFT_TEST_MODELS`` (default ``~/.cache/llmft-tes
 every session a fresh ``HF_HOME``, which would otherwise dequantize the model again each time. Runs see
 ``LLMFT_CACHE`` pointing there, so the copy they find is the one this fixture made (gguf_copy keys it by the
 file's path, size and modification time: a re-downloaded file gets a fresh copy, never a stale one).
+
+How they run: the learning tests (SFT identity, DPO, classification head) are marked `real_model` and take
+minutes each on 2 cores, so `make test` leaves them out (`-m "not real_model"`) and `make test-real` runs
+all of tests/real. `make test` keeps the merge + GGUF export round trip (about 4 minutes), which also
+fetches the model once per machine.
 """
 
 from __future__ import annotations

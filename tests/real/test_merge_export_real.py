@@ -4,6 +4,9 @@ Part of `make test` (not marked `real_model`): the shortest real-model check, tw
 trip, and the one that proves the real model is fetched and cached. The f32 file is read back by
 transformers' own GGUF reader, the reference, and must hold the merged weights to the bit and give the
 merged model's logits.
+
+Measured (2 steps; shared 2-core machine, load average falling from 8 to 1): 3.9 min wall, 2.3 min of CPU
+in the test process; weights and logits bitwise equal.
 """
 
 from __future__ import annotations
