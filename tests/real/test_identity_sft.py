@@ -7,7 +7,7 @@ identity questions (two left out of training, one reworded) with the new name, a
 question the base answered right. The Chinese rows are left out: this is an English model, and their
 tokens would triple the run's cost on 2 cores.
 
-Measured (15 steps; shared 2-core machine at a load average of 10-16): 36 min wall, 9.9 min of CPU. The
+Measured (15 steps): 2.0 min wall on the 2-core machine at a load average of 2.5 (36 min at 10-16). The
 base answered "My name is Elena, ...", "I'm glad you're here. I'm a LinguaLingua, ...", "I'm Dr. Elena Luna,
 ..."; the run "My name is Llamalo.", "I am Llamalo, a llmft llmft ...", "I am Llamalo, the AI assistant.";
 both "The capital of France is Paris."
