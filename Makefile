@@ -46,6 +46,7 @@ test: install-test browser
 	$(PY) -m pytest -q -p no:cacheprovider -m "not real_model" tests
 
 # Every test on the real model (tests/real), the learning ones included; see tests/real/conftest.py.
+# Measured: 10 minutes on 2 cores at a load average of 2.5 (12 minutes of CPU), the model already fetched.
 test-real: install-test
 	$(PY) -m pytest -q -p no:cacheprovider --durations=0 tests/real
 
