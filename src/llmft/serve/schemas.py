@@ -1,7 +1,10 @@
 """The request bodies the server takes and the response objects it returns, in OpenAI's shapes.
 
-Requests are pydantic models that ignore fields llmft has no use for (``user``, ``logit_bias`` ...), as OpenAI
-clients send many; a field llmft reads is checked here, so a wrong value is a 400 naming the field. The
+Requests are pydantic models that ignore fields that change nothing about the answer (``user``,
+``metadata`` ...), as OpenAI clients send many; a field llmft reads is checked here, so a wrong value is a 400
+naming the field. A field that would change the answer but that llmft does not implement (``logprobs``,
+``response_format`` ...: the ``UNSUPPORTED`` table) is refused unless it has its neutral value: a client must
+never get an answer that silently ignored what it asked for. The
 defaults are OpenAI's (``temperature`` 1), not `llmft generate`'s greedy one: a client written for OpenAI
 must get what it expects.
 """
@@ -73,6 +76,31 @@ class CompletionRequest(CommonRequest):
 
 Request = TypeVar("Request", bound=BaseModel)
 
+# Fields llmft does not implement -> the values that ask for nothing (OpenAI's defaults): any other is a 400.
+UNSUPPORTED: dict[str, tuple[object, ...]] = {
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "response_format": (None, {"type": "text"}),
+    "tool_choice": (None, "auto", "none"),
+    "echo": (None, False),
+    "suffix": (None, ""),
+    "best_of": (None, 1),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0),
+    "frequency_penalty": (None, 0),
+}
+
+
+def _refuse_unsupported(data: dict[str, object]) -> None:
+    for name, neutral in UNSUPPORTED.items():
+        if name in data and data[name] not in neutral:
+            raise ApiError(
+                "invalid_request",
+                f"{name}: not supported by llmft serve (got {data[name]!r}); "
+                f"leave it out or send {neutral[1]!r}",
+                param=name,
+            )
+
 
 def parse(model: type[Request], data: object) -> Request:
     """The request, or a 400 naming the first wrong field, its problem and the value sent."""
@@ -80,6 +108,7 @@ def parse(model: type[Request], data: object) -> Request:
         raise ApiError(
             "invalid_request", f"the request body must be a JSON object, got {type(data).__name__}"
         )
+    _refuse_unsupported(data)
     try:
         return model.model_validate(data)
     except ValidationError as err:

@@ -76,6 +76,14 @@ BAD_REQUESTS = [
      "at most 4 stop sequences"),
     ("bad tools", {"model": "tiny", "messages": USER, "tools": ["x"]}, 400, "tools", None,
      "not a list of function schemas"),
+    ("logprobs", {"model": "tiny", "messages": USER, "logprobs": True}, 400, "logprobs", None,
+     "logprobs: not supported by llmft serve (got True)"),
+    ("json mode", {"model": "tiny", "messages": USER, "response_format": {"type": "json_object"}}, 400,
+     "response_format", None, "not supported by llmft serve"),
+    ("forced tool", {"model": "tiny", "messages": USER, "tool_choice": "required"}, 400, "tool_choice", None,
+     "leave it out or send 'auto'"),
+    ("penalty", {"model": "tiny", "messages": USER, "frequency_penalty": 0.5}, 400, "frequency_penalty", None,
+     "not supported"),
 ]  # fmt: skip
 
 
@@ -89,6 +97,13 @@ def test_bad_requests_get_openai_error_objects(client, body, status, param, code
     assert set(error) == {"message", "type", "param", "code"}
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
     assert says in error["message"]
+
+
+def test_neutral_values_of_unimplemented_fields_are_accepted(client) -> None:
+    """What OpenAI clients send by default (logprobs false, text format, auto tools) asks for nothing."""
+    answer = chat(client, max_tokens=2, temperature=0, logprobs=False, response_format={"type": "text"},
+                  tool_choice="auto", presence_penalty=0, user="someone")  # fmt: skip
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_huge_body_is_refused_before_it_is_read(llama) -> None:
