@@ -23,7 +23,9 @@ def export(
     format: str = typer.Option("gguf", "--format", help="Output format: gguf."),  # noqa: A002 - the CLI word
     quant: str = typer.Option("f16", "--quant", help=QUANT_HELP),
     out: Path | None = typer.Option(None, "--out", help="File to write (default: RUN/model-QUANT.gguf)."),
-    base: str | None = typer.Option(None, "--base", help="Base model, if it moved since training."),
+    base: str | None = typer.Option(
+        None, "--base", help="Base model (folder, Hub id or .gguf file), if it moved since training."
+    ),
 ) -> None:
     """Export the trained model for llama.cpp and other GGUF readers (Llama, Mistral, Qwen2, GPT-2)."""
     from llmft.errors import ExportError

@@ -16,7 +16,9 @@ def merge(
     run: Path = typer.Argument(..., help="Run directory (training output_dir) or a saved adapter folder."),
     out: Path = typer.Option(..., "--out", help="Folder to write the merged model to (new or empty)."),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE_HELP),
-    base: str | None = typer.Option(None, "--base", help="Base model, if it moved since training."),
+    base: str | None = typer.Option(
+        None, "--base", help="Base model (folder, Hub id or .gguf file), if it moved since training."
+    ),
     max_shard_size: str = typer.Option(
         "2GB", "--max-shard-size", help="Largest safetensors shard, e.g. 5GB."
     ),

@@ -90,7 +90,8 @@ def _read_json(path: Path) -> dict[str, object] | None:
 
 
 def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run_dir: Path | None) -> str:
-    """The base model: ``--base``, else the adapter's ``base_model_name_or_path``, which must still exist.
+    """The base model: ``--base`` (a folder, Hub id or .gguf file), else the adapter's
+    ``base_model_name_or_path``, which must still exist.
 
     A run trained on a GGUF file names the float32 copy in llmft's cache; when that copy was removed and the
     GGUF is still there, the copy is written again (models/gguf_copy.py): the one case that loads weights.
@@ -103,12 +104,28 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run
             where=WHERE,
         )
     name = str(name)
+    if override is not None and _is_gguf_file(override):
+        return _gguf_base(Path(override).expanduser())
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
         gguf = _gguf_record(run_dir) if override is None else None
         if gguf is not None and _restore_gguf_copy(name, gguf):
             return name
         raise _missing_base(name, model_dir, given=override is not None, gguf=gguf)
     return name
+
+
+def _is_gguf_file(name: str) -> bool:
+    path = Path(name).expanduser()
+    return path.suffix.lower() == ".gguf" and path.is_file()
+
+
+def _gguf_base(path: Path) -> str:
+    """``--base x.gguf``: its float32 copy (written once, as a run on that file would), the folder peft and
+    transformers load."""
+    from llmft.models.gguf import read_info
+    from llmft.models.gguf_copy import materialise
+
+    return str(materialise(read_info(path, key="--base")).folder)
 
 
 def _gguf_record(run_dir: Path | None) -> dict[str, object] | None:

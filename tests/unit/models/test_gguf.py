@@ -4,6 +4,7 @@ is not GGUF, or holds what transformers cannot unpack."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -258,3 +259,18 @@ def test_a_run_whose_gguf_moved_says_so_when_its_copy_is_gone(ggufs, tmp_path: P
         f"the adapter's base model `{copy.folder}` is not there any more: it was llmft's float32 copy of "
         f"GGUF file `{path}`, which has since moved or changed, so the copy cannot be made again"
     )
+
+
+def test_base_option_takes_a_gguf_file_as_the_adapters_base(ggufs, tmp_path: Path, cache: Path) -> None:  # noqa: ANN001
+    """`llmft merge/export RUN --base x.gguf`: the adapter's base is that file's float32 copy."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(tmp_path / "gone"),
+    }
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    source = resolve_source(adapter, base=str(ggufs["f32"]))
+    assert Path(source.base).parent == cache and (Path(source.base) / MARKER).is_file()
+    assert resolve_source(adapter, base=str(ggufs["f32"])).base == source.base  # written once, then reused
