@@ -154,6 +154,13 @@ def test_a_sigkilled_grpo_run_resumes_the_same_rollouts(runs: dict) -> None:  # 
         for key in ("loss", "reward", "rewards/length/mean", "kl", "completions/mean_length"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), (a["step"], key)
 
+    # The samples too: what the killed run wrote after its checkpoint is dropped, then written again.
+    def shown(run: Path) -> list[tuple[object, ...]]:
+        lines = (run / "rollouts.jsonl").read_text(encoding="utf-8").splitlines()
+        return [(s["step"], s["prompt"], s["completion"]) for s in map(json.loads, lines)]
+
+    assert shown(runs["killed"]) == shown(runs["whole"])
+
 
 def test_grpo_raises_a_reward_a_tiny_model_can_learn(runs: dict) -> None:  # noqa: ANN001
     root = runs["root"]

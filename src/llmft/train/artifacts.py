@@ -101,13 +101,19 @@ class MetricsLog:
             ) from err
 
     def truncate_after(self, step: int) -> None:
-        """Drop the lines a killed run wrote after the checkpoint at ``step``; the resumed run writes them
-        again. A line a kill cut short (or a blank one) belongs to no step and goes too."""
-        if not self.path.exists():
-            return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if _step_of(line) <= step]
-        write_atomic(self.path, "".join(f"{line}\n" for line in kept))
+        """Drop the lines a killed run wrote after the checkpoint at ``step`` (see ``truncate_after``)."""
+        truncate_after(self.path, step)
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop the lines of a per-step JSONL log (metrics, RL samples) a killed run wrote after the checkpoint
+    at ``step``; the resumed run writes them again. A line a kill cut short (or a blank one) belongs to no
+    step and goes too."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if _step_of(line) <= step]
+    write_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
 def _step_of(line: str) -> float:

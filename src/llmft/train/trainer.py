@@ -27,7 +27,7 @@ from llmft.evaluate.best import Best
 from llmft.evaluate.run import evaluate
 from llmft.run_dir import RunDir
 from llmft.train import checkpoint as ckpt
-from llmft.train.artifacts import MetricsLog
+from llmft.train.artifacts import MetricsLog, truncate_after
 from llmft.train.commands import resume_command
 from llmft.train.distributed.group import Distribution
 from llmft.train.loop import LoopHooks, LoopState, TrainSetup, train
@@ -269,9 +269,9 @@ class LocalTrainer:
         return folder
 
     def resume(self, folder: Path) -> LoopState:
-        """Load ``folder`` (already checked by train/resume.py) and continue from its step: metrics the
-        killed run wrote after it are dropped (the resumed run writes them again), and the best value so far
-        is restored, so a worse evaluation after the resume cannot move the best."""
+        """Load ``folder`` (already checked by train/resume.py) and continue from its step: metrics (and RL
+        samples) the killed run wrote after it are dropped (the resumed run writes them again), and the best
+        value so far is restored, so a worse evaluation after the resume cannot move the best."""
         state = ckpt.restore_checkpoint(  # whole tensors, cut into this process's shards under FSDP/ZeRO
             folder,
             self.loop.placement,
@@ -284,6 +284,7 @@ class LocalTrainer:
         )
         if self.dist.is_main:
             self.metrics_log.truncate_after(state.step)
+            truncate_after(RunDir(self.out).rollouts_file, state.step)  # online RL's samples, if any
         recorded = ckpt.read_best(self.out)
         if self.best is not None and recorded is not None:
             metric, step, value = recorded

@@ -42,3 +42,15 @@ def test_a_failed_config_write_names_the_last_good_checkpoint(
     message = caught.value.render()
     assert f"the last good checkpoint is {good}" in message, message
     assert "`llmft train run.yaml --resume`" in message, message
+
+
+def test_a_per_step_log_keeps_only_the_lines_up_to_the_resumed_checkpoint(tmp_path: Path) -> None:
+    """metrics.jsonl and rollouts.jsonl after a kill: lines of later steps and a line cut short go."""
+    log = tmp_path / "rollouts.jsonl"
+    log.write_text('{"step": 1, "completion": "a"}\n{"step": 3, "completion": "b"}\n'
+                   '{"step": 5, "completion": "c"}\n{"step": 5, "compl', encoding="utf-8")  # fmt: skip
+    artifacts.truncate_after(log, 3)
+    kept = log.read_text(encoding="utf-8")
+    assert kept == '{"step": 1, "completion": "a"}\n{"step": 3, "completion": "b"}\n'
+    artifacts.truncate_after(tmp_path / "absent.jsonl", 3)  # no file: nothing to do
+    assert not (tmp_path / "absent.jsonl").exists()
