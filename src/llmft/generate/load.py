@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmft.config.schema.model import GGUF_SUFFIX
 from llmft.errors import ModelError
 from llmft.run_dir import RunDir, read_json
 
@@ -39,11 +40,10 @@ def model_dir_of(path: str | Path) -> tuple[Path, Path | None]:
     """(model dir, run dir or None) for a run dir, a model dir or a GGUF file (its float32 copy in the cache,
     written on first use, as a run on it would); a clear error for anything else."""
     root = Path(path)
-    if root.suffix.lower() == ".gguf" and root.is_file():  # a GGUF base as it is: its float32 copy
-        from llmft.models.gguf import read_info
-        from llmft.models.gguf_copy import materialise
+    if root.suffix.lower() == GGUF_SUFFIX and root.is_file():  # a GGUF base as it is: its float32 copy
+        from llmft.models.gguf_copy import copy_of
 
-        return materialise(read_info(root, key="model")).folder, None
+        return copy_of(root, key="model"), None
     run = RunDir(root)
     if run.finished():
         return run.model_dir, root

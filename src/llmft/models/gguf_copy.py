@@ -78,6 +78,12 @@ def prepare_base(cfg: ModelConfig, token: str | None = None) -> tuple[ModelConfi
     return section, copy
 
 
+def copy_of(path: Path, key: str = WHERE) -> Path:
+    """The float32 copy's folder for a GGUF file named outside a config (`llmft generate x.gguf`,
+    `--base x.gguf`, the bench): written once, then reused, as a run on that file would."""
+    return materialise(read_info(path, key)).folder
+
+
 def plan_note(cfg: ModelConfig, token: str | None = None) -> str | None:
     """What a run will do with a GGUF base, for `llmft validate --deep` (which writes nothing)."""
     ref = model_gguf_ref(cfg)
